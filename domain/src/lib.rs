@@ -1,0 +1,55 @@
+//! Herald's domain: aggregates, commands, events, domain errors and the pure rules
+//! they rely on. Nothing here performs I/O; every decision takes what it needs
+//! (the current time, the campaign's time zone) as command data, so the
+//! given/when/then tests beside each aggregate need no database.
+//!
+//! Layout: one module per aggregate (`tenant`, `user`, `campaign`, `post`), the
+//! shared rules (`text` for grapheme limits and facets, `schedule` for time zones
+//! and RRULEs, `access` for the role × action matrix), event `metadata`, and the
+//! `upcast` registry that loads old event shapes.
+
+pub mod access;
+pub mod campaign;
+pub mod error;
+pub mod metadata;
+pub mod post;
+pub mod schedule;
+pub mod tenant;
+pub mod text;
+pub mod upcast;
+pub mod user;
+
+pub use error::DomainError;
+
+/// Implements `cqrs_es::DomainEvent` for an event enum whose variants are
+/// serialized with serde's external tagging: the event type is the variant name
+/// and the version is the given schema version.
+#[macro_export]
+macro_rules! domain_event {
+    ($ty:ty, $version:expr) => {
+        impl cqrs_es::DomainEvent for $ty {
+            fn event_type(&self) -> String {
+                let value = serde_json::to_value(self).expect("events serialize");
+                match value {
+                    serde_json::Value::Object(map) => {
+                        map.keys().next().cloned().unwrap_or_default()
+                    }
+                    serde_json::Value::String(name) => name,
+                    _ => String::new(),
+                }
+            }
+            fn event_version(&self) -> String {
+                $version.to_string()
+            }
+        }
+    };
+}
+
+/// A command addressed to an aggregate on behalf of a tenant. Every aggregate
+/// remembers its tenant and answers `NotFound` to any other, so an id from a
+/// foreign tenant behaves exactly like an id that does not exist.
+#[derive(Debug, Clone)]
+pub struct Scoped<C> {
+    pub tenant_id: uuid::Uuid,
+    pub command: C,
+}

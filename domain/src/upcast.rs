@@ -1,0 +1,102 @@
+//! Upcasters: how old stored event shapes are read as the current ones. The
+//! event store and the global log reader apply the same list, so aggregates and
+//! projectors never see an old shape.
+
+use cqrs_es::persist::{EventUpcaster, SerializedEvent};
+use serde_json::{Value, json};
+
+/// Rewrites one event type from one version to the next.
+struct Step {
+    event_type: &'static str,
+    from: &'static str,
+    to: &'static str,
+    rewrite: fn(Value) -> Value,
+}
+
+impl EventUpcaster for Step {
+    fn can_upcast(&self, event_type: &str, event_version: &str) -> bool {
+        event_type == self.event_type && event_version == self.from
+    }
+
+    fn upcast(&self, mut event: SerializedEvent) -> SerializedEvent {
+        event.payload = (self.rewrite)(event.payload);
+        event.event_version = self.to.to_string();
+        event
+    }
+}
+
+/// `PostCreated` version 1 stored each entry as `{text, lang}` with an optional
+/// single language and no facets. Version 2 has `langs: [..]` and `facets`.
+fn post_created_v1_to_v2(mut payload: Value) -> Value {
+    if let Some(entries) = payload
+        .get_mut("PostCreated")
+        .and_then(|p| p.get_mut("entries"))
+        .and_then(Value::as_array_mut)
+    {
+        for entry in entries {
+            let text = entry
+                .get("text")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            let facets = crate::text::detect_facets(text);
+            let langs = match entry.get("lang").and_then(Value::as_str) {
+                Some(lang) => vec![lang.to_string()],
+                None => vec![],
+            };
+            *entry = json!({ "text": text, "langs": langs, "facets": facets });
+        }
+    }
+    payload
+}
+
+/// Every upcaster, in the order they apply.
+pub fn upcasters() -> Vec<Box<dyn EventUpcaster>> {
+    vec![Box::new(Step {
+        event_type: "PostCreated",
+        from: "1",
+        to: "2",
+        rewrite: post_created_v1_to_v2,
+    })]
+}
+
+/// Applies every matching upcaster to `event`.
+pub fn upcast(mut event: SerializedEvent) -> SerializedEvent {
+    for upcaster in upcasters() {
+        if upcaster.can_upcast(&event.event_type, &event.event_version) {
+            event = upcaster.upcast(event);
+        }
+    }
+    event
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::post::PostEvent;
+
+    #[test]
+    fn post_created_v1_loads_as_the_current_shape() {
+        let old = SerializedEvent::new(
+            "p1".into(),
+            1,
+            "Post".into(),
+            "PostCreated".into(),
+            "1".into(),
+            json!({"PostCreated": {
+                "tenant_id": "00000000-0000-0000-0000-000000000001",
+                "campaign_id": "00000000-0000-0000-0000-000000000002",
+                "entries": [{"text": "hi #there", "lang": "en"}, {"text": "second"}]
+            }}),
+            json!({}),
+        );
+        let new = upcast(old);
+        assert_eq!(new.event_version, "2");
+        let event: PostEvent = serde_json::from_value(new.payload).unwrap();
+        let PostEvent::PostCreated { entries, .. } = event else {
+            panic!("wrong variant")
+        };
+        assert_eq!(entries[0].langs, vec!["en".to_string()]);
+        assert_eq!(entries[0].facets.len(), 1);
+        assert!(entries[1].langs.is_empty());
+    }
+}
