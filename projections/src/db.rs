@@ -1,0 +1,122 @@
+//! The database handle: one pool for the event store of the configured backend,
+//! and one `Any` pool for read models, checkpoints and sessions, whose SQL is
+//! written once for both PostgreSQL and SQLite.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::any::AnyPoolOptions;
+use sqlx::postgres::{PgPoolOptions, PgPool};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::AnyPool;
+
+use crate::StoreError;
+
+/// The event-store pool of the configured backend.
+#[derive(Clone, Debug)]
+pub enum Backend {
+    Postgres(PgPool),
+    Sqlite(SqlitePool),
+}
+
+/// Connections to Herald's database.
+#[derive(Clone, Debug)]
+pub struct Database {
+    pub backend: Backend,
+    /// Pool for the SQL shared by both backends.
+    pub any: AnyPool,
+}
+
+static POSTGRES: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgres");
+static SQLITE: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
+static COMMON: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/common");
+
+impl Database {
+    /// Connects to `url` (`postgres://…` or `sqlite://…`) with up to
+    /// `max_connections` per pool. A SQLite file is created if missing.
+    pub async fn connect(url: &str, max_connections: u32) -> Result<Self, StoreError> {
+        sqlx::any::install_default_drivers();
+        let backend = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Backend::Postgres(
+                PgPoolOptions::new()
+                    .max_connections(max_connections)
+                    .acquire_timeout(Duration::from_secs(10))
+                    .connect(url)
+                    .await?,
+            )
+        } else if url.starts_with("sqlite:") {
+            let options = SqliteConnectOptions::from_str(url)?
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal)
+                .busy_timeout(Duration::from_secs(30));
+            Backend::Sqlite(
+                SqlitePoolOptions::new()
+                    .max_connections(max_connections.min(8))
+                    .connect_with(options)
+                    .await?,
+            )
+        } else {
+            return Err(StoreError::UnsupportedUrl);
+        };
+        let any_url = match &backend {
+            // The file exists now; WAL mode is a property of the file.
+            Backend::Sqlite(_) => url.to_string(),
+            Backend::Postgres(_) => url.to_string(),
+        };
+        let any = AnyPoolOptions::new()
+            .max_connections(max_connections)
+            .acquire_timeout(Duration::from_secs(10))
+            .after_connect(|conn, _| {
+                Box::pin(async move {
+                    if conn.backend_name() == "SQLite" {
+                        sqlx::query("PRAGMA busy_timeout = 30000").execute(conn).await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect(&any_url)
+            .await?;
+        Ok(Self { backend, any })
+    }
+
+    /// Whether the backend is PostgreSQL.
+    pub fn is_postgres(&self) -> bool {
+        matches!(self.backend, Backend::Postgres(_))
+    }
+
+    /// Applies every pending migration: the backend's event store, then the
+    /// tables shared by both backends.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        let mut common = sqlx::migrate::Migrator {
+            migrations: COMMON.migrations.clone(),
+            ..sqlx::migrate::Migrator::DEFAULT
+        };
+        common.set_ignore_missing(true);
+        let mut own = sqlx::migrate::Migrator {
+            migrations: match self.backend {
+                Backend::Postgres(_) => POSTGRES.migrations.clone(),
+                Backend::Sqlite(_) => SQLITE.migrations.clone(),
+            },
+            ..sqlx::migrate::Migrator::DEFAULT
+        };
+        own.set_ignore_missing(true);
+        match &self.backend {
+            Backend::Postgres(pool) => {
+                own.run(pool).await?;
+                common.run(pool).await?;
+            }
+            Backend::Sqlite(pool) => {
+                own.run(pool).await?;
+                common.run(pool).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks that the database answers.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.any).await?;
+        Ok(())
+    }
+}

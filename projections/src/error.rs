@@ -1,0 +1,20 @@
+//! Infrastructure failures of the store and the read side.
+
+/// A failure of the database or of stored data, never a domain rejection.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error")]
+    Database(#[from] sqlx::Error),
+    #[error("migration failed")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("stored event {position} cannot be decoded")]
+    Decode {
+        position: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("event store error: {0}")]
+    EventStore(String),
+    #[error("unsupported database URL (expected postgres:// or sqlite://)")]
+    UnsupportedUrl,
+}

@@ -1,0 +1,227 @@
+//! The global event log: every event of every aggregate in commit order.
+//!
+//! On PostgreSQL, concurrent transactions commit out of position order, so a
+//! reader that follows `position > checkpoint` alone would skip an event whose
+//! transaction commits after a later position was read. The log therefore
+//! orders by `(transaction_id, global_position)` and only returns events whose
+//! transaction is older than the oldest transaction still running
+//! (`pg_snapshot_xmin(pg_current_snapshot())`): below that horizon no new event
+//! can ever appear, so a checkpoint never jumps over one. On SQLite writers are
+//! serialised, so the position assigned at insert time is commit order.
+
+use std::collections::HashMap;
+use std::fmt;
+
+use cqrs_es::persist::SerializedEvent;
+use domain::metadata::EventMetadata;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use sqlx::Row;
+
+use crate::StoreError;
+use crate::db::{Backend, Database};
+
+/// A point in the global log. `tx` is the PostgreSQL transaction id (0 on
+/// SQLite); positions compare as `(tx, seq)`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Position {
+    pub tx: i64,
+    pub seq: i64,
+}
+
+impl fmt::Display for Position {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.tx, self.seq)
+    }
+}
+
+/// One event as read from the global log, already upcast to its current shape.
+#[derive(Debug, Clone)]
+pub struct StoredEvent {
+    pub position: Position,
+    pub aggregate_type: String,
+    pub aggregate_id: String,
+    pub sequence: i64,
+    pub event_type: String,
+    pub event_version: String,
+    pub payload: Value,
+    pub metadata: EventMetadata,
+}
+
+impl StoredEvent {
+    /// Deserializes the payload into an aggregate's event enum.
+    pub fn decode<E: DeserializeOwned>(&self) -> Result<E, StoreError> {
+        E::deserialize(&self.payload).map_err(|source| StoreError::Decode {
+            position: self.position.to_string(),
+            source,
+        })
+    }
+}
+
+/// Reader of the global log.
+#[derive(Clone, Debug)]
+pub struct GlobalLog {
+    db: Database,
+}
+
+const PG_READ: &str = "
+SELECT transaction_id::text::bigint AS tx, global_position AS seq, aggregate_type, aggregate_id,
+       sequence, event_type, event_version, payload::text AS payload, metadata::text AS metadata
+  FROM events
+ WHERE (transaction_id, global_position) > ($1::text::xid8, $2)
+   AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+ ORDER BY transaction_id, global_position
+ LIMIT $3";
+
+const SQLITE_READ: &str = "
+SELECT 0 AS tx, global_position AS seq, aggregate_type, aggregate_id,
+       sequence, event_type, event_version, payload, metadata
+  FROM events
+ WHERE global_position > $1
+ ORDER BY global_position
+ LIMIT $2";
+
+fn decode_row(
+    tx: i64,
+    seq: i64,
+    row: (String, String, i64, String, String, String, String),
+) -> Result<StoredEvent, StoreError> {
+    let (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata) =
+        row;
+    let position = Position { tx, seq };
+    let bad = |source| StoreError::Decode {
+        position: position.to_string(),
+        source,
+    };
+    let payload: Value = serde_json::from_str(&payload).map_err(bad)?;
+    let meta_map: HashMap<String, String> = serde_json::from_str(&metadata).map_err(bad)?;
+    let metadata = EventMetadata::from_map(&meta_map).ok_or_else(|| StoreError::Decode {
+        position: position.to_string(),
+        source: serde::de::Error::custom("event metadata lacks tenant, actor or ids"),
+    })?;
+    let upcast = domain::upcast::upcast(SerializedEvent::new(
+        aggregate_id,
+        sequence as usize,
+        aggregate_type,
+        event_type,
+        event_version,
+        payload,
+        Value::Null,
+    ));
+    Ok(StoredEvent {
+        position,
+        aggregate_type: upcast.aggregate_type,
+        aggregate_id: upcast.aggregate_id,
+        sequence,
+        event_type: upcast.event_type,
+        event_version: upcast.event_version,
+        payload: upcast.payload,
+        metadata,
+    })
+}
+
+impl GlobalLog {
+    /// A reader over `db`'s event table.
+    pub fn new(db: Database) -> Self {
+        Self { db }
+    }
+
+    /// Up to `limit` events after `after`, in commit order.
+    pub async fn read_after(
+        &self,
+        after: Position,
+        limit: i64,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        macro_rules! rows {
+            ($rows:expr) => {
+                $rows
+                    .into_iter()
+                    .map(|row| {
+                        decode_row(
+                            row.try_get("tx")?,
+                            row.try_get("seq")?,
+                            (
+                                row.try_get("aggregate_type")?,
+                                row.try_get("aggregate_id")?,
+                                row.try_get("sequence")?,
+                                row.try_get("event_type")?,
+                                row.try_get("event_version")?,
+                                row.try_get("payload")?,
+                                row.try_get("metadata")?,
+                            ),
+                        )
+                    })
+                    .collect()
+            };
+        }
+        match &self.db.backend {
+            Backend::Postgres(pool) => {
+                let rows = sqlx::query(PG_READ)
+                    .bind(after.tx.to_string())
+                    .bind(after.seq)
+                    .bind(limit)
+                    .fetch_all(pool)
+                    .await?;
+                rows!(rows)
+            }
+            Backend::Sqlite(pool) => {
+                let rows = sqlx::query(SQLITE_READ)
+                    .bind(after.seq)
+                    .bind(limit)
+                    .fetch_all(pool)
+                    .await?;
+                rows!(rows)
+            }
+        }
+    }
+
+    /// Where an aggregate's event `sequence` sits in the log.
+    pub async fn position_of(
+        &self,
+        aggregate_type: &str,
+        aggregate_id: &str,
+        sequence: i64,
+    ) -> Result<Option<Position>, StoreError> {
+        let row: Option<(i64, i64)> = match &self.db.backend {
+            Backend::Postgres(pool) => {
+                sqlx::query_as(
+                    "SELECT transaction_id::text::bigint, global_position FROM events
+                      WHERE aggregate_type = $1 AND aggregate_id = $2 AND sequence = $3",
+                )
+                .bind(aggregate_type)
+                .bind(aggregate_id)
+                .bind(sequence)
+                .fetch_optional(pool)
+                .await?
+            }
+            Backend::Sqlite(pool) => {
+                sqlx::query_as(
+                    "SELECT 0, global_position FROM events
+                      WHERE aggregate_type = $1 AND aggregate_id = $2 AND sequence = $3",
+                )
+                .bind(aggregate_type)
+                .bind(aggregate_id)
+                .bind(sequence)
+                .fetch_optional(pool)
+                .await?
+            }
+        };
+        Ok(row.map(|(tx, seq)| Position { tx, seq }))
+    }
+
+    /// The highest global position written so far (0 for an empty log).
+    pub async fn head(&self) -> Result<i64, StoreError> {
+        let (head,): (Option<i64>,) = sqlx::query_as("SELECT MAX(global_position) FROM events")
+            .fetch_one(&self.db.any)
+            .await?;
+        Ok(head.unwrap_or(0))
+    }
+
+    /// Number of events in the log.
+    pub async fn count(&self) -> Result<i64, StoreError> {
+        let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM events")
+            .fetch_one(&self.db.any)
+            .await?;
+        Ok(n)
+    }
+}

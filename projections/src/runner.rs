@@ -1,0 +1,373 @@
+//! The projector runner. Each projection has one durable checkpoint row; a
+//! batch of events and the checkpoint move forward in the same transaction, so
+//! a crash at any point neither loses nor repeats an event. At most one process
+//! advances a projection at a time: the checkpoint row carries a lease, and
+//! every batch's checkpoint update is fenced on still holding it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::AnyConnection;
+use tokio::sync::watch;
+use uuid::Uuid;
+
+use crate::{Database, GlobalLog, Position, StoredEvent, StoreError};
+
+/// How long a lease lasts without renewal.
+const LEASE: Duration = Duration::from_secs(10);
+/// How long an idle runner sleeps before looking at the log again, when no
+/// commit in this process woke it (commits made by other processes).
+const IDLE_POLL: Duration = Duration::from_millis(100);
+
+/// A read model fed from the global log.
+#[async_trait]
+pub trait Projection: Send + Sync + 'static {
+    /// Stable name: the checkpoint key and the `--projection` argument.
+    fn name(&self) -> &'static str;
+    /// Tables this projection owns; a replay empties them first.
+    fn tables(&self) -> &'static [&'static str];
+    /// Applies one event. Called inside the batch transaction, in log order,
+    /// exactly once per event for a given checkpoint.
+    async fn apply(&self, conn: &mut AnyConnection, event: &StoredEvent) -> Result<(), StoreError>;
+}
+
+fn now_micros() -> i64 {
+    crate::micros(chrono::Utc::now())
+}
+
+/// Runs one projection.
+#[derive(Clone)]
+pub struct Projector {
+    db: Database,
+    log: GlobalLog,
+    projection: Arc<dyn Projection>,
+    owner: String,
+    batch_size: i64,
+}
+
+impl Projector {
+    /// A runner for `projection`; `owner` names this process in the lease.
+    pub fn new(db: Database, projection: Arc<dyn Projection>, owner: String) -> Self {
+        Self {
+            log: GlobalLog::new(db.clone()),
+            db,
+            projection,
+            owner,
+            batch_size: 1000,
+        }
+    }
+
+    /// The projection's name.
+    pub fn name(&self) -> &'static str {
+        self.projection.name()
+    }
+
+    /// Sets how many events one transaction applies.
+    pub fn with_batch_size(mut self, batch_size: i64) -> Self {
+        self.batch_size = batch_size;
+        self
+    }
+
+    async fn ensure_row(&self) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO projection_checkpoints (name) VALUES ($1) ON CONFLICT (name) DO NOTHING")
+            .bind(self.name())
+            .execute(&self.db.any)
+            .await?;
+        Ok(())
+    }
+
+    /// Takes or renews the lease; `true` if this runner holds it now.
+    pub async fn acquire_lease(&self) -> Result<bool, StoreError> {
+        self.ensure_row().await?;
+        let now = now_micros();
+        let done = sqlx::query(
+            "UPDATE projection_checkpoints SET lease_owner = $1, lease_until = $2
+              WHERE name = $3 AND (lease_owner = $1 OR lease_owner IS NULL OR lease_until < $4)",
+        )
+        .bind(&self.owner)
+        .bind(now + LEASE.as_micros() as i64)
+        .bind(self.name())
+        .bind(now)
+        .execute(&self.db.any)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Gives the lease up so another process can take over at once.
+    pub async fn release_lease(&self) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE projection_checkpoints SET lease_owner = NULL, lease_until = 0
+              WHERE name = $1 AND lease_owner = $2",
+        )
+        .bind(self.name())
+        .bind(&self.owner)
+        .execute(&self.db.any)
+        .await?;
+        Ok(())
+    }
+
+    /// The durable checkpoint.
+    pub async fn checkpoint(&self) -> Result<Position, StoreError> {
+        checkpoint(&self.db, self.name()).await
+    }
+
+    /// Applies the next batch, if this runner holds the lease. Returns how many
+    /// events were applied (0 when caught up or when the lease is elsewhere).
+    pub async fn step(&self) -> Result<usize, StoreError> {
+        let from = self.checkpoint().await?;
+        let events = self.log.read_after(from, self.batch_size).await?;
+        let Some(last) = events.last() else {
+            return Ok(0);
+        };
+        let mut tx = self.db.any.begin().await?;
+        // Fence first: if the lease moved to another process, nothing is written.
+        let fenced = sqlx::query(
+            "UPDATE projection_checkpoints SET tx = $1, position = $2, lease_until = $3
+              WHERE name = $4 AND lease_owner = $5 AND tx = $6 AND position = $7",
+        )
+        .bind(last.position.tx)
+        .bind(last.position.seq)
+        .bind(now_micros() + LEASE.as_micros() as i64)
+        .bind(self.name())
+        .bind(&self.owner)
+        .bind(from.tx)
+        .bind(from.seq)
+        .execute(&mut *tx)
+        .await?;
+        if fenced.rows_affected() != 1 {
+            tx.rollback().await?;
+            return Ok(0);
+        }
+        for event in &events {
+            self.projection.apply(&mut tx, event).await?;
+        }
+        tx.commit().await?;
+        metrics::counter!("herald_projected_events_total", "projection" => self.name())
+            .increment(events.len() as u64);
+        Ok(events.len())
+    }
+
+    /// Empties the projection's tables and rewinds its checkpoint to zero, in
+    /// one transaction. The caller must hold the lease.
+    pub async fn reset(&self) -> Result<(), StoreError> {
+        let mut tx = self.db.any.begin().await?;
+        let rewound = sqlx::query(
+            "UPDATE projection_checkpoints SET tx = 0, position = 0 WHERE name = $1 AND lease_owner = $2",
+        )
+        .bind(self.name())
+        .bind(&self.owner)
+        .execute(&mut *tx)
+        .await?;
+        if rewound.rows_affected() != 1 {
+            tx.rollback().await?;
+            return Err(StoreError::EventStore(format!(
+                "projection {} is being run by another process",
+                self.name()
+            )));
+        }
+        for table in self.projection.tables() {
+            sqlx::query(&format!("DELETE FROM {table}"))
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Follows the log until `shutdown` flips to true: holds or waits for the
+    /// lease, applies batches, and sleeps until woken by a local commit or the
+    /// idle poll. Errors are logged and retried with a pause.
+    pub async fn run(self, mut appended: watch::Receiver<u64>, mut shutdown: watch::Receiver<bool>, advanced: Arc<watch::Sender<u64>>) {
+        let mut leader = false;
+        let mut last_renewal = std::time::Instant::now() - LEASE;
+        while !*shutdown.borrow() {
+            let result: Result<usize, StoreError> = async {
+                if !leader || last_renewal.elapsed() > LEASE / 3 {
+                    leader = self.acquire_lease().await?;
+                    last_renewal = std::time::Instant::now();
+                }
+                if leader { self.step().await } else { Ok(0) }
+            }
+            .await;
+            match result {
+                Ok(n) if n > 0 => {
+                    advanced.send_modify(|v| *v = v.wrapping_add(1));
+                    continue;
+                }
+                Ok(_) => {}
+                Err(error) => {
+                    tracing::error!(projection = self.name(), error = %error, cause = ?std::error::Error::source(&error), "projector batch failed");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+            tokio::select! {
+                _ = appended.changed() => {}
+                _ = shutdown.changed() => {}
+                _ = tokio::time::sleep(IDLE_POLL) => {}
+            }
+        }
+        if leader {
+            let _ = self.release_lease().await;
+        }
+    }
+}
+
+async fn checkpoint(db: &Database, name: &str) -> Result<Position, StoreError> {
+    let row: Option<(i64, i64)> =
+        sqlx::query_as("SELECT tx, position FROM projection_checkpoints WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&db.any)
+            .await?;
+    Ok(row.map(|(tx, seq)| Position { tx, seq }).unwrap_or_default())
+}
+
+/// Every projection of this deployment, and the ways to run, wait for and
+/// rebuild them.
+#[derive(Clone)]
+pub struct Projectors {
+    db: Database,
+    projections: Vec<Arc<dyn Projection>>,
+    owner: String,
+    /// Bumped by repositories after each commit.
+    pub appended: Arc<watch::Sender<u64>>,
+    /// Bumped by local runners after each applied batch.
+    pub advanced: Arc<watch::Sender<u64>>,
+}
+
+impl Projectors {
+    /// Herald's projections over `db`.
+    pub fn new(db: Database) -> Self {
+        Self {
+            projections: vec![Arc::new(crate::dashboard::Dashboard)],
+            owner: format!("{}:{}", std::process::id(), Uuid::new_v4()),
+            appended: Arc::new(watch::channel(0).0),
+            advanced: Arc::new(watch::channel(0).0),
+            db,
+        }
+    }
+
+    /// Names of all projections.
+    pub fn names(&self) -> Vec<&'static str> {
+        self.projections.iter().map(|p| p.name()).collect()
+    }
+
+    /// A runner per projection (or only the named one).
+    pub fn runners(&self, only: Option<&str>) -> Result<Vec<Projector>, StoreError> {
+        let chosen: Vec<Projector> = self
+            .projections
+            .iter()
+            .filter(|p| only.is_none_or(|n| n == p.name()))
+            .map(|p| Projector::new(self.db.clone(), p.clone(), self.owner.clone()))
+            .collect();
+        if chosen.is_empty() {
+            return Err(StoreError::EventStore(format!(
+                "unknown projection {:?}; known: {}",
+                only.unwrap_or_default(),
+                self.names().join(", ")
+            )));
+        }
+        Ok(chosen)
+    }
+
+    /// Starts one task per projection that follows the log until `shutdown`.
+    pub fn spawn(&self, shutdown: watch::Receiver<bool>) -> Vec<tokio::task::JoinHandle<()>> {
+        self.runners(None)
+            .expect("projections exist")
+            .into_iter()
+            .map(|runner| {
+                tokio::spawn(runner.run(
+                    self.appended.subscribe(),
+                    shutdown.clone(),
+                    self.advanced.clone(),
+                ))
+            })
+            .collect()
+    }
+
+    /// The lowest checkpoint over all projections.
+    pub async fn min_checkpoint(&self) -> Result<Position, StoreError> {
+        let mut min: Option<Position> = None;
+        for p in &self.projections {
+            let c = checkpoint(&self.db, p.name()).await?;
+            min = Some(min.map_or(c, |m| m.min(c)));
+        }
+        Ok(min.unwrap_or_default())
+    }
+
+    /// Waits until every projection has applied `position` (read-your-writes
+    /// for the API); `false` if `timeout` passed first.
+    pub async fn wait_for(&self, position: Position, timeout: Duration) -> Result<bool, StoreError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut advanced = self.advanced.subscribe();
+        loop {
+            if self.min_checkpoint().await? >= position {
+                return Ok(true);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Ok(false);
+            }
+            tokio::select! {
+                _ = advanced.changed() => {}
+                _ = tokio::time::sleep(Duration::from_millis(20)) => {}
+                _ = tokio::time::sleep_until(deadline) => {}
+            }
+        }
+    }
+
+    /// Events the slowest projection still has to apply (approximate on
+    /// PostgreSQL, where positions within concurrent transactions interleave).
+    pub async fn lag(&self) -> Result<i64, StoreError> {
+        let head = GlobalLog::new(self.db.clone()).head().await?;
+        let mut worst = 0;
+        for p in &self.projections {
+            let c = checkpoint(&self.db, p.name()).await?;
+            worst = worst.max(head - c.seq);
+        }
+        metrics::gauge!("herald_projector_lag_events").set(worst as f64);
+        Ok(worst.max(0))
+    }
+
+    /// Rebuilds projections from zero (all, or the named one), reporting
+    /// `(applied, total)` after each batch. Waits up to `lease_wait` for a
+    /// runner in another process to give the lease up.
+    pub async fn replay(
+        &self,
+        only: Option<&str>,
+        lease_wait: Duration,
+        mut progress: impl FnMut(&str, u64, u64),
+    ) -> Result<u64, StoreError> {
+        let total = GlobalLog::new(self.db.clone()).count().await? as u64;
+        let mut applied_all = 0;
+        for runner in self.runners(only)? {
+            let runner = runner.with_batch_size(5000);
+            let deadline = tokio::time::Instant::now() + lease_wait;
+            while !runner.acquire_lease().await? {
+                if tokio::time::Instant::now() >= deadline {
+                    return Err(StoreError::EventStore(format!(
+                        "projection {} is held by another process; stop it first",
+                        runner.name()
+                    )));
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            runner.reset().await?;
+            let mut applied = 0u64;
+            progress(runner.name(), 0, total);
+            loop {
+                let n = runner.step().await? as u64;
+                if n == 0 {
+                    break;
+                }
+                applied += n;
+                progress(runner.name(), applied, total);
+                if applied % 50_000 < n {
+                    runner.acquire_lease().await?;
+                }
+            }
+            runner.release_lease().await?;
+            applied_all += applied;
+        }
+        Ok(applied_all)
+    }
+}

@@ -1,0 +1,209 @@
+//! The write side: cqrs-es's persisted event store on PostgreSQL (postgres-es)
+//! or SQLite (sqlite-es), and [`Repository::execute`], which loads an
+//! aggregate, decides, and appends with the command's metadata, retrying a
+//! bounded number of times when another writer got there first.
+//!
+//! Only the plain event store is used: cqrs-es 0.5's aggregate and snapshot
+//! stores apply new events twice. Queries are not dispatched in-process either;
+//! read models follow the global log (see `runner`).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use cqrs_es::event_sink::EventSink;
+use cqrs_es::persist::{EventStoreAggregateContext, PersistedEventStore};
+use cqrs_es::{Aggregate, AggregateContext, AggregateError, EventEnvelope, EventStore};
+use domain::metadata::EventMetadata;
+use postgres_es::PostgresEventRepository;
+use sqlite_es::SqliteEventRepository;
+use tokio::sync::watch;
+
+use crate::db::{Backend, Database};
+use crate::{GlobalLog, Position, StoreError};
+
+/// How often a command is retried after an optimistic-concurrency conflict.
+pub const MAX_CONFLICT_RETRIES: usize = 5;
+
+/// The cqrs-es event store of either backend.
+pub enum AnyEventStore<A: Aggregate> {
+    Postgres(PersistedEventStore<PostgresEventRepository, A>),
+    Sqlite(PersistedEventStore<SqliteEventRepository, A>),
+}
+
+impl<A: Aggregate> AnyEventStore<A> {
+    fn new(db: &Database) -> Self {
+        match &db.backend {
+            Backend::Postgres(pool) => Self::Postgres(
+                PersistedEventStore::new_event_store(PostgresEventRepository::new(pool.clone()))
+                    .with_upcasters(domain::upcast::upcasters()),
+            ),
+            Backend::Sqlite(pool) => Self::Sqlite(
+                PersistedEventStore::new_event_store(SqliteEventRepository::new(pool.clone()))
+                    .with_upcasters(domain::upcast::upcasters()),
+            ),
+        }
+    }
+}
+
+impl<A: Aggregate> EventStore<A> for AnyEventStore<A> {
+    type AC = EventStoreAggregateContext<A>;
+
+    async fn load_events(&self, id: &str) -> Result<Vec<EventEnvelope<A>>, AggregateError<A::Error>> {
+        match self {
+            Self::Postgres(s) => s.load_events(id).await,
+            Self::Sqlite(s) => s.load_events(id).await,
+        }
+    }
+
+    async fn load_aggregate(&self, id: &str) -> Result<Self::AC, AggregateError<A::Error>> {
+        match self {
+            Self::Postgres(s) => s.load_aggregate(id).await,
+            Self::Sqlite(s) => s.load_aggregate(id).await,
+        }
+    }
+
+    async fn commit(
+        &self,
+        events: Vec<A::Event>,
+        context: Self::AC,
+        metadata: HashMap<String, String>,
+    ) -> Result<Vec<EventEnvelope<A>>, AggregateError<A::Error>> {
+        match self {
+            Self::Postgres(s) => s.commit(events, context, metadata).await,
+            Self::Sqlite(s) => s.commit(events, context, metadata).await,
+        }
+    }
+}
+
+/// Why a command did not produce events.
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError<E: std::error::Error> {
+    /// The aggregate refused the command.
+    #[error(transparent)]
+    Rejected(E),
+    /// Other writers kept winning the race; the caller may try again.
+    #[error("the {0} was changed concurrently; try again")]
+    Conflict(&'static str),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What a successful command appended.
+#[derive(Debug, Clone)]
+pub struct Committed {
+    pub aggregate_type: &'static str,
+    pub aggregate_id: String,
+    /// Sequence of the last appended event; `None` if the command was a no-op.
+    pub last_sequence: Option<i64>,
+}
+
+/// Loads and changes aggregates of type `A`.
+pub struct Repository<A: Aggregate> {
+    store: AnyEventStore<A>,
+    log: GlobalLog,
+    appended: Arc<watch::Sender<u64>>,
+}
+
+impl<A> Repository<A>
+where
+    A: Aggregate<Services = ()>,
+    A::Command: Clone,
+{
+    /// A repository over `db`; `appended` is bumped after every commit so
+    /// projectors in this process wake at once.
+    pub fn new(db: &Database, appended: Arc<watch::Sender<u64>>) -> Self {
+        Self {
+            store: AnyEventStore::new(db),
+            log: GlobalLog::new(db.clone()),
+            appended,
+        }
+    }
+
+    /// The aggregate's current state (`Default` if it has no events).
+    #[tracing::instrument(skip_all, fields(aggregate = A::TYPE, aggregate_id = id), err)]
+    pub async fn load(&self, id: &str) -> Result<A, StoreError> {
+        let mut context = self.store.load_aggregate(id).await.map_err(store_error)?;
+        Ok(std::mem::take(context.aggregate()))
+    }
+
+    /// Handles `command` against aggregate `id` and appends the resulting
+    /// events with `metadata`, retrying on optimistic-concurrency conflicts.
+    #[tracing::instrument(skip_all, fields(aggregate = A::TYPE, aggregate_id = id, tenant = %metadata.tenant_id), err)]
+    pub async fn execute(
+        &self,
+        id: &str,
+        command: A::Command,
+        metadata: &EventMetadata,
+    ) -> Result<Committed, CommandError<A::Error>> {
+        let started = std::time::Instant::now();
+        let result = self.execute_inner(id, command, metadata).await;
+        let outcome = match &result {
+            Ok(_) => "ok",
+            Err(CommandError::Rejected(_)) => "rejected",
+            Err(CommandError::Conflict(_)) => "conflict",
+            Err(CommandError::Store(_)) => "error",
+        };
+        metrics::counter!("herald_commands_total", "aggregate" => A::TYPE, "outcome" => outcome)
+            .increment(1);
+        metrics::histogram!("herald_command_duration_seconds", "aggregate" => A::TYPE)
+            .record(started.elapsed().as_secs_f64());
+        result
+    }
+
+    async fn execute_inner(
+        &self,
+        id: &str,
+        command: A::Command,
+        metadata: &EventMetadata,
+    ) -> Result<Committed, CommandError<A::Error>> {
+        let map = metadata.to_map();
+        for _ in 0..=MAX_CONFLICT_RETRIES {
+            let mut context = self.store.load_aggregate(id).await.map_err(store_error)?;
+            let sink = EventSink::default();
+            context
+                .aggregate()
+                .handle(command.clone(), &(), &sink)
+                .await
+                .map_err(CommandError::Rejected)?;
+            let events = sink.collect().await;
+            if events.is_empty() {
+                return Ok(Committed {
+                    aggregate_type: A::TYPE,
+                    aggregate_id: id.to_string(),
+                    last_sequence: None,
+                });
+            }
+            let count = events.len() as u64;
+            match self.store.commit(events, context, map.clone()).await {
+                Ok(envelopes) => {
+                    metrics::counter!("herald_events_appended_total").increment(count);
+                    self.appended.send_modify(|n| *n = n.wrapping_add(1));
+                    return Ok(Committed {
+                        aggregate_type: A::TYPE,
+                        aggregate_id: id.to_string(),
+                        last_sequence: envelopes.last().map(|e| e.sequence as i64),
+                    });
+                }
+                Err(AggregateError::AggregateConflict) => continue,
+                Err(other) => return Err(store_error(other).into()),
+            }
+        }
+        Err(CommandError::Conflict(A::TYPE))
+    }
+
+    /// Where the committed events sit in the global log.
+    pub async fn position(&self, committed: &Committed) -> Result<Option<Position>, StoreError> {
+        match committed.last_sequence {
+            Some(seq) => {
+                self.log
+                    .position_of(committed.aggregate_type, &committed.aggregate_id, seq)
+                    .await
+            }
+            None => Ok(None),
+        }
+    }
+}
+
+fn store_error<E: std::error::Error>(err: AggregateError<E>) -> StoreError {
+    StoreError::EventStore(err.to_string())
+}
