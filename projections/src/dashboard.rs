@@ -189,10 +189,12 @@ impl Dashboard {
                 .execute(&mut *conn)
                 .await?;
                 if inserted.rows_affected() == 1 {
-                    sqlx::query("UPDATE rm_campaigns SET count_draft = count_draft + 1 WHERE id = $1")
-                        .bind(campaign_id.to_string())
-                        .execute(conn)
-                        .await?;
+                    sqlx::query(
+                        "UPDATE rm_campaigns SET count_draft = count_draft + 1 WHERE id = $1",
+                    )
+                    .bind(campaign_id.to_string())
+                    .execute(conn)
+                    .await?;
                 }
             }
             PostEvent::PostUpdated { entries } => {
@@ -348,7 +350,11 @@ impl DashboardQueries {
     }
 
     /// One campaign of the tenant.
-    pub async fn campaign(&self, tenant: Uuid, id: Uuid) -> Result<Option<CampaignRow>, StoreError> {
+    pub async fn campaign(
+        &self,
+        tenant: Uuid,
+        id: Uuid,
+    ) -> Result<Option<CampaignRow>, StoreError> {
         Ok(sqlx::query_as(&format!(
             "SELECT {CAMPAIGN_COLUMNS} FROM rm_campaigns WHERE tenant_id = $1 AND id = $2"
         ))

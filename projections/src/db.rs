@@ -5,10 +5,12 @@
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::any::AnyPoolOptions;
-use sqlx::postgres::{PgPoolOptions, PgPool};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::AnyPool;
+use sqlx::any::AnyPoolOptions;
+use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
 
 use crate::StoreError;
 
@@ -70,7 +72,9 @@ impl Database {
             .after_connect(|conn, _| {
                 Box::pin(async move {
                     if conn.backend_name() == "SQLite" {
-                        sqlx::query("PRAGMA busy_timeout = 30000").execute(conn).await?;
+                        sqlx::query("PRAGMA busy_timeout = 30000")
+                            .execute(conn)
+                            .await?;
                     }
                     Ok(())
                 })

@@ -12,7 +12,7 @@ use sqlx::AnyConnection;
 use tokio::sync::watch;
 use uuid::Uuid;
 
-use crate::{Database, GlobalLog, Position, StoredEvent, StoreError};
+use crate::{Database, GlobalLog, Position, StoreError, StoredEvent};
 
 /// How long a lease lasts without renewal.
 const LEASE: Duration = Duration::from_secs(10);
@@ -70,10 +70,12 @@ impl Projector {
     }
 
     async fn ensure_row(&self) -> Result<(), StoreError> {
-        sqlx::query("INSERT INTO projection_checkpoints (name) VALUES ($1) ON CONFLICT (name) DO NOTHING")
-            .bind(self.name())
-            .execute(&self.db.any)
-            .await?;
+        sqlx::query(
+            "INSERT INTO projection_checkpoints (name) VALUES ($1) ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(self.name())
+        .execute(&self.db.any)
+        .await?;
         Ok(())
     }
 
@@ -178,7 +180,12 @@ impl Projector {
     /// Follows the log until `shutdown` flips to true: holds or waits for the
     /// lease, applies batches, and sleeps until woken by a local commit or the
     /// idle poll. Errors are logged and retried with a pause.
-    pub async fn run(self, mut appended: watch::Receiver<u64>, mut shutdown: watch::Receiver<bool>, advanced: Arc<watch::Sender<u64>>) {
+    pub async fn run(
+        self,
+        mut appended: watch::Receiver<u64>,
+        mut shutdown: watch::Receiver<bool>,
+        advanced: Arc<watch::Sender<u64>>,
+    ) {
         let mut leader = false;
         let mut last_renewal = std::time::Instant::now() - LEASE;
         while !*shutdown.borrow() {
@@ -219,7 +226,9 @@ async fn checkpoint(db: &Database, name: &str) -> Result<Position, StoreError> {
             .bind(name)
             .fetch_optional(&db.any)
             .await?;
-    Ok(row.map(|(tx, seq)| Position { tx, seq }).unwrap_or_default())
+    Ok(row
+        .map(|(tx, seq)| Position { tx, seq })
+        .unwrap_or_default())
 }
 
 /// Every projection of this deployment, and the ways to run, wait for and
@@ -297,7 +306,11 @@ impl Projectors {
 
     /// Waits until every projection has applied `position` (read-your-writes
     /// for the API); `false` if `timeout` passed first.
-    pub async fn wait_for(&self, position: Position, timeout: Duration) -> Result<bool, StoreError> {
+    pub async fn wait_for(
+        &self,
+        position: Position,
+        timeout: Duration,
+    ) -> Result<bool, StoreError> {
         let deadline = tokio::time::Instant::now() + timeout;
         let mut advanced = self.advanced.subscribe();
         loop {

@@ -48,7 +48,10 @@ impl<A: Aggregate> AnyEventStore<A> {
 impl<A: Aggregate> EventStore<A> for AnyEventStore<A> {
     type AC = EventStoreAggregateContext<A>;
 
-    async fn load_events(&self, id: &str) -> Result<Vec<EventEnvelope<A>>, AggregateError<A::Error>> {
+    async fn load_events(
+        &self,
+        id: &str,
+    ) -> Result<Vec<EventEnvelope<A>>, AggregateError<A::Error>> {
         match self {
             Self::Postgres(s) => s.load_events(id).await,
             Self::Sqlite(s) => s.load_events(id).await,

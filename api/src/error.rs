@@ -1,0 +1,113 @@
+//! The API's error type and its mapping to stable codes. Internal detail is
+//! logged with its cause chain and never returned to the caller.
+
+use async_graphql::ErrorExtensions;
+use domain::DomainError;
+use projections::{CommandError, StoreError};
+
+/// An error as the API reports it. It deliberately has no `Display`: the
+/// message a caller sees comes from [`ApiError::message`], and internal causes
+/// only ever reach the log.
+#[derive(Debug, Clone)]
+pub enum ApiError {
+    Validation { field: String, message: String },
+    NotFound(&'static str),
+    Forbidden(String),
+    Unauthenticated(&'static str),
+    Conflict(String),
+    Internal(std::sync::Arc<dyn std::error::Error + Send + Sync>),
+}
+
+impl ApiError {
+    /// The stable `extensions.code`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Validation { .. } => "VALIDATION",
+            Self::NotFound(_) => "NOT_FOUND",
+            Self::Forbidden(_) => "FORBIDDEN",
+            Self::Unauthenticated(_) => "UNAUTHENTICATED",
+            Self::Conflict(_) => "CONFLICT",
+            Self::Internal(_) => "INTERNAL",
+        }
+    }
+
+    /// The human-readable message returned to the caller.
+    pub fn message(&self) -> String {
+        match self {
+            Self::Validation { field, message } => format!("{field}: {message}"),
+            Self::NotFound(what) => format!("{what} not found"),
+            Self::Forbidden(m) => m.clone(),
+            Self::Unauthenticated(m) => m.to_string(),
+            Self::Conflict(m) => m.clone(),
+            Self::Internal(_) => "internal error".to_string(),
+        }
+    }
+
+    /// Wraps an infrastructure failure; its detail is only logged.
+    pub fn internal(e: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self::Internal(std::sync::Arc::new(e))
+    }
+
+    /// Shorthand for a validation error.
+    pub fn invalid(field: &str, message: impl Into<String>) -> Self {
+        Self::Validation {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl From<DomainError> for ApiError {
+    fn from(e: DomainError) -> Self {
+        match e {
+            DomainError::Validation { field, message } => Self::Validation { field, message },
+            DomainError::NotFound(what) => Self::NotFound(what),
+            DomainError::Conflict(m) => Self::Conflict(m),
+            DomainError::Forbidden(m) => Self::Forbidden(m),
+        }
+    }
+}
+
+impl From<CommandError<DomainError>> for ApiError {
+    fn from(e: CommandError<DomainError>) -> Self {
+        match e {
+            CommandError::Rejected(d) => d.into(),
+            CommandError::Conflict(_) => Self::Conflict(e.to_string()),
+            CommandError::Store(s) => s.into(),
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        Self::internal(e)
+    }
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(e: sqlx::Error) -> Self {
+        Self::internal(e)
+    }
+}
+
+impl From<ApiError> for async_graphql::Error {
+    fn from(e: ApiError) -> Self {
+        if let ApiError::Internal(source) = &e {
+            tracing::error!(error = %source, cause = ?source.source(), "request failed");
+        }
+        let code = e.code();
+        let field = match &e {
+            ApiError::Validation { field, .. } => Some(field.clone()),
+            _ => None,
+        };
+        async_graphql::Error::new(e.message()).extend_with(|_, ext| {
+            ext.set("code", code);
+            if let Some(field) = &field {
+                ext.set("field", field.as_str());
+            }
+        })
+    }
+}
+
+/// Result of a resolver.
+pub type ApiResult<T> = Result<T, ApiError>;

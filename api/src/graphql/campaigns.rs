@@ -1,0 +1,286 @@
+//! Campaign queries and mutations.
+
+use async_graphql::connection::{Connection, Edge};
+use async_graphql::{Context, Enum, ID, InputObject, Object, SimpleObject};
+use chrono::{DateTime, NaiveDate, Utc};
+use domain::Scoped;
+use domain::access::Action;
+use domain::campaign::{CampaignCommand, CampaignSettings, CampaignStatus as Status};
+use domain::schedule::TimeZone;
+use projections::dashboard::CampaignRow;
+use projections::from_micros;
+use uuid::Uuid;
+
+use super::posts::{PostConnection, PostStatus, post_page};
+use super::{correlation, decode_cursor, encode_cursor, page_size, parse_id, principal, state};
+use crate::error::{ApiError, ApiResult};
+
+/// Lifecycle of a campaign.
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+pub enum CampaignStatus {
+    Draft,
+    Active,
+    Paused,
+    Completed,
+    Archived,
+}
+
+impl From<Status> for CampaignStatus {
+    fn from(s: Status) -> Self {
+        match s {
+            Status::Draft => Self::Draft,
+            Status::Active => Self::Active,
+            Status::Paused => Self::Paused,
+            Status::Completed => Self::Completed,
+            Status::Archived => Self::Archived,
+        }
+    }
+}
+
+/// Number of a campaign's posts in each status.
+#[derive(SimpleObject)]
+pub struct PostCounts {
+    pub draft: i64,
+    pub pending: i64,
+    pub running: i64,
+    pub done: i64,
+    pub failed: i64,
+    pub cancelled: i64,
+    pub total: i64,
+}
+
+/// A campaign from the dashboard read model.
+pub struct Campaign(pub CampaignRow);
+
+#[Object]
+impl Campaign {
+    async fn id(&self) -> ID {
+        ID(self.0.id.clone())
+    }
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+    /// IANA time zone that schedules and recurrences use.
+    async fn time_zone(&self) -> &str {
+        &self.0.time_zone
+    }
+    async fn starts_on(&self) -> ApiResult<NaiveDate> {
+        parse_date(&self.0.starts_on)
+    }
+    async fn ends_on(&self) -> ApiResult<NaiveDate> {
+        parse_date(&self.0.ends_on)
+    }
+    /// Current status; an active campaign is COMPLETED once its end date has
+    /// passed in its time zone.
+    async fn status(&self) -> ApiResult<CampaignStatus> {
+        let stored = match self.0.status.as_str() {
+            "DRAFT" => Status::Draft,
+            "ACTIVE" => Status::Active,
+            "PAUSED" => Status::Paused,
+            _ => Status::Archived,
+        };
+        let zone = TimeZone::parse(&self.0.time_zone)?;
+        Ok(stored
+            .effective(parse_date(&self.0.ends_on)?, zone, Utc::now())
+            .into())
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        from_micros(self.0.created_at)
+    }
+    async fn updated_at(&self) -> DateTime<Utc> {
+        from_micros(self.0.updated_at)
+    }
+    /// How many of the campaign's posts are in each status.
+    async fn post_counts(&self) -> PostCounts {
+        let r = &self.0;
+        PostCounts {
+            draft: r.count_draft,
+            pending: r.count_pending,
+            running: r.count_running,
+            done: r.count_done,
+            failed: r.count_failed,
+            cancelled: r.count_cancelled,
+            total: r.count_draft
+                + r.count_pending
+                + r.count_running
+                + r.count_done
+                + r.count_failed
+                + r.count_cancelled,
+        }
+    }
+    /// The campaign's posts in queue order.
+    async fn posts(
+        &self,
+        ctx: &Context<'_>,
+        status: Option<PostStatus>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> ApiResult<PostConnection> {
+        let p = principal(ctx, Action::Read)?;
+        let filter = projections::dashboard::PostFilter {
+            campaign_id: Some(parse_id(&self.0.id, "id")?),
+            status: status.map(Into::into),
+            ..Default::default()
+        };
+        post_page(state(ctx), p.tenant_id, filter, first, after).await
+    }
+}
+
+fn parse_date(raw: &str) -> ApiResult<NaiveDate> {
+    raw.parse()
+        .map_err(|e: chrono::ParseError| ApiError::internal(e))
+}
+
+/// Campaign settings as submitted.
+#[derive(InputObject)]
+pub struct CampaignInput {
+    pub name: String,
+    /// IANA name such as `Europe/Berlin`.
+    pub time_zone: String,
+    pub starts_on: NaiveDate,
+    pub ends_on: NaiveDate,
+}
+
+impl CampaignInput {
+    fn parse(&self) -> ApiResult<CampaignSettings> {
+        Ok(CampaignSettings::parse(
+            &self.name,
+            &self.time_zone,
+            self.starts_on,
+            self.ends_on,
+        )?)
+    }
+}
+
+/// A page of campaigns.
+pub type CampaignConnection = Connection<String, Campaign>;
+
+/// Reads one campaign of the caller's tenant.
+pub(crate) async fn campaign_by_id(
+    ctx: &Context<'_>,
+    tenant: Uuid,
+    id: Uuid,
+) -> ApiResult<Campaign> {
+    state(ctx)
+        .dashboard
+        .campaign(tenant, id)
+        .await?
+        .map(Campaign)
+        .ok_or(ApiError::NotFound("campaign"))
+}
+
+#[derive(Default)]
+pub struct CampaignQuery;
+
+#[Object]
+impl CampaignQuery {
+    /// The organisation's campaigns, oldest first.
+    async fn campaigns(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> ApiResult<CampaignConnection> {
+        let p = principal(ctx, Action::Read)?;
+        let limit = page_size(first)?;
+        let rows = state(ctx)
+            .dashboard
+            .campaigns(p.tenant_id, decode_cursor(after.clone())?, limit + 1)
+            .await?;
+        let has_next = rows.len() as i64 > limit;
+        let mut connection = Connection::new(after.is_some(), has_next);
+        connection.edges.extend(
+            rows.into_iter()
+                .take(limit as usize)
+                .map(|row| Edge::new(encode_cursor(row.created_at, &row.id), Campaign(row))),
+        );
+        Ok(connection)
+    }
+
+    /// One campaign.
+    async fn campaign(&self, ctx: &Context<'_>, id: ID) -> ApiResult<Campaign> {
+        let p = principal(ctx, Action::Read)?;
+        campaign_by_id(ctx, p.tenant_id, parse_id(&id, "id")?).await
+    }
+}
+
+#[derive(Default)]
+pub struct CampaignMutation;
+
+impl CampaignMutation {
+    async fn change(
+        &self,
+        ctx: &Context<'_>,
+        id: &ID,
+        command: CampaignCommand,
+    ) -> ApiResult<Campaign> {
+        let p = principal(ctx, Action::ManageCampaigns)?;
+        let state = state(ctx);
+        let id = parse_id(id, "id")?;
+        let meta = state.metadata(p, correlation(ctx));
+        state
+            .run(
+                &state.campaigns,
+                id,
+                Scoped {
+                    tenant_id: p.tenant_id,
+                    command,
+                },
+                &meta,
+            )
+            .await?;
+        campaign_by_id(ctx, p.tenant_id, id).await
+    }
+}
+
+#[Object]
+impl CampaignMutation {
+    /// Creates a campaign in DRAFT.
+    async fn create_campaign(
+        &self,
+        ctx: &Context<'_>,
+        input: CampaignInput,
+    ) -> ApiResult<Campaign> {
+        principal(ctx, Action::ManageCampaigns)?;
+        let settings = input.parse()?;
+        self.change(
+            ctx,
+            &ID(Uuid::now_v7().to_string()),
+            CampaignCommand::Create(settings),
+        )
+        .await
+    }
+
+    /// Changes name, time zone or dates.
+    async fn update_campaign(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        input: CampaignInput,
+    ) -> ApiResult<Campaign> {
+        principal(ctx, Action::ManageCampaigns)?;
+        let settings = input.parse()?;
+        self.change(ctx, &id, CampaignCommand::Update(settings))
+            .await
+    }
+
+    /// Moves a DRAFT campaign to ACTIVE.
+    async fn activate_campaign(&self, ctx: &Context<'_>, id: ID) -> ApiResult<Campaign> {
+        self.change(ctx, &id, CampaignCommand::Activate).await
+    }
+
+    /// Pauses an ACTIVE campaign.
+    async fn pause_campaign(&self, ctx: &Context<'_>, id: ID) -> ApiResult<Campaign> {
+        self.change(ctx, &id, CampaignCommand::Pause).await
+    }
+
+    /// Resumes a PAUSED campaign.
+    async fn resume_campaign(&self, ctx: &Context<'_>, id: ID) -> ApiResult<Campaign> {
+        self.change(ctx, &id, CampaignCommand::Resume).await
+    }
+
+    /// Archives a campaign; it can no longer be changed.
+    async fn archive_campaign(&self, ctx: &Context<'_>, id: ID) -> ApiResult<Campaign> {
+        self.change(ctx, &id, CampaignCommand::Archive).await
+    }
+}

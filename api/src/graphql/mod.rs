@@ -1,0 +1,118 @@
+//! The GraphQL schema. Resolvers are thin: extract, authorize, build a command,
+//! execute it with metadata, read the result from a read model.
+
+mod account;
+mod campaigns;
+mod posts;
+
+use std::sync::Arc;
+
+use async_graphql::{Context, EmptySubscription, MergedObject, Schema};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use domain::access::{Action, authorize};
+use uuid::Uuid;
+
+use crate::auth::{Caller, Principal};
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+
+/// Deepest query accepted.
+pub const MAX_DEPTH: usize = 10;
+/// Largest query complexity accepted (each field counts 1, lists multiply).
+pub const MAX_COMPLEXITY: usize = 2000;
+/// Largest page size.
+pub const MAX_PAGE: i32 = 100;
+
+/// Herald's schema type.
+pub type HeraldSchema = Schema<Query, Mutation, EmptySubscription>;
+
+/// Root query.
+#[derive(MergedObject, Default)]
+pub struct Query(
+    account::AccountQuery,
+    campaigns::CampaignQuery,
+    posts::PostQuery,
+);
+
+/// Root mutation.
+#[derive(MergedObject, Default)]
+pub struct Mutation(
+    account::AccountMutation,
+    campaigns::CampaignMutation,
+    posts::PostMutation,
+);
+
+/// Builds the schema with its limits.
+pub fn schema(state: Arc<AppState>) -> HeraldSchema {
+    Schema::build(Query::default(), Mutation::default(), EmptySubscription)
+        .data(state)
+        .limit_depth(MAX_DEPTH)
+        .limit_complexity(MAX_COMPLEXITY)
+        .finish()
+}
+
+/// The request's correlation id (its `x-request-id` when that is a UUID).
+#[derive(Debug, Clone, Copy)]
+pub struct Correlation(pub Uuid);
+
+pub(crate) fn state<'a>(ctx: &Context<'a>) -> &'a AppState {
+    ctx.data_unchecked::<Arc<AppState>>()
+}
+
+pub(crate) fn correlation(ctx: &Context<'_>) -> Uuid {
+    ctx.data_opt::<Correlation>()
+        .map_or_else(Uuid::now_v7, |c| c.0)
+}
+
+/// The authenticated caller, allowed to perform `action`.
+pub(crate) fn principal<'a>(ctx: &Context<'a>, action: Action) -> ApiResult<&'a Principal> {
+    match ctx.data_opt::<Caller>() {
+        Some(Caller::Authenticated(p)) => {
+            authorize(p.role, action)?;
+            Ok(p)
+        }
+        Some(Caller::Invalid) => Err(ApiError::Unauthenticated(
+            "the access token is invalid or has expired",
+        )),
+        _ => Err(ApiError::Unauthenticated(
+            "sign in and send Authorization: Bearer <accessToken>",
+        )),
+    }
+}
+
+/// Parses a UUID argument.
+pub(crate) fn parse_id(raw: &str, field: &str) -> ApiResult<Uuid> {
+    Uuid::parse_str(raw).map_err(|_| ApiError::invalid(field, "not a valid id"))
+}
+
+/// Validates `first`.
+pub(crate) fn page_size(first: Option<i32>) -> ApiResult<i64> {
+    let first = first.unwrap_or(20);
+    if !(1..=MAX_PAGE).contains(&first) {
+        return Err(ApiError::invalid(
+            "first",
+            format!("must be between 1 and {MAX_PAGE}"),
+        ));
+    }
+    Ok(first as i64)
+}
+
+/// Opaque cursor of a `(key, id)` position.
+pub(crate) fn encode_cursor(key: i64, id: &str) -> String {
+    URL_SAFE_NO_PAD.encode(format!("{key}:{id}"))
+}
+
+/// Reads [`encode_cursor`] back.
+pub(crate) fn decode_cursor(cursor: Option<String>) -> ApiResult<Option<(i64, String)>> {
+    let Some(cursor) = cursor else {
+        return Ok(None);
+    };
+    let invalid = || ApiError::invalid("after", "not a cursor returned by this query");
+    let raw = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| invalid())?;
+    let raw = String::from_utf8(raw).map_err(|_| invalid())?;
+    let (key, id) = raw.split_once(':').ok_or_else(invalid)?;
+    let key = key.parse().map_err(|_| invalid())?;
+    Uuid::parse_str(id).map_err(|_| invalid())?;
+    Ok(Some((key, id.to_string())))
+}

@@ -1,0 +1,418 @@
+//! Post queries and mutations: drafting, scheduling and the dashboard queue.
+
+use async_graphql::connection::{Connection, Edge};
+use async_graphql::{Context, Enum, ID, InputObject, Object, SimpleObject};
+use chrono::{DateTime, Utc};
+use domain::Scoped;
+use domain::access::Action;
+use domain::campaign::CampaignStatus as CStatus;
+use domain::post::{
+    EntryInput as DomainEntry, PostCommand, PostEntry, PostStatus as Status, parse_entries,
+};
+use domain::text::FacetFeature;
+use projections::dashboard::{PostFilter as Filter, PostRow};
+use projections::{from_micros, micros};
+use unicode_segmentation::UnicodeSegmentation;
+use uuid::Uuid;
+
+use super::campaigns::{Campaign, campaign_by_id};
+use super::{correlation, decode_cursor, encode_cursor, page_size, parse_id, principal, state};
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+
+/// Publishing status of a post.
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+pub enum PostStatus {
+    Draft,
+    Pending,
+    Running,
+    Done,
+    Failed,
+    Cancelled,
+}
+
+impl From<PostStatus> for Status {
+    fn from(s: PostStatus) -> Self {
+        match s {
+            PostStatus::Draft => Status::Draft,
+            PostStatus::Pending => Status::Pending,
+            PostStatus::Running => Status::Running,
+            PostStatus::Done => Status::Done,
+            PostStatus::Failed => Status::Failed,
+            PostStatus::Cancelled => Status::Cancelled,
+        }
+    }
+}
+
+impl From<Status> for PostStatus {
+    fn from(s: Status) -> Self {
+        match s {
+            Status::Draft => Self::Draft,
+            Status::Pending => Self::Pending,
+            Status::Running => Self::Running,
+            Status::Done => Self::Done,
+            Status::Failed => Self::Failed,
+            Status::Cancelled => Self::Cancelled,
+        }
+    }
+}
+
+/// Kind of rich-text facet.
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+pub enum FacetKind {
+    Link,
+    Mention,
+    Tag,
+}
+
+/// A link, mention or hashtag, located by UTF-8 byte offsets.
+#[derive(SimpleObject)]
+pub struct Facet {
+    pub byte_start: i32,
+    pub byte_end: i32,
+    pub kind: FacetKind,
+    /// The URI, the mentioned handle, or the tag without `#`.
+    pub value: String,
+}
+
+/// One entry of a post or thread.
+pub struct Entry(PostEntry);
+
+#[Object]
+impl Entry {
+    async fn text(&self) -> &str {
+        self.0.text.as_str()
+    }
+    async fn langs(&self) -> &[String] {
+        &self.0.langs
+    }
+    /// Length in grapheme clusters (Bluesky's limit is 300).
+    async fn graphemes(&self) -> usize {
+        self.0.text.as_str().graphemes(true).count()
+    }
+    async fn facets(&self) -> Vec<Facet> {
+        self.0
+            .facets
+            .iter()
+            .map(|f| {
+                let (kind, value) = match &f.feature {
+                    FacetFeature::Link { uri } => (FacetKind::Link, uri.clone()),
+                    FacetFeature::Mention { handle } => (FacetKind::Mention, handle.clone()),
+                    FacetFeature::Tag { tag } => (FacetKind::Tag, tag.clone()),
+                };
+                Facet {
+                    byte_start: f.index.byte_start as i32,
+                    byte_end: f.index.byte_end as i32,
+                    kind,
+                    value,
+                }
+            })
+            .collect()
+    }
+}
+
+/// A post from the dashboard read model.
+pub struct Post(pub PostRow);
+
+#[Object]
+impl Post {
+    async fn id(&self) -> ID {
+        ID(self.0.id.clone())
+    }
+    async fn campaign_id(&self) -> ID {
+        ID(self.0.campaign_id.clone())
+    }
+    async fn campaign(&self, ctx: &Context<'_>) -> ApiResult<Campaign> {
+        let p = principal(ctx, Action::Read)?;
+        campaign_by_id(
+            ctx,
+            p.tenant_id,
+            parse_id(&self.0.campaign_id, "campaignId")?,
+        )
+        .await
+    }
+    async fn status(&self) -> PostStatus {
+        Status::ALL
+            .into_iter()
+            .find(|s| s.as_str() == self.0.status)
+            .unwrap_or(Status::Draft)
+            .into()
+    }
+    /// The entries; more than one makes a thread.
+    async fn entries(&self) -> ApiResult<Vec<Entry>> {
+        let entries: Vec<PostEntry> =
+            serde_json::from_str(&self.0.entries).map_err(|e| ApiError::internal(e))?;
+        Ok(entries.into_iter().map(Entry).collect())
+    }
+    /// When the post runs next (UTC); null unless PENDING.
+    async fn next_run_at(&self) -> Option<DateTime<Utc>> {
+        self.0.next_run_at.map(from_micros)
+    }
+    /// RFC 5545 RRULE, evaluated in the campaign's time zone.
+    async fn recurrence(&self) -> Option<&str> {
+        self.0.recurrence.as_deref()
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        from_micros(self.0.created_at)
+    }
+    async fn updated_at(&self) -> DateTime<Utc> {
+        from_micros(self.0.updated_at)
+    }
+}
+
+/// A page of posts.
+pub type PostConnection = Connection<String, Post>;
+
+/// Filter of the `posts` query.
+#[derive(InputObject, Default)]
+pub struct PostFilter {
+    pub campaign_id: Option<ID>,
+    pub status: Option<PostStatus>,
+    /// Next run at or after this instant.
+    pub from: Option<DateTime<Utc>>,
+    /// Next run before this instant.
+    pub to: Option<DateTime<Utc>>,
+}
+
+/// One page of the tenant's queue.
+pub(crate) async fn post_page(
+    state: &AppState,
+    tenant: Uuid,
+    filter: Filter,
+    first: Option<i32>,
+    after: Option<String>,
+) -> ApiResult<PostConnection> {
+    let limit = page_size(first)?;
+    let rows = state
+        .dashboard
+        .posts(tenant, &filter, decode_cursor(after.clone())?, limit + 1)
+        .await?;
+    let has_next = rows.len() as i64 > limit;
+    let mut connection = Connection::new(after.is_some(), has_next);
+    connection.edges.extend(
+        rows.into_iter()
+            .take(limit as usize)
+            .map(|row| Edge::new(encode_cursor(row.sort_key, &row.id), Post(row))),
+    );
+    Ok(connection)
+}
+
+async fn post_by_id(ctx: &Context<'_>, tenant: Uuid, id: Uuid) -> ApiResult<Post> {
+    state(ctx)
+        .dashboard
+        .post(tenant, id)
+        .await?
+        .map(Post)
+        .ok_or(ApiError::NotFound("post"))
+}
+
+#[derive(Default)]
+pub struct PostQuery;
+
+#[Object]
+impl PostQuery {
+    /// The organisation's posts in queue order: next run first, unscheduled last.
+    async fn posts(
+        &self,
+        ctx: &Context<'_>,
+        filter: Option<PostFilter>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> ApiResult<PostConnection> {
+        let p = principal(ctx, Action::Read)?;
+        let filter = filter.unwrap_or_default();
+        let filter = Filter {
+            campaign_id: filter
+                .campaign_id
+                .map(|id| parse_id(&id, "filter.campaignId"))
+                .transpose()?,
+            status: filter.status.map(Into::into),
+            from: filter.from.map(micros),
+            to: filter.to.map(micros),
+        };
+        post_page(state(ctx), p.tenant_id, filter, first, after).await
+    }
+
+    /// One post.
+    async fn post(&self, ctx: &Context<'_>, id: ID) -> ApiResult<Post> {
+        let p = principal(ctx, Action::Read)?;
+        post_by_id(ctx, p.tenant_id, parse_id(&id, "id")?).await
+    }
+}
+
+/// One entry as submitted.
+#[derive(InputObject)]
+pub struct EntryInput {
+    pub text: String,
+    #[graphql(default)]
+    pub langs: Vec<String>,
+}
+
+fn entries(input: &[EntryInput]) -> ApiResult<Vec<PostEntry>> {
+    let raw: Vec<DomainEntry> = input
+        .iter()
+        .map(|e| DomainEntry {
+            text: e.text.clone(),
+            langs: e.langs.clone(),
+        })
+        .collect();
+    Ok(parse_entries(&raw)?)
+}
+
+/// Input of `createPost`.
+#[derive(InputObject)]
+pub struct CreatePostInput {
+    pub campaign_id: ID,
+    pub entries: Vec<EntryInput>,
+}
+
+/// Input of `updatePost`.
+#[derive(InputObject)]
+pub struct UpdatePostInput {
+    pub post_id: ID,
+    pub entries: Vec<EntryInput>,
+}
+
+/// Input of `schedulePost`.
+#[derive(InputObject)]
+pub struct SchedulePostInput {
+    pub post_id: ID,
+    /// First run, in the future.
+    pub at: DateTime<Utc>,
+    /// Optional RFC 5545 RRULE such as `FREQ=WEEKLY;BYDAY=MO`.
+    pub recurrence: Option<String>,
+}
+
+/// Input of `reschedulePost`.
+#[derive(InputObject)]
+pub struct ReschedulePostInput {
+    pub post_id: ID,
+    pub at: DateTime<Utc>,
+}
+
+/// Result of `deletePost`.
+#[derive(SimpleObject)]
+pub struct DeletedPost {
+    pub id: ID,
+}
+
+#[derive(Default)]
+pub struct PostMutation;
+
+impl PostMutation {
+    async fn change(&self, ctx: &Context<'_>, id: Uuid, command: PostCommand) -> ApiResult<Uuid> {
+        let p = principal(ctx, Action::ManagePosts)?;
+        let state = state(ctx);
+        let meta = state.metadata(p, correlation(ctx));
+        state
+            .run(
+                &state.posts,
+                id,
+                Scoped {
+                    tenant_id: p.tenant_id,
+                    command,
+                },
+                &meta,
+            )
+            .await?;
+        Ok(id)
+    }
+
+    async fn change_and_read(
+        &self,
+        ctx: &Context<'_>,
+        id: &ID,
+        command: PostCommand,
+    ) -> ApiResult<Post> {
+        let tenant = principal(ctx, Action::ManagePosts)?.tenant_id;
+        let id = self.change(ctx, parse_id(id, "postId")?, command).await?;
+        post_by_id(ctx, tenant, id).await
+    }
+}
+
+#[Object]
+impl PostMutation {
+    /// Drafts a post (one entry) or a thread (up to 25 entries).
+    async fn create_post(&self, ctx: &Context<'_>, input: CreatePostInput) -> ApiResult<Post> {
+        let p = principal(ctx, Action::ManagePosts)?;
+        let state = state(ctx);
+        let campaign_id = parse_id(&input.campaign_id, "campaignId")?;
+        let campaign = state.load(&state.campaigns, campaign_id).await?;
+        if !campaign.visible_to(p.tenant_id) {
+            return Err(ApiError::NotFound("campaign"));
+        }
+        if campaign.status == Some(CStatus::Archived) {
+            return Err(ApiError::Conflict("the campaign is archived".into()));
+        }
+        let entries = entries(&input.entries)?;
+        let id = Uuid::now_v7();
+        self.change_and_read(
+            ctx,
+            &ID(id.to_string()),
+            PostCommand::Create {
+                campaign_id,
+                entries,
+            },
+        )
+        .await
+    }
+
+    /// Replaces a post's entries.
+    async fn update_post(&self, ctx: &Context<'_>, input: UpdatePostInput) -> ApiResult<Post> {
+        principal(ctx, Action::ManagePosts)?;
+        let entries = entries(&input.entries)?;
+        self.change_and_read(ctx, &input.post_id, PostCommand::Update { entries })
+            .await
+    }
+
+    /// Deletes a post; it will never be published.
+    async fn delete_post(&self, ctx: &Context<'_>, id: ID) -> ApiResult<DeletedPost> {
+        principal(ctx, Action::ManagePosts)?;
+        self.change(ctx, parse_id(&id, "id")?, PostCommand::Delete)
+            .await?;
+        Ok(DeletedPost { id })
+    }
+
+    /// Schedules a draft for `at` (UTC, in the future), optionally recurring
+    /// by an RRULE evaluated in the campaign's time zone.
+    async fn schedule_post(&self, ctx: &Context<'_>, input: SchedulePostInput) -> ApiResult<Post> {
+        let p = principal(ctx, Action::ManagePosts)?;
+        let state = state(ctx);
+        let post_id = parse_id(&input.post_id, "postId")?;
+        let post = state.load(&state.posts, post_id).await?;
+        let campaign_id = match post.campaign_id {
+            Some(c) if post.tenant_id == Some(p.tenant_id) && !post.deleted => c,
+            _ => return Err(ApiError::NotFound("post")),
+        };
+        let campaign = state.load(&state.campaigns, campaign_id).await?;
+        let time_zone = campaign
+            .settings
+            .map(|s| s.time_zone)
+            .ok_or(ApiError::NotFound("campaign"))?;
+        let command = PostCommand::Schedule {
+            at: input.at,
+            recurrence: input.recurrence,
+            time_zone,
+            now: Utc::now(),
+        };
+        self.change_and_read(ctx, &input.post_id, command).await
+    }
+
+    /// Moves a scheduled, cancelled or failed post to a new time.
+    async fn reschedule_post(
+        &self,
+        ctx: &Context<'_>,
+        input: ReschedulePostInput,
+    ) -> ApiResult<Post> {
+        let command = PostCommand::Reschedule {
+            at: input.at,
+            now: Utc::now(),
+        };
+        self.change_and_read(ctx, &input.post_id, command).await
+    }
+
+    /// Cancels a PENDING post; it will not be published at its time.
+    async fn cancel_post(&self, ctx: &Context<'_>, id: ID) -> ApiResult<Post> {
+        self.change_and_read(ctx, &id, PostCommand::Cancel).await
+    }
+}

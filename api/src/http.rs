@@ -1,0 +1,147 @@
+//! The HTTP surface besides GraphQL: health, readiness, Prometheus metrics,
+//! and the middleware every request passes (auth context, request ids,
+//! latency metrics, JSON errors for rejected bodies).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use async_graphql::http::GraphiQLSource;
+use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
+use axum::Json;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{Html, IntoResponse, Response};
+use metrics_exporter_prometheus::PrometheusHandle;
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::auth::Caller;
+use crate::graphql::{Correlation, HeraldSchema};
+use crate::state::AppState;
+
+/// Readiness fails when a projection is this many events behind.
+pub const MAX_READY_LAG: i64 = 10_000;
+
+/// State of the HTTP routes.
+#[derive(Clone)]
+pub struct Http {
+    pub state: Arc<AppState>,
+    pub schema: HeraldSchema,
+    pub metrics: PrometheusHandle,
+}
+
+/// `GET /graphql`: GraphiQL.
+pub async fn graphiql() -> Html<String> {
+    Html(GraphiQLSource::build().endpoint("/graphql").finish())
+}
+
+/// `POST /graphql`.
+pub async fn graphql(
+    State(http): State<Http>,
+    headers: HeaderMap,
+    request: GraphQLRequest,
+) -> Response {
+    let auth = headers
+        .get(header::AUTHORIZATION)
+        .map(|v| v.to_str().unwrap_or("invalid"));
+    let caller = match http.state.sessions.authenticate(auth).await {
+        Ok(caller) => caller,
+        Err(error) => {
+            tracing::error!(error = ?error, "session lookup failed");
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({"error": {"code": "INTERNAL", "message": "try again"}})),
+            )
+                .into_response();
+        }
+    };
+    let correlation = headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| Uuid::parse_str(v).ok())
+        .unwrap_or_else(Uuid::now_v7);
+    let request = request
+        .into_inner()
+        .data(caller)
+        .data(Correlation(correlation));
+    GraphQLResponse::from(http.schema.execute(request).await).into_response()
+}
+
+/// `GET /health`: the process is up.
+pub async fn health() -> Json<serde_json::Value> {
+    Json(json!({"status": "ok"}))
+}
+
+/// `GET /ready`: the database answers and projections are within lag.
+pub async fn ready(State(http): State<Http>) -> Response {
+    let db = http.state.db.ping().await;
+    let lag = http.state.projectors.lag().await;
+    match (db, lag) {
+        (Ok(()), Ok(lag)) if lag <= MAX_READY_LAG => {
+            Json(json!({"status": "ready", "database": "ok", "projectorLag": lag})).into_response()
+        }
+        (Ok(()), Ok(lag)) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "lagging", "database": "ok", "projectorLag": lag})),
+        )
+            .into_response(),
+        _ => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "unavailable", "database": "unreachable"})),
+        )
+            .into_response(),
+    }
+}
+
+/// `GET /metrics`: Prometheus text format.
+pub async fn metrics(State(http): State<Http>) -> Response {
+    let _ = http.state.projectors.lag().await;
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        http.metrics.render(),
+    )
+        .into_response()
+}
+
+/// Records request latency per route, and turns bare error statuses from
+/// the body-limit and routing layers into JSON bodies.
+pub async fn observe(request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = request.method().to_string();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
+    let response = next.run(request).await;
+    let status = response.status();
+    metrics::histogram!("herald_http_request_duration_seconds", "method" => method, "route" => route, "status" => status.as_str().to_string())
+        .record(started.elapsed().as_secs_f64());
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if (status.is_client_error() || status.is_server_error()) && !is_json {
+        let code = match status {
+            StatusCode::PAYLOAD_TOO_LARGE => "PAYLOAD_TOO_LARGE",
+            StatusCode::NOT_FOUND => "NOT_FOUND",
+            StatusCode::METHOD_NOT_ALLOWED => "METHOD_NOT_ALLOWED",
+            s if s.is_server_error() => "INTERNAL",
+            _ => "BAD_REQUEST",
+        };
+        let message = status.canonical_reason().unwrap_or("error");
+        return (
+            status,
+            Json(json!({"error": {"code": code, "message": message}})),
+        )
+            .into_response();
+    }
+    response
+}
+
+impl Caller {
+    /// Whether the request carried valid credentials.
+    pub fn is_authenticated(&self) -> bool {
+        matches!(self, Caller::Authenticated(_))
+    }
+}
