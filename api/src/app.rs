@@ -75,8 +75,9 @@ impl Application {
             .route("/ready", get(http::ready))
             .route("/metrics", get(http::metrics))
             .with_state(http)
-            .layer(axum::middleware::from_fn(http::observe))
+            // Outside the body limit, so its bare 413 becomes a JSON error.
             .layer(RequestBodyLimitLayer::new(config.max_body_bytes))
+            .layer(axum::middleware::from_fn(http::observe))
             .layer(TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
                 let id = req
                     .headers()

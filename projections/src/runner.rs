@@ -44,6 +44,7 @@ pub struct Projector {
     projection: Arc<dyn Projection>,
     owner: String,
     batch_size: i64,
+    lease: Duration,
 }
 
 impl Projector {
@@ -55,12 +56,20 @@ impl Projector {
             projection,
             owner,
             batch_size: 1000,
+            lease: LEASE,
         }
     }
 
     /// The projection's name.
     pub fn name(&self) -> &'static str {
         self.projection.name()
+    }
+
+    /// Sets how long the lease lasts without renewal (a crashed holder blocks
+    /// others for at most this long).
+    pub fn with_lease(mut self, lease: Duration) -> Self {
+        self.lease = lease;
+        self
     }
 
     /// Sets how many events one transaction applies.
@@ -88,7 +97,7 @@ impl Projector {
               WHERE name = $3 AND (lease_owner = $1 OR lease_owner IS NULL OR lease_until < $4)",
         )
         .bind(&self.owner)
-        .bind(now + LEASE.as_micros() as i64)
+        .bind(now + self.lease.as_micros() as i64)
         .bind(self.name())
         .bind(now)
         .execute(&self.db.any)
@@ -130,7 +139,7 @@ impl Projector {
         )
         .bind(last.position.tx)
         .bind(last.position.seq)
-        .bind(now_micros() + LEASE.as_micros() as i64)
+        .bind(now_micros() + self.lease.as_micros() as i64)
         .bind(self.name())
         .bind(&self.owner)
         .bind(from.tx)
@@ -190,7 +199,7 @@ impl Projector {
         let mut last_renewal = std::time::Instant::now() - LEASE;
         while !*shutdown.borrow() {
             let result: Result<usize, StoreError> = async {
-                if !leader || last_renewal.elapsed() > LEASE / 3 {
+                if !leader || last_renewal.elapsed() > self.lease / 3 {
                     leader = self.acquire_lease().await?;
                     last_renewal = std::time::Instant::now();
                 }
@@ -374,9 +383,6 @@ impl Projectors {
                 }
                 applied += n;
                 progress(runner.name(), applied, total);
-                if applied % 50_000 < n {
-                    runner.acquire_lease().await?;
-                }
             }
             runner.release_lease().await?;
             applied_all += applied;

@@ -1,1 +1,251 @@
+//! Helpers for Herald's black-box tests: fresh databases (a new PostgreSQL
+//! database or SQLite file per test), an application started on port 0, a
+//! GraphQL client, and a projection that records what it sees.
 
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use projections::{Database, Projection, StoreError, StoredEvent};
+use serde_json::{Value, json};
+use sqlx::AnyConnection;
+use tokio::sync::watch;
+use uuid::Uuid;
+
+/// Server for tests that need PostgreSQL (`HERALD_TEST_DATABASE_URL`).
+pub fn postgres_server() -> String {
+    std::env::var("HERALD_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+/// A new, empty PostgreSQL database; returns its URL.
+pub async fn fresh_postgres() -> String {
+    use sqlx::Connection;
+    let server = postgres_server();
+    let name = format!("herald_test_{}", Uuid::new_v4().simple());
+    let mut conn = sqlx::PgConnection::connect(&server)
+        .await
+        .expect("PostgreSQL is reachable (see README: tests need the local server)");
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut conn)
+        .await
+        .expect("create test database");
+    let base = server.rsplit_once('/').map_or(server.as_str(), |(b, _)| b);
+    format!("{base}/{name}")
+}
+
+/// A new SQLite file in the temp directory; returns its URL.
+pub fn fresh_sqlite() -> String {
+    let path = std::env::temp_dir().join(format!("herald-test-{}.db", Uuid::new_v4().simple()));
+    format!("sqlite://{}", path.display())
+}
+
+/// Which database a test runs on.
+#[derive(Debug, Clone, Copy)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    /// A fresh database URL of this kind.
+    pub async fn fresh(self) -> String {
+        match self {
+            Backend::Sqlite => fresh_sqlite(),
+            Backend::Postgres => fresh_postgres().await,
+        }
+    }
+}
+
+/// Runs an async test body once on SQLite and once on PostgreSQL.
+#[macro_export]
+macro_rules! on_both_databases {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(herald_tests::Backend::Sqlite).await
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(herald_tests::Backend::Postgres).await
+                }
+            )*
+        }
+    };
+}
+
+/// A running Herald (API and workers) on an ephemeral port.
+pub struct TestApp {
+    pub address: String,
+    pub state: Arc<api::state::AppState>,
+    pub client: reqwest::Client,
+    shutdown: watch::Sender<bool>,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.shutdown.send_replace(true);
+    }
+}
+
+/// Starts Herald in `serve` mode on `database_url`.
+pub async fn spawn_app(database_url: &str) -> TestApp {
+    spawn_with(api::Config::new(database_url)).await
+}
+
+/// Starts Herald with `config`.
+pub async fn spawn_with(config: api::Config) -> TestApp {
+    if std::env::var("TEST_LOG").is_ok() {
+        api::telemetry::init();
+    }
+    let app = api::Application::build(config, api::Mode::Serve)
+        .await
+        .expect("application builds");
+    let address = format!("http://{}", app.address());
+    let state = app.state();
+    let shutdown = app.shutdown_handle();
+    tokio::spawn(app.run());
+    TestApp {
+        address,
+        state,
+        client: reqwest::Client::new(),
+        shutdown,
+    }
+}
+
+impl TestApp {
+    /// Posts a GraphQL operation, with a bearer token if given.
+    pub async fn gql(&self, token: Option<&str>, query: &str, variables: Value) -> Value {
+        let mut request = self
+            .client
+            .post(format!("{}/graphql", self.address))
+            .json(&json!({"query": query, "variables": variables}));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request
+            .send()
+            .await
+            .expect("request succeeds")
+            .json()
+            .await
+            .expect("JSON response")
+    }
+
+    /// Signs up an organisation; returns (access token, tenant id).
+    pub async fn sign_up(&self, organization: &str, email: &str) -> (String, String) {
+        let body = self
+            .gql(
+                None,
+                "mutation($i: SignUpInput!) { signUp(input: $i) { accessToken tenant { id } } }",
+                json!({"i": {"organization": organization, "email": email, "password": "correct horse battery"}}),
+            )
+            .await;
+        let payload = &body["data"]["signUp"];
+        assert!(payload.is_object(), "sign-up failed: {body}");
+        (
+            payload["accessToken"].as_str().unwrap().to_string(),
+            payload["tenant"]["id"].as_str().unwrap().to_string(),
+        )
+    }
+
+    /// Creates a campaign; returns its id.
+    pub async fn create_campaign(&self, token: &str, name: &str) -> String {
+        let body = self
+            .gql(
+                Some(token),
+                "mutation($i: CampaignInput!) { createCampaign(input: $i) { id } }",
+                json!({"i": {"name": name, "timeZone": "Europe/Berlin", "startsOn": "2026-01-01", "endsOn": "2030-12-31"}}),
+            )
+            .await;
+        body["data"]["createCampaign"]["id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("createCampaign failed: {body}"))
+            .to_string()
+    }
+
+    /// Creates a single-entry post; returns its id.
+    pub async fn create_post(&self, token: &str, campaign: &str, text: &str) -> String {
+        let body = self
+            .gql(
+                Some(token),
+                "mutation($i: CreatePostInput!) { createPost(input: $i) { id } }",
+                json!({"i": {"campaignId": campaign, "entries": [{"text": text, "langs": ["en"]}]}}),
+            )
+            .await;
+        body["data"]["createPost"]["id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("createPost failed: {body}"))
+            .to_string()
+    }
+
+    /// Number of events in the log.
+    pub async fn event_count(&self) -> i64 {
+        let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM events")
+            .fetch_one(&self.state.db.any)
+            .await
+            .unwrap();
+        n
+    }
+}
+
+/// The `extensions.code` of the first error, if any.
+pub fn error_code(body: &Value) -> Option<&str> {
+    body["errors"][0]["extensions"]["code"].as_str()
+}
+
+/// Connects and migrates a database for store-level tests.
+pub async fn database(url: &str) -> Database {
+    let db = Database::connect(url, 16).await.expect("connect");
+    db.migrate().await.expect("migrate");
+    db
+}
+
+/// A projection that records every event it is given, without any
+/// idempotency of its own, so duplicates and gaps show.
+pub struct Recorder;
+
+impl Recorder {
+    /// Creates its table.
+    pub async fn install(db: &Database) {
+        sqlx::query("CREATE TABLE seen (tx bigint NOT NULL, seq bigint NOT NULL, aggregate_id text NOT NULL, sequence bigint NOT NULL)")
+            .execute(&db.any)
+            .await
+            .unwrap();
+    }
+
+    /// `(aggregate_id, sequence)` of every recorded event, in apply order.
+    pub async fn seen(db: &Database) -> Vec<(String, i64)> {
+        sqlx::query_as("SELECT aggregate_id, sequence FROM seen ORDER BY tx, seq")
+            .fetch_all(&db.any)
+            .await
+            .unwrap()
+    }
+}
+
+#[async_trait]
+impl Projection for Recorder {
+    fn name(&self) -> &'static str {
+        "recorder"
+    }
+
+    fn tables(&self) -> &'static [&'static str] {
+        &["seen"]
+    }
+
+    async fn apply(&self, conn: &mut AnyConnection, event: &StoredEvent) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO seen (tx, seq, aggregate_id, sequence) VALUES ($1, $2, $3, $4)")
+            .bind(event.position.tx)
+            .bind(event.position.seq)
+            .bind(&event.aggregate_id)
+            .bind(event.sequence)
+            .execute(conn)
+            .await?;
+        Ok(())
+    }
+}
