@@ -1,0 +1,437 @@
+//! The global log and the projector runner against real databases: commits
+//! out of position order, crash and restart mid-catch-up, replay equal to the
+//! live read model, upcasting of old event shapes, and bounded conflict retry.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use domain::Scoped;
+use domain::metadata::{Actor, EventMetadata};
+use domain::post::{EntryInput, PostCommand, parse_entries};
+use herald_tests::{Backend, Recorder, database, fresh_postgres, on_both_databases, spawn_app};
+use projections::db::Backend as Db;
+use projections::{Database, GlobalLog, Projector, Repository};
+use serde_json::json;
+use tokio::sync::watch;
+use uuid::Uuid;
+
+on_both_databases!(
+    a_crash_mid_catch_up_loses_and_duplicates_nothing,
+    a_replayed_read_model_equals_the_live_one,
+    an_old_event_shape_loads_through_the_upcaster,
+);
+
+fn metadata() -> String {
+    let meta = EventMetadata::new(Uuid::new_v4(), Actor::System, Uuid::new_v4(), Utc::now());
+    serde_json::to_string(&meta.to_map()).unwrap()
+}
+
+const INSERT_PG: &str = "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
+                         VALUES ('Campaign', $1, $2, 'CampaignActivated', '1', '\"CampaignActivated\"', $3::json)";
+
+fn pg(db: &Database) -> sqlx::PgPool {
+    match &db.backend {
+        Db::Postgres(pool) => pool.clone(),
+        Db::Sqlite(_) => panic!("PostgreSQL expected"),
+    }
+}
+
+/// Appends `n` raw events (one per aggregate) in one transaction per backend.
+async fn seed(db: &Database, n: usize) -> Vec<(String, i64)> {
+    let ids: Vec<(String, i64)> = (0..n).map(|_| (Uuid::new_v4().to_string(), 1)).collect();
+    let meta = metadata();
+    match &db.backend {
+        Db::Postgres(pool) => {
+            let mut tx = pool.begin().await.unwrap();
+            for (id, seq) in &ids {
+                sqlx::query(INSERT_PG)
+                    .bind(id)
+                    .bind(seq)
+                    .bind(&meta)
+                    .execute(&mut *tx)
+                    .await
+                    .unwrap();
+            }
+            tx.commit().await.unwrap();
+        }
+        Db::Sqlite(pool) => {
+            let mut tx = pool.begin().await.unwrap();
+            for (id, seq) in &ids {
+                sqlx::query(
+                    "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
+                     VALUES ('Campaign', $1, $2, 'CampaignActivated', '1', '\"CampaignActivated\"', $3)",
+                )
+                .bind(id)
+                .bind(seq)
+                .bind(&meta)
+                .execute(&mut *tx)
+                .await
+                .unwrap();
+            }
+            tx.commit().await.unwrap();
+        }
+    }
+    ids
+}
+
+async fn drain(runner: &Projector) {
+    while runner.step().await.unwrap() > 0 {}
+}
+
+#[tokio::test]
+async fn an_event_committed_out_of_position_order_is_not_skipped() {
+    let db = database(&fresh_postgres().await).await;
+    Recorder::install(&db).await;
+    let runner = Projector::new(db.clone(), Arc::new(Recorder), "test".into());
+    assert!(runner.acquire_lease().await.unwrap());
+    let pool = pg(&db);
+    let meta = metadata();
+
+    // The slow transaction takes position 1 first but commits last.
+    let mut slow = pool.begin().await.unwrap();
+    sqlx::query(INSERT_PG)
+        .bind("slow")
+        .bind(1i64)
+        .bind(&meta)
+        .execute(&mut *slow)
+        .await
+        .unwrap();
+    let mut fast = pool.begin().await.unwrap();
+    sqlx::query(INSERT_PG)
+        .bind("fast")
+        .bind(1i64)
+        .bind(&meta)
+        .execute(&mut *fast)
+        .await
+        .unwrap();
+    fast.commit().await.unwrap();
+
+    // A reader following `position > checkpoint` would now see position 2 and
+    // move its checkpoint past position 1 for good.
+    let visible: Vec<(i64, String)> =
+        sqlx::query_as("SELECT global_position, aggregate_id FROM events ORDER BY global_position")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert_eq!(visible, vec![(2, "fast".to_string())]);
+    drain(&runner).await;
+    assert!(
+        Recorder::seen(&db).await.is_empty(),
+        "the log waits for the older transaction"
+    );
+
+    slow.commit().await.unwrap();
+    drain(&runner).await;
+    let seen = Recorder::seen(&db).await;
+    assert_eq!(seen, vec![("slow".to_string(), 1), ("fast".to_string(), 1)]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_appends_are_each_projected_exactly_once() {
+    let db = database(&fresh_postgres().await).await;
+    Recorder::install(&db).await;
+    let runner = Projector::new(db.clone(), Arc::new(Recorder), "test".into()).with_batch_size(7);
+    assert!(runner.acquire_lease().await.unwrap());
+    let pool = pg(&db);
+    let meta = metadata();
+    let (done_tx, done_rx) = watch::channel(false);
+
+    // The projector follows the log while 8 writers commit 25 events each,
+    // holding their transactions open for random times so commits interleave.
+    let follower = {
+        let runner = runner.clone();
+        tokio::spawn(async move {
+            while !*done_rx.borrow() {
+                runner.step().await.unwrap();
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        })
+    };
+    let writers: Vec<_> = (0..8)
+        .map(|w| {
+            let pool = pool.clone();
+            let meta = meta.clone();
+            tokio::spawn(async move {
+                let mut written = Vec::new();
+                for i in 0..25 {
+                    let id = format!("w{w}-{i}");
+                    let mut tx = pool.begin().await.unwrap();
+                    sqlx::query(INSERT_PG)
+                        .bind(&id)
+                        .bind(1i64)
+                        .bind(&meta)
+                        .execute(&mut *tx)
+                        .await
+                        .unwrap();
+                    sqlx::query("SELECT pg_sleep(random() * 0.01)")
+                        .execute(&mut *tx)
+                        .await
+                        .unwrap();
+                    tx.commit().await.unwrap();
+                    written.push((id, 1i64));
+                }
+                written
+            })
+        })
+        .collect();
+    let mut expected = Vec::new();
+    for w in writers {
+        expected.extend(w.await.unwrap());
+    }
+    done_tx.send_replace(true);
+    follower.await.unwrap();
+    drain(&runner).await;
+
+    let mut seen = Recorder::seen(&db).await;
+    assert_eq!(seen.len(), 200, "every event exactly once");
+    seen.sort();
+    seen.dedup();
+    assert_eq!(seen.len(), 200, "no duplicates");
+    expected.sort();
+    assert_eq!(seen, expected);
+}
+
+async fn a_crash_mid_catch_up_loses_and_duplicates_nothing(backend: Backend) {
+    let db = database(&backend.fresh().await).await;
+    Recorder::install(&db).await;
+    let mut expected = seed(&db, 3000).await;
+    let lease = Duration::from_millis(300);
+    let first = Projector::new(db.clone(), Arc::new(Recorder), "first".into())
+        .with_batch_size(50)
+        .with_lease(lease);
+    let (_appended, appended_rx) = watch::channel(0u64);
+    let (_stop, stop_rx) = watch::channel(false);
+    let crashed = tokio::spawn(first.clone().run(
+        appended_rx.clone(),
+        stop_rx.clone(),
+        Arc::new(watch::channel(0).0),
+    ));
+    // Kill it mid-way: the task is dropped wherever it is, its open
+    // transaction rolled back and its lease left behind.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while first.checkpoint().await.unwrap().seq < 500 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "projector made no progress"
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    crashed.abort();
+    let _ = crashed.await;
+    let at_crash = first.checkpoint().await.unwrap().seq;
+    assert!(
+        at_crash < 3000,
+        "crashed before catching up (at {at_crash})"
+    );
+
+    // A restarted process takes over once the dead lease expires.
+    let second =
+        Projector::new(db.clone(), Arc::new(Recorder), "second".into()).with_batch_size(50);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !second.acquire_lease().await.unwrap() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "lease never expired"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    drain(&second).await;
+
+    let mut seen = Recorder::seen(&db).await;
+    assert_eq!(seen.len(), 3000, "nothing lost or applied twice");
+    seen.sort();
+    expected.sort();
+    assert_eq!(seen, expected);
+}
+
+async fn a_replayed_read_model_equals_the_live_one(backend: Backend) {
+    let app = spawn_app(&backend.fresh().await).await;
+    let (token, _) = app.sign_up("Acme", "ada@example.org").await;
+    for c in 0..3 {
+        let campaign = app.create_campaign(&token, &format!("Campaign {c}")).await;
+        for p in 0..6 {
+            let post = app
+                .create_post(&token, &campaign, &format!("post {p} #tag"))
+                .await;
+            if p % 2 == 0 {
+                let body = app
+                    .gql(Some(&token), "mutation($i: SchedulePostInput!) { schedulePost(input: $i) { id } }",
+                        json!({"i": {"postId": post, "at": format!("2030-0{}-01T09:00:00Z", p + 1), "recurrence": "FREQ=DAILY"}}))
+                    .await;
+                assert!(body["errors"].is_null(), "{body}");
+            }
+            if p == 2 {
+                app.gql(
+                    Some(&token),
+                    "mutation($id: ID!) { cancelPost(id: $id) { id } }",
+                    json!({"id": post}),
+                )
+                .await;
+            }
+            if p == 5 {
+                app.gql(
+                    Some(&token),
+                    "mutation($id: ID!) { deletePost(id: $id) { id } }",
+                    json!({"id": post}),
+                )
+                .await;
+            }
+        }
+        app.gql(
+            Some(&token),
+            "mutation($id: ID!) { activateCampaign(id: $id) { id } }",
+            json!({"id": campaign}),
+        )
+        .await;
+    }
+    let live = app.state.dashboard.snapshot().await.unwrap();
+    assert_eq!(live.0.len(), 3);
+    assert_eq!(live.1.len(), 15, "one post per campaign was deleted");
+
+    let applied = app
+        .state
+        .projectors
+        .replay(None, Duration::from_secs(5), |_, _, _| {})
+        .await
+        .unwrap();
+    assert_eq!(applied, app.event_count().await as u64);
+    let replayed = app.state.dashboard.snapshot().await.unwrap();
+    assert_eq!(replayed, live);
+}
+
+async fn an_old_event_shape_loads_through_the_upcaster(backend: Backend) {
+    let db = database(&backend.fresh().await).await;
+    let tenant = Uuid::new_v4();
+    let post_id = Uuid::new_v4().to_string();
+    // PostCreated as version 1 stored it: `lang`, no `facets`.
+    let payload = json!({"PostCreated": {"tenant_id": tenant, "campaign_id": Uuid::new_v4(),
+        "entries": [{"text": "old #shape", "lang": "en"}]}})
+    .to_string();
+    let meta = EventMetadata::new(tenant, Actor::System, Uuid::new_v4(), Utc::now());
+    let meta = serde_json::to_string(&meta.to_map()).unwrap();
+    let sql = match db.backend {
+        Db::Postgres(_) => {
+            "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata) VALUES ('Post', $1, 1, 'PostCreated', '1', CAST($2 AS json), CAST($3 AS json))"
+        }
+        Db::Sqlite(_) => {
+            "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata) VALUES ('Post', $1, 1, 'PostCreated', '1', $2, $3)"
+        }
+    };
+    sqlx::query(sql)
+        .bind(&post_id)
+        .bind(&payload)
+        .bind(&meta)
+        .execute(&db.any)
+        .await
+        .unwrap();
+
+    // The aggregate loads it...
+    let repo: Repository<domain::post::Post> = Repository::new(&db, Arc::new(watch::channel(0).0));
+    let post = repo.load(&post_id).await.unwrap();
+    assert_eq!(post.entries[0].langs, vec!["en".to_string()]);
+    assert_eq!(post.entries[0].facets.len(), 1);
+    // ...so do the global log and the dashboard projection.
+    let events = GlobalLog::new(db.clone())
+        .read_after(Default::default(), 10)
+        .await
+        .unwrap();
+    assert_eq!(events[0].event_version, "2");
+    let projectors = projections::Projectors::new(db.clone());
+    projectors
+        .replay(None, Duration::from_secs(1), |_, _, _| {})
+        .await
+        .unwrap();
+    let row = projections::dashboard::DashboardQueries::new(db.any.clone())
+        .post(tenant, post_id.parse().unwrap())
+        .await
+        .unwrap()
+        .expect("projected");
+    assert!(
+        row.entries.contains("\"langs\":[\"en\"]"),
+        "{}",
+        row.entries
+    );
+    // And new events append after it.
+    let entries = parse_entries(&[EntryInput {
+        text: "new shape".into(),
+        langs: vec![],
+    }])
+    .unwrap();
+    let meta = EventMetadata::new(tenant, Actor::System, Uuid::new_v4(), Utc::now());
+    repo.execute(
+        &post_id,
+        Scoped {
+            tenant_id: tenant,
+            command: PostCommand::Update { entries },
+        },
+        &meta,
+    )
+    .await
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_commands_on_one_aggregate_retry_then_report_conflict() {
+    let db = database(&fresh_postgres().await).await;
+    let repo = Arc::new(Repository::<domain::post::Post>::new(
+        &db,
+        Arc::new(watch::channel(0).0),
+    ));
+    let tenant = Uuid::new_v4();
+    let id = Uuid::new_v4().to_string();
+    let meta = EventMetadata::new(tenant, Actor::System, Uuid::new_v4(), Utc::now());
+    let entries = |t: &str| {
+        parse_entries(&[EntryInput {
+            text: t.into(),
+            langs: vec![],
+        }])
+        .unwrap()
+    };
+    repo.execute(
+        &id,
+        Scoped {
+            tenant_id: tenant,
+            command: PostCommand::Create {
+                campaign_id: Uuid::new_v4(),
+                entries: entries("v0"),
+            },
+        },
+        &meta,
+    )
+    .await
+    .unwrap();
+    let tasks: Vec<_> = (0..24)
+        .map(|i| {
+            let (repo, id, meta) = (repo.clone(), id.clone(), meta.clone());
+            let command = Scoped {
+                tenant_id: tenant,
+                command: PostCommand::Update {
+                    entries: entries(&format!("v{i}")),
+                },
+            };
+            tokio::spawn(async move { repo.execute(&id, command, &meta).await })
+        })
+        .collect();
+    let mut ok = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(_) => ok += 1,
+            Err(projections::CommandError::Conflict(_)) => {}
+            Err(other) => panic!("unexpected error {other:?}"),
+        }
+    }
+    // A writer gives up only after six conflicts, each caused by a distinct
+    // successful commit of another writer: so if any gave up, six got through.
+    assert!(ok >= 6, "retries let writers through ({ok} of 24)");
+    let (events,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM events WHERE aggregate_id = $1")
+        .bind(&id)
+        .fetch_one(&db.any)
+        .await
+        .unwrap();
+    assert_eq!(
+        events,
+        ok + 1,
+        "one event per successful command, none lost or doubled"
+    );
+}
