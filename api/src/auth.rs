@@ -77,7 +77,7 @@ pub async fn hash_password(password: SecretString) -> ApiResult<String> {
             .map_err(|e| ApiError::internal(std::io::Error::other(e.to_string())))
     })
     .await
-    .map_err(|e| ApiError::internal(e))?
+    .map_err(ApiError::internal)?
 }
 
 /// A valid hash of a random password, verified against when the account does
@@ -204,7 +204,7 @@ impl Sessions {
         let (user, tenant) = row.ok_or(ApiError::Unauthenticated(
             "invalid or expired refresh token",
         ))?;
-        let parse = |s: &str| Uuid::parse_str(s).map_err(|e| ApiError::internal(e));
+        let parse = |s: &str| Uuid::parse_str(s).map_err(ApiError::internal);
         Ok((parse(&user)?, parse(&tenant)?, tokens))
     }
 

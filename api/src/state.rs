@@ -75,10 +75,10 @@ impl AppState {
         A::Command: Clone,
     {
         let committed = repo.execute(&id.to_string(), command, metadata).await?;
-        if let Some(position) = repo.position(&committed).await? {
-            if !self.projectors.wait_for(position, SETTLE_TIMEOUT).await? {
-                tracing::warn!(%position, "read models lag behind a committed change");
-            }
+        if let Some(position) = repo.position(&committed).await?
+            && !self.projectors.wait_for(position, SETTLE_TIMEOUT).await?
+        {
+            tracing::warn!(%position, "read models lag behind a committed change");
         }
         Ok(committed)
     }

@@ -435,3 +435,29 @@ async fn concurrent_commands_on_one_aggregate_retry_then_report_conflict() {
         "one event per successful command, none lost or doubled"
     );
 }
+
+#[tokio::test]
+async fn only_the_lease_holder_advances_a_projection() {
+    let db = database(&fresh_postgres().await).await;
+    Recorder::install(&db).await;
+    seed(&db, 10).await;
+    let a = Projector::new(db.clone(), Arc::new(Recorder), "process-a".into());
+    let b = Projector::new(db.clone(), Arc::new(Recorder), "process-b".into());
+    assert!(a.acquire_lease().await.unwrap());
+    assert!(
+        !b.acquire_lease().await.unwrap(),
+        "a live lease is exclusive"
+    );
+    assert_eq!(
+        b.step().await.unwrap(),
+        0,
+        "a runner without the lease writes nothing"
+    );
+    assert!(Recorder::seen(&db).await.is_empty());
+    a.release_lease().await.unwrap();
+    assert!(b.acquire_lease().await.unwrap());
+    drain(&b).await;
+    assert_eq!(Recorder::seen(&db).await.len(), 10);
+    assert_eq!(a.step().await.unwrap(), 0, "the old holder is fenced out");
+    assert_eq!(Recorder::seen(&db).await.len(), 10);
+}

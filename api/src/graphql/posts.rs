@@ -141,7 +141,7 @@ impl Post {
     /// The entries; more than one makes a thread.
     async fn entries(&self) -> ApiResult<Vec<Entry>> {
         let entries: Vec<PostEntry> =
-            serde_json::from_str(&self.0.entries).map_err(|e| ApiError::internal(e))?;
+            serde_json::from_str(&self.0.entries).map_err(ApiError::internal)?;
         Ok(entries.into_iter().map(Entry).collect())
     }
     /// When the post runs next (UTC); null unless PENDING.
