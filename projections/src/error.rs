@@ -15,6 +15,10 @@ pub enum StoreError {
     },
     #[error("event store error: {0}")]
     EventStore(String),
+    #[error("unknown projection {name:?}; known: {known}")]
+    UnknownProjection { name: String, known: String },
+    #[error("projection {0} is being run by another process; stop it first")]
+    ProjectionBusy(&'static str),
     #[error("unsupported database URL (expected postgres:// or sqlite://)")]
     UnsupportedUrl,
 }

@@ -172,10 +172,7 @@ impl Projector {
         .await?;
         if rewound.rows_affected() != 1 {
             tx.rollback().await?;
-            return Err(StoreError::EventStore(format!(
-                "projection {} is being run by another process",
-                self.name()
-            )));
+            return Err(StoreError::ProjectionBusy(self.name()));
         }
         for table in self.projection.tables() {
             sqlx::query(&format!("DELETE FROM {table}"))
@@ -279,11 +276,10 @@ impl Projectors {
             .map(|p| Projector::new(self.db.clone(), p.clone(), self.owner.clone()))
             .collect();
         if chosen.is_empty() {
-            return Err(StoreError::EventStore(format!(
-                "unknown projection {:?}; known: {}",
-                only.unwrap_or_default(),
-                self.names().join(", ")
-            )));
+            return Err(StoreError::UnknownProjection {
+                name: only.unwrap_or_default().to_string(),
+                known: self.names().join(", "),
+            });
         }
         Ok(chosen)
     }
@@ -366,10 +362,7 @@ impl Projectors {
             let deadline = tokio::time::Instant::now() + lease_wait;
             while !runner.acquire_lease().await? {
                 if tokio::time::Instant::now() >= deadline {
-                    return Err(StoreError::EventStore(format!(
-                        "projection {} is held by another process; stop it first",
-                        runner.name()
-                    )));
+                    return Err(StoreError::ProjectionBusy(runner.name()));
                 }
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
