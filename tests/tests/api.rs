@@ -258,7 +258,7 @@ async fn bad_input_is_rejected_with_a_typed_error_and_stores_nothing(backend: Ba
     // A query deeper than the limit.
     let deep = format!(
         "{{ {}campaign(id: \"{campaign}\") {{ id }}{} }}",
-        "posts { edges { node { campaign { ".repeat(3),
+        "posts(first: 1) { edges { node { campaign { ".repeat(3),
         " } } } }".repeat(3)
     );
     let body = app.gql(t, &deep, json!({})).await;
@@ -267,6 +267,18 @@ async fn bad_input_is_rejected_with_a_typed_error_and_stores_nothing(backend: Ba
             .as_str()
             .unwrap()
             .contains("nested too deep"),
+        "{body}"
+    );
+    assert_eq!(error_code(&body), Some("VALIDATION"));
+
+    // A query whose pages multiply past the cost limit.
+    let costly = "{ campaigns(first: 100) { edges { node { posts(first: 100) { edges { node { id entries { text facets { value } } } } } } } } }";
+    let body = app.gql(t, costly, json!({})).await;
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("too complex"),
         "{body}"
     );
 

@@ -12,7 +12,9 @@ use projections::from_micros;
 use uuid::Uuid;
 
 use super::posts::{PostConnection, PostStatus, post_page};
-use super::{correlation, decode_cursor, encode_cursor, page_size, parse_id, principal, state};
+use super::{
+    correlation, decode_cursor, encode_cursor, page_cost, page_size, parse_id, principal, state,
+};
 use crate::error::{ApiError, ApiResult};
 
 /// Lifecycle of a campaign.
@@ -109,6 +111,7 @@ impl Campaign {
         }
     }
     /// The campaign's posts in queue order.
+    #[graphql(complexity = "page_cost(first, child_complexity)")]
     async fn posts(
         &self,
         ctx: &Context<'_>,
@@ -175,6 +178,7 @@ pub struct CampaignQuery;
 #[Object]
 impl CampaignQuery {
     /// The organisation's campaigns, oldest first.
+    #[graphql(complexity = "page_cost(first, child_complexity)")]
     async fn campaigns(
         &self,
         ctx: &Context<'_>,

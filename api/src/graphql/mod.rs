@@ -19,8 +19,9 @@ use crate::state::AppState;
 
 /// Deepest query accepted.
 pub const MAX_DEPTH: usize = 10;
-/// Largest query complexity accepted (each field counts 1, lists multiply).
-pub const MAX_COMPLEXITY: usize = 2000;
+/// Largest query complexity accepted: each field counts 1, and a page of a
+/// connection counts its page size times the cost of one item.
+pub const MAX_COMPLEXITY: usize = 10_000;
 /// Largest page size.
 pub const MAX_PAGE: i32 = 100;
 
@@ -96,6 +97,11 @@ pub(crate) fn page_size(first: Option<i32>) -> ApiResult<i64> {
         ));
     }
     Ok(first as i64)
+}
+
+/// Complexity of a connection page: `first` items of `child` cost each.
+pub(crate) fn page_cost(first: Option<i32>, child: usize) -> usize {
+    (first.unwrap_or(20).clamp(1, MAX_PAGE) as usize).saturating_mul(child.max(1))
 }
 
 /// Opaque cursor of a `(key, id)` position.

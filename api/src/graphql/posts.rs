@@ -16,7 +16,9 @@ use unicode_segmentation::UnicodeSegmentation;
 use uuid::Uuid;
 
 use super::campaigns::{Campaign, campaign_by_id};
-use super::{correlation, decode_cursor, encode_cursor, page_size, parse_id, principal, state};
+use super::{
+    correlation, decode_cursor, encode_cursor, page_cost, page_size, parse_id, principal, state,
+};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
@@ -212,6 +214,7 @@ pub struct PostQuery;
 #[Object]
 impl PostQuery {
     /// The organisation's posts in queue order: next run first, unscheduled last.
+    #[graphql(complexity = "page_cost(first, child_complexity)")]
     async fn posts(
         &self,
         ctx: &Context<'_>,
