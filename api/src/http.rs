@@ -65,7 +65,17 @@ pub async fn graphql(
         .into_inner()
         .data(caller)
         .data(Correlation(correlation));
-    GraphQLResponse::from(http.schema.execute(request).await).into_response()
+    let mut response = http.schema.execute(request).await;
+    // Resolver errors carry their code; what async-graphql rejects before any
+    // resolver runs (syntax, unknown fields, bad scalars, depth and cost
+    // limits) is the request's fault.
+    for error in &mut response.errors {
+        let extensions = error.extensions.get_or_insert_with(Default::default);
+        if extensions.get("code").is_none() {
+            extensions.set("code", "VALIDATION");
+        }
+    }
+    GraphQLResponse::from(response).into_response()
 }
 
 /// `GET /health`: the process is up.

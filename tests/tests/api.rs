@@ -269,7 +269,7 @@ async fn bad_input_is_rejected_with_a_typed_error_and_stores_nothing(backend: Ba
             .contains("nested too deep"),
         "{body}"
     );
-    assert_eq!(error_code(&body), Some("VALIDATION"));
+    assert_eq!(error_code(&body), Some("VALIDATION"), "{body}");
 
     // A query whose pages multiply past the cost limit.
     let costly = "{ campaigns(first: 100) { edges { node { posts(first: 100) { edges { node { id entries { text facets { value } } } } } } } } }";
