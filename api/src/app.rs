@@ -26,7 +26,8 @@ use crate::state::AppState;
 pub enum Mode {
     /// API and workers in one process (`herald serve`).
     Serve,
-    /// Only the API (`herald api`).
+    /// The API and the projectors (`herald api`); process managers stay in
+    /// `herald worker`.
     Api,
 }
 
@@ -122,7 +123,10 @@ impl Application {
     pub async fn run(self) -> anyhow::Result<()> {
         let workers = match self.mode {
             Mode::Serve => workers::start(&self.state.projectors, self.shutdown.subscribe()),
-            Mode::Api => Vec::new(),
+            // The API's mutations wait for read models, so an API process
+            // also competes for projector leases: read models advance as long
+            // as any process runs (the lease keeps one runner per projection).
+            Mode::Api => self.state.projectors.spawn(self.shutdown.subscribe()),
         };
         let mut stop = self.shutdown.subscribe();
         tracing::info!(address = %self.address(), mode = ?self.mode, "herald listening");

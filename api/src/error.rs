@@ -59,11 +59,12 @@ impl ApiError {
 
 impl From<DomainError> for ApiError {
     fn from(e: DomainError) -> Self {
+        let message = e.to_string();
         match e {
             DomainError::Validation { field, message } => Self::Validation { field, message },
             DomainError::NotFound(what) => Self::NotFound(what),
             DomainError::Conflict(m) => Self::Conflict(m),
-            DomainError::Forbidden(m) => Self::Forbidden(m),
+            DomainError::Forbidden(_) => Self::Forbidden(message),
         }
     }
 }

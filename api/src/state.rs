@@ -19,8 +19,9 @@ use uuid::Uuid;
 use crate::auth::{Principal, Sessions};
 use crate::error::{ApiError, ApiResult};
 
-/// How long a mutation waits for the read models to show its change.
-const SETTLE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a mutation waits for the read models to show its change: longer
+/// than a projector lease, so a crashed lease holder is replaced in time.
+const SETTLE_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// Everything a request handler needs.
 pub struct AppState {

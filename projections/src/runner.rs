@@ -369,13 +369,29 @@ impl Projectors {
             runner.reset().await?;
             let mut applied = 0u64;
             progress(runner.name(), 0, total);
+            // Every counted event was committed before replay began, so the
+            // rebuild is complete once it has applied that many. On PostgreSQL
+            // the log may still hold some back while an older transaction (in
+            // any database of the server) is open: wait, keeping the lease.
+            while applied < total {
+                let n = runner.step().await? as u64;
+                if n > 0 {
+                    applied += n;
+                    progress(runner.name(), applied, total);
+                } else if runner.acquire_lease().await? {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                } else {
+                    return Err(StoreError::ProjectionBusy(runner.name()));
+                }
+            }
+            // Catch up with whatever arrived meanwhile.
             loop {
                 let n = runner.step().await? as u64;
                 if n == 0 {
                     break;
                 }
                 applied += n;
-                progress(runner.name(), applied, total);
+                progress(runner.name(), applied, total.max(applied));
             }
             runner.release_lease().await?;
             applied_all += applied;

@@ -131,7 +131,7 @@ where
 
     /// Handles `command` against aggregate `id` and appends the resulting
     /// events with `metadata`, retrying on optimistic-concurrency conflicts.
-    #[tracing::instrument(skip_all, fields(aggregate = A::TYPE, aggregate_id = id, tenant = %metadata.tenant_id), err)]
+    #[tracing::instrument(skip_all, fields(aggregate = A::TYPE, aggregate_id = id, tenant = %metadata.tenant_id))]
     pub async fn execute(
         &self,
         id: &str,
@@ -140,11 +140,16 @@ where
     ) -> Result<Committed, CommandError<A::Error>> {
         let started = std::time::Instant::now();
         let result = self.execute_inner(id, command, metadata).await;
+        // Rejections and conflicts are the caller's business; only store
+        // failures are errors of ours.
         let outcome = match &result {
             Ok(_) => "ok",
             Err(CommandError::Rejected(_)) => "rejected",
             Err(CommandError::Conflict(_)) => "conflict",
-            Err(CommandError::Store(_)) => "error",
+            Err(CommandError::Store(error)) => {
+                tracing::error!(%error, cause = ?std::error::Error::source(error), "command failed");
+                "error"
+            }
         };
         metrics::counter!("herald_commands_total", "aggregate" => A::TYPE, "outcome" => outcome)
             .increment(1);

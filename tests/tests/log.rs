@@ -79,6 +79,21 @@ async fn drain(runner: &Projector) {
     while runner.step().await.unwrap() > 0 {}
 }
 
+/// Steps until the recorder has seen `expected` events. The log may hold
+/// committed events back while any older transaction on the server is open
+/// (transaction ids are cluster-wide: a parallel test counts too).
+async fn drain_until(runner: &Projector, db: &Database, expected: usize) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        drain(runner).await;
+        if Recorder::seen(db).await.len() >= expected {
+            return;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "log stalled");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 #[tokio::test]
 async fn an_event_committed_out_of_position_order_is_not_skipped() {
     let db = database(&fresh_postgres().await).await;
@@ -122,7 +137,7 @@ async fn an_event_committed_out_of_position_order_is_not_skipped() {
     );
 
     slow.commit().await.unwrap();
-    drain(&runner).await;
+    drain_until(&runner, &db, 2).await;
     let seen = Recorder::seen(&db).await;
     assert_eq!(seen, vec![("slow".to_string(), 1), ("fast".to_string(), 1)]);
 }
@@ -181,6 +196,7 @@ async fn concurrent_appends_are_each_projected_exactly_once() {
     }
     done_tx.send_replace(true);
     follower.await.unwrap();
+    drain_until(&runner, &db, 200).await;
     drain(&runner).await;
 
     let mut seen = Recorder::seen(&db).await;
@@ -236,6 +252,7 @@ async fn a_crash_mid_catch_up_loses_and_duplicates_nothing(backend: Backend) {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    drain_until(&second, &db, 3000).await;
     drain(&second).await;
 
     let mut seen = Recorder::seen(&db).await;
@@ -332,10 +349,15 @@ async fn an_old_event_shape_loads_through_the_upcaster(backend: Backend) {
     assert_eq!(post.entries[0].langs, vec!["en".to_string()]);
     assert_eq!(post.entries[0].facets.len(), 1);
     // ...so do the global log and the dashboard projection.
-    let events = GlobalLog::new(db.clone())
-        .read_after(Default::default(), 10)
-        .await
-        .unwrap();
+    let log = GlobalLog::new(db.clone());
+    let mut events = Vec::new();
+    for _ in 0..3000 {
+        events = log.read_after(Default::default(), 10).await.unwrap();
+        if !events.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     assert_eq!(events[0].event_version, "2");
     let projectors = projections::Projectors::new(db.clone());
     projectors
@@ -456,7 +478,7 @@ async fn only_the_lease_holder_advances_a_projection() {
     assert!(Recorder::seen(&db).await.is_empty());
     a.release_lease().await.unwrap();
     assert!(b.acquire_lease().await.unwrap());
-    drain(&b).await;
+    drain_until(&b, &db, 10).await;
     assert_eq!(Recorder::seen(&db).await.len(), 10);
     assert_eq!(a.step().await.unwrap(), 0, "the old holder is fenced out");
     assert_eq!(Recorder::seen(&db).await.len(), 10);
