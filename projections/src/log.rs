@@ -182,30 +182,19 @@ impl GlobalLog {
         aggregate_id: &str,
         sequence: i64,
     ) -> Result<Option<Position>, StoreError> {
-        let row: Option<(i64, i64)> = match &self.db.backend {
-            Backend::Postgres(pool) => {
-                sqlx::query_as(
-                    "SELECT transaction_id::text::bigint, global_position FROM events
-                      WHERE aggregate_type = $1 AND aggregate_id = $2 AND sequence = $3",
-                )
-                .bind(aggregate_type)
-                .bind(aggregate_id)
-                .bind(sequence)
-                .fetch_optional(pool)
-                .await?
-            }
-            Backend::Sqlite(pool) => {
-                sqlx::query_as(
-                    "SELECT 0, global_position FROM events
-                      WHERE aggregate_type = $1 AND aggregate_id = $2 AND sequence = $3",
-                )
-                .bind(aggregate_type)
-                .bind(aggregate_id)
-                .bind(sequence)
-                .fetch_optional(pool)
-                .await?
-            }
+        let tx = match self.db.backend {
+            Backend::Postgres(_) => "transaction_id::text::bigint",
+            Backend::Sqlite(_) => "0",
         };
+        let row: Option<(i64, i64)> = sqlx::query_as(&format!(
+            "SELECT {tx}, global_position FROM events
+              WHERE aggregate_type = $1 AND aggregate_id = $2 AND sequence = $3"
+        ))
+        .bind(aggregate_type)
+        .bind(aggregate_id)
+        .bind(sequence)
+        .fetch_optional(&self.db.any)
+        .await?;
         Ok(row.map(|(tx, seq)| Position { tx, seq }))
     }
 

@@ -41,37 +41,22 @@ fn pg(db: &Database) -> sqlx::PgPool {
 async fn seed(db: &Database, n: usize) -> Vec<(String, i64)> {
     let ids: Vec<(String, i64)> = (0..n).map(|_| (Uuid::new_v4().to_string(), 1)).collect();
     let meta = metadata();
-    match &db.backend {
-        Db::Postgres(pool) => {
-            let mut tx = pool.begin().await.unwrap();
-            for (id, seq) in &ids {
-                sqlx::query(INSERT_PG)
-                    .bind(id)
-                    .bind(seq)
-                    .bind(&meta)
-                    .execute(&mut *tx)
-                    .await
-                    .unwrap();
-            }
-            tx.commit().await.unwrap();
-        }
-        Db::Sqlite(pool) => {
-            let mut tx = pool.begin().await.unwrap();
-            for (id, seq) in &ids {
-                sqlx::query(
-                    "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
-                     VALUES ('Campaign', $1, $2, 'CampaignActivated', '1', '\"CampaignActivated\"', $3)",
-                )
-                .bind(id)
-                .bind(seq)
-                .bind(&meta)
-                .execute(&mut *tx)
-                .await
-                .unwrap();
-            }
-            tx.commit().await.unwrap();
-        }
+    // PostgreSQL's event columns are json; SQLite's are text.
+    let sql = match db.backend {
+        Db::Postgres(_) => INSERT_PG.to_string(),
+        Db::Sqlite(_) => INSERT_PG.replace("$3::json", "$3"),
+    };
+    let mut tx = db.any.begin().await.unwrap();
+    for (id, seq) in &ids {
+        sqlx::query(&sql)
+            .bind(id)
+            .bind(seq)
+            .bind(&meta)
+            .execute(&mut *tx)
+            .await
+            .unwrap();
     }
+    tx.commit().await.unwrap();
     ids
 }
 

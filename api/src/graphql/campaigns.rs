@@ -1,6 +1,6 @@
 //! Campaign queries and mutations.
 
-use async_graphql::connection::{Connection, Edge};
+use async_graphql::connection::Connection;
 use async_graphql::{Context, Enum, ID, InputObject, Object, SimpleObject};
 use chrono::{DateTime, NaiveDate, Utc};
 use domain::Scoped;
@@ -13,30 +13,20 @@ use uuid::Uuid;
 
 use super::posts::{PostConnection, PostStatus, post_page};
 use super::{
-    correlation, decode_cursor, encode_cursor, page_cost, page_size, parse_id, principal, state,
+    correlation, decode_cursor, encode_cursor, page, page_cost, page_size, parse_id, principal,
+    state,
 };
 use crate::error::{ApiError, ApiResult};
 
 /// Lifecycle of a campaign.
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[graphql(remote = "domain::campaign::CampaignStatus")]
 pub enum CampaignStatus {
     Draft,
     Active,
     Paused,
     Completed,
     Archived,
-}
-
-impl From<Status> for CampaignStatus {
-    fn from(s: Status) -> Self {
-        match s {
-            Status::Draft => Self::Draft,
-            Status::Active => Self::Active,
-            Status::Paused => Self::Paused,
-            Status::Completed => Self::Completed,
-            Status::Archived => Self::Archived,
-        }
-    }
 }
 
 /// Number of a campaign's posts in each status.
@@ -191,14 +181,9 @@ impl CampaignQuery {
             .dashboard
             .campaigns(p.tenant_id, decode_cursor(after.clone())?, limit + 1)
             .await?;
-        let has_next = rows.len() as i64 > limit;
-        let mut connection = Connection::new(after.is_some(), has_next);
-        connection.edges.extend(
-            rows.into_iter()
-                .take(limit as usize)
-                .map(|row| Edge::new(encode_cursor(row.created_at, &row.id), Campaign(row))),
-        );
-        Ok(connection)
+        Ok(page(rows, limit, after.is_some(), |row| {
+            (encode_cursor(row.created_at, &row.id), Campaign(row))
+        }))
     }
 
     /// One campaign.

@@ -7,6 +7,7 @@ mod posts;
 
 use std::sync::Arc;
 
+use async_graphql::connection::{Connection, Edge};
 use async_graphql::{Context, EmptySubscription, MergedObject, Schema};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -102,6 +103,25 @@ pub(crate) fn page_size(first: Option<i32>) -> ApiResult<i64> {
 /// Complexity of a connection page: `first` items of `child` cost each.
 pub(crate) fn page_cost(first: Option<i32>, child: usize) -> usize {
     (first.unwrap_or(20).clamp(1, MAX_PAGE) as usize).saturating_mul(child.max(1))
+}
+
+/// A connection page from up to `limit + 1` rows (the extra row only tells
+/// that a next page exists); `edge` gives each row's cursor and node.
+pub(crate) fn page<R, N: async_graphql::OutputType>(
+    rows: Vec<R>,
+    limit: i64,
+    has_previous: bool,
+    edge: impl Fn(R) -> (String, N),
+) -> Connection<String, N> {
+    let has_next = rows.len() as i64 > limit;
+    let mut connection = Connection::new(has_previous, has_next);
+    connection
+        .edges
+        .extend(rows.into_iter().take(limit as usize).map(|row| {
+            let (cursor, node) = edge(row);
+            Edge::new(cursor, node)
+        }));
+    connection
 }
 
 /// Opaque cursor of a `(key, id)` position.

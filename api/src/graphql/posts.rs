@@ -1,6 +1,6 @@
 //! Post queries and mutations: drafting, scheduling and the dashboard queue.
 
-use async_graphql::connection::{Connection, Edge};
+use async_graphql::connection::Connection;
 use async_graphql::{Context, Enum, ID, InputObject, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 use domain::Scoped;
@@ -17,13 +17,15 @@ use uuid::Uuid;
 
 use super::campaigns::{Campaign, campaign_by_id};
 use super::{
-    correlation, decode_cursor, encode_cursor, page_cost, page_size, parse_id, principal, state,
+    correlation, decode_cursor, encode_cursor, page, page_cost, page_size, parse_id, principal,
+    state,
 };
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
 /// Publishing status of a post.
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[graphql(remote = "domain::post::PostStatus")]
 pub enum PostStatus {
     Draft,
     Pending,
@@ -31,32 +33,6 @@ pub enum PostStatus {
     Done,
     Failed,
     Cancelled,
-}
-
-impl From<PostStatus> for Status {
-    fn from(s: PostStatus) -> Self {
-        match s {
-            PostStatus::Draft => Status::Draft,
-            PostStatus::Pending => Status::Pending,
-            PostStatus::Running => Status::Running,
-            PostStatus::Done => Status::Done,
-            PostStatus::Failed => Status::Failed,
-            PostStatus::Cancelled => Status::Cancelled,
-        }
-    }
-}
-
-impl From<Status> for PostStatus {
-    fn from(s: Status) -> Self {
-        match s {
-            Status::Draft => Self::Draft,
-            Status::Pending => Self::Pending,
-            Status::Running => Self::Running,
-            Status::Done => Self::Done,
-            Status::Failed => Self::Failed,
-            Status::Cancelled => Self::Cancelled,
-        }
-    }
 }
 
 /// Kind of rich-text facet.
@@ -189,14 +165,9 @@ pub(crate) async fn post_page(
         .dashboard
         .posts(tenant, &filter, decode_cursor(after.clone())?, limit + 1)
         .await?;
-    let has_next = rows.len() as i64 > limit;
-    let mut connection = Connection::new(after.is_some(), has_next);
-    connection.edges.extend(
-        rows.into_iter()
-            .take(limit as usize)
-            .map(|row| Edge::new(encode_cursor(row.sort_key, &row.id), Post(row))),
-    );
-    Ok(connection)
+    Ok(page(rows, limit, after.is_some(), |row| {
+        (encode_cursor(row.sort_key, &row.id), Post(row))
+    }))
 }
 
 async fn post_by_id(ctx: &Context<'_>, tenant: Uuid, id: Uuid) -> ApiResult<Post> {
