@@ -247,23 +247,27 @@ fn verdict(pass: bool) -> &'static str {
     if pass { "PASS" } else { "FAIL" }
 }
 
-/// Runs `op` in a loop on `clients` tasks for `duration`, timing each call.
-async fn drive<F, Fut>(clients: usize, duration: Duration, op: F) -> anyhow::Result<Summary>
+/// Runs one task per element of `clients` for `duration`, each calling `op`
+/// in a loop and timing every call. `op` takes the task's state (such as its
+/// own connection) and hands it back for the next call.
+async fn drive<S, F, Fut>(clients: Vec<S>, duration: Duration, op: F) -> anyhow::Result<Summary>
 where
-    F: Fn() -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
+    S: Send + 'static,
+    F: Fn(S) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = anyhow::Result<S>> + Send + 'static,
 {
     let op = Arc::new(op);
     let started = Instant::now();
     let deadline = started + duration;
-    let tasks: Vec<_> = (0..clients)
-        .map(|_| {
+    let tasks: Vec<_> = clients
+        .into_iter()
+        .map(|mut state| {
             let op = op.clone();
             tokio::spawn(async move {
                 let mut latencies = Vec::new();
                 while Instant::now() < deadline {
                     let t = Instant::now();
-                    op().await?;
+                    state = op(state).await?;
                     latencies.push(t.elapsed());
                 }
                 anyhow::Ok(latencies)
@@ -329,40 +333,36 @@ async fn measure_commands(
     sqlx::query("CREATE TABLE bench_ceiling (id bigserial PRIMARY KEY, payload text NOT NULL)")
         .execute(&pool)
         .await?;
-    // Open every connection up front, as pgbench does, so neither phase pays
-    // for connection set-up.
-    let mut held = Vec::with_capacity(clients);
+    // Phase A, as pgbench runs it: each client holds its own connection and
+    // sends one autocommitted INSERT per call, one transaction in one round
+    // trip. The payload is about the size of a stored event (payload and
+    // metadata).
+    let mut connections = Vec::with_capacity(clients);
     for _ in 0..clients {
-        held.push(pool.acquire().await?);
+        connections.push(pool.acquire().await?);
     }
-    drop(held);
-
-    // Phase A: one autocommitted INSERT per call is one transaction and one
-    // round trip, the most a client can get out of the server per commit.
-    // The payload is about the size of a stored event (payload and metadata).
     let payload: Arc<str> = "x".repeat(600).into();
-    let insert_pool = pool.clone();
-    let ceiling = drive(clients, duration, move || {
-        let pool = insert_pool.clone();
+    let ceiling = drive(connections, duration, move |mut conn| {
         let payload = payload.clone();
         async move {
             sqlx::query("INSERT INTO bench_ceiling (payload) VALUES ($1)")
                 .bind(&*payload)
-                .execute(&pool)
+                .execute(&mut *conn)
                 .await?;
-            Ok(())
+            Ok(conn)
         }
     })
     .await
     .context("ceiling phase")?;
 
-    // Phase B: the full write path of a command (load, decide, append).
-    // Nothing listens for commits here: the write path is measured alone.
+    // Phase B: the full write path of a command (load, decide, append),
+    // taking connections from the pool as the API does; phase A left them all
+    // open. Nothing listens for commits: the write path is measured alone.
     let appended = Arc::new(tokio::sync::watch::channel(0).0);
     let repo = Arc::new(Repository::<Campaign>::new(db, appended));
     let tenant = Uuid::now_v7();
     let settings = campaign_settings(0)?;
-    let commands = drive(clients, duration, move || {
+    let commands = drive(vec![(); clients], duration, move |()| {
         let repo = repo.clone();
         let command = Scoped {
             tenant_id: tenant,
@@ -470,9 +470,9 @@ impl EventRow {
 const POSTS_PER_CAMPAIGN: usize = 40;
 const TENANTS: usize = 8;
 
-/// Builds the events of campaign number `n` and its posts, in the order real
-/// traffic would commit them: the campaign, then each post created,
-/// scheduled, and for some of them rescheduled, cancelled or deleted.
+/// Events shaped like real traffic: tenants with campaigns, each campaign
+/// with posts of one or two entries, scheduled and sometimes moved, cancelled
+/// or deleted.
 struct Traffic {
     tenants: Vec<(Uuid, Uuid)>,
     threads: Vec<Vec<PostEntry>>,
@@ -511,6 +511,8 @@ impl Traffic {
         })
     }
 
+    /// Appends the events of campaign number `n` and its posts, in the order
+    /// their commands would commit.
     fn campaign(&self, n: usize, out: &mut Vec<EventRow>) -> anyhow::Result<()> {
         let (tenant_id, user) = self.tenants[n % TENANTS];
         let settings = campaign_settings(n)?;
