@@ -1,6 +1,8 @@
 //! The dashboard read model: campaigns with post counts per status, and posts
 //! in queue order. Fed by the `dashboard` projection; queried by the API.
 
+use std::collections::{HashMap, HashSet};
+
 use async_trait::async_trait;
 use domain::campaign::{Campaign, CampaignEvent, CampaignSettings, CampaignStatus};
 use domain::post::{Post, PostEvent, PostStatus};
@@ -15,14 +17,14 @@ pub const UNSCHEDULED: i64 = i64::MAX;
 /// The dashboard projection.
 pub struct Dashboard;
 
-fn count_column(status: PostStatus) -> &'static str {
+fn counter(row: &mut CampaignRow, status: PostStatus) -> &mut i64 {
     match status {
-        PostStatus::Draft => "count_draft",
-        PostStatus::Pending => "count_pending",
-        PostStatus::Running => "count_running",
-        PostStatus::Done => "count_done",
-        PostStatus::Failed => "count_failed",
-        PostStatus::Cancelled => "count_cancelled",
+        PostStatus::Draft => &mut row.count_draft,
+        PostStatus::Pending => &mut row.count_pending,
+        PostStatus::Running => &mut row.count_running,
+        PostStatus::Done => &mut row.count_done,
+        PostStatus::Failed => &mut row.count_failed,
+        PostStatus::Cancelled => &mut row.count_cancelled,
     }
 }
 
@@ -30,214 +32,349 @@ fn parse_status(s: &str) -> Option<PostStatus> {
     PostStatus::ALL.into_iter().find(|p| p.as_str() == s)
 }
 
-async fn set_campaign_status(
-    conn: &mut AnyConnection,
-    id: &str,
-    status: CampaignStatus,
-    at: i64,
-) -> Result<(), StoreError> {
-    sqlx::query("UPDATE rm_campaigns SET status = $1, updated_at = $2 WHERE id = $3")
-        .bind(status.as_str())
-        .bind(at)
-        .bind(id)
-        .execute(conn)
-        .await?;
-    Ok(())
+/// Placeholders for `rows` rows of `columns` values: `($1, $2), ($3, $4)`.
+/// The `Any` driver passes SQL through as written; PostgreSQL needs numbered
+/// parameters, and SQLite binds plain `?` without looking each name up (a
+/// linear scan per parameter, quadratic for a large batch).
+fn placeholders(conn: &AnyConnection, rows: usize, columns: usize) -> String {
+    let numbered = conn.backend_name() != "SQLite";
+    (0..rows)
+        .map(|r| {
+            let row: Vec<String> = (1..=columns)
+                .map(|c| {
+                    if numbered {
+                        format!("${}", r * columns + c)
+                    } else {
+                        "?".into()
+                    }
+                })
+                .collect();
+            format!("({})", row.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
-/// Moves a post to `status` (or removes it when `None`), keeping its
-/// campaign's counters in step.
-async fn move_post(
-    conn: &mut AnyConnection,
-    id: &str,
-    status: Option<PostStatus>,
-    at: i64,
-) -> Result<(), StoreError> {
-    let row: Option<(String, String)> =
-        sqlx::query_as("SELECT campaign_id, status FROM rm_posts WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&mut *conn)
-            .await?;
-    let Some((campaign_id, old)) = row else {
-        return Ok(());
-    };
-    let old = parse_status(&old);
-    if old == status {
-        return Ok(());
-    }
-    let mut counters = Vec::new();
-    if let Some(old) = old {
-        counters.push(format!("{0} = {0} - 1", count_column(old)));
-    }
-    if let Some(new) = status {
-        counters.push(format!("{0} = {0} + 1", count_column(new)));
-    }
-    sqlx::query(&format!(
-        "UPDATE rm_campaigns SET {} WHERE id = $1",
-        counters.join(", ")
-    ))
-    .bind(&campaign_id)
-    .execute(&mut *conn)
-    .await?;
-    match status {
-        Some(status) => {
-            sqlx::query("UPDATE rm_posts SET status = $1, updated_at = $2 WHERE id = $3")
-                .bind(status.as_str())
-                .bind(at)
-                .bind(id)
-                .execute(&mut *conn)
-                .await?
-        }
-        None => {
-            sqlx::query("DELETE FROM rm_posts WHERE id = $1")
-                .bind(id)
-                .execute(&mut *conn)
-                .await?
-        }
-    };
-    Ok(())
+/// Placeholders for an `IN (…)` list of `n` values.
+fn in_list(conn: &AnyConnection, n: usize) -> String {
+    let list = placeholders(conn, n, 1);
+    list.replace(['(', ')'], "")
 }
 
-impl Dashboard {
-    async fn campaign(
-        &self,
+/// Rows per multi-row statement: well under SQLite's 32,766 bound values.
+const CHUNK: usize = 500;
+
+/// The rows a batch of events touches, folded in memory and written back with
+/// a few multi-row statements. Replaying a million events then costs a few
+/// hundred statements instead of several per event.
+#[derive(Default)]
+struct Batch {
+    campaigns: HashMap<String, CampaignRow>,
+    posts: HashMap<String, PostRow>,
+    dirty_campaigns: HashSet<String>,
+    dirty_posts: HashSet<String>,
+    deleted_posts: HashSet<String>,
+}
+
+enum Decoded {
+    Campaign(CampaignEvent),
+    Post(PostEvent),
+}
+
+impl Batch {
+    async fn load(
         conn: &mut AnyConnection,
-        event: &StoredEvent,
-        payload: CampaignEvent,
-    ) -> Result<(), StoreError> {
-        let id = event.aggregate_id.as_str();
-        let at = micros(event.metadata.recorded_at);
-        match payload {
+        events: &[(&StoredEvent, Decoded)],
+    ) -> Result<Self, StoreError> {
+        let mut batch = Batch::default();
+        let post_ids: HashSet<&str> = events
+            .iter()
+            .filter(|(_, d)| matches!(d, Decoded::Post(_)))
+            .map(|(e, _)| e.aggregate_id.as_str())
+            .collect();
+        for chunk in post_ids.into_iter().collect::<Vec<_>>().chunks(CHUNK) {
+            let list = in_list(conn, chunk.len());
+            let sql = format!("SELECT {POST_COLUMNS} FROM rm_posts WHERE id IN ({list})");
+            let mut query = sqlx::query_as::<_, PostRow>(&sql);
+            for id in chunk {
+                query = query.bind(*id);
+            }
+            for row in query.fetch_all(&mut *conn).await? {
+                batch.posts.insert(row.id.clone(), row);
+            }
+        }
+        let mut campaign_ids: HashSet<String> = batch
+            .posts
+            .values()
+            .map(|p| p.campaign_id.clone())
+            .collect();
+        for (event, decoded) in events {
+            match decoded {
+                Decoded::Campaign(_) => campaign_ids.insert(event.aggregate_id.clone()),
+                Decoded::Post(PostEvent::PostCreated { campaign_id, .. }) => {
+                    campaign_ids.insert(campaign_id.to_string())
+                }
+                Decoded::Post(_) => false,
+            };
+        }
+        for chunk in campaign_ids.into_iter().collect::<Vec<_>>().chunks(CHUNK) {
+            let list = in_list(conn, chunk.len());
+            let sql = format!("SELECT {CAMPAIGN_COLUMNS} FROM rm_campaigns WHERE id IN ({list})");
+            let mut query = sqlx::query_as::<_, CampaignRow>(&sql);
+            for id in chunk {
+                query = query.bind(id.as_str());
+            }
+            for row in query.fetch_all(&mut *conn).await? {
+                batch.campaigns.insert(row.id.clone(), row);
+            }
+        }
+        Ok(batch)
+    }
+
+    fn campaign(&mut self, id: &str, at: i64, change: impl FnOnce(&mut CampaignRow)) {
+        if let Some(row) = self.campaigns.get_mut(id) {
+            change(row);
+            row.updated_at = at;
+            self.dirty_campaigns.insert(id.to_string());
+        }
+    }
+
+    fn apply_campaign(&mut self, id: &str, at: i64, event: CampaignEvent) {
+        let status =
+            |s: CampaignStatus| move |row: &mut CampaignRow| row.status = s.as_str().to_string();
+        match event {
             CampaignEvent::CampaignCreated {
                 tenant_id,
                 settings,
             } => {
-                sqlx::query(
-                    "INSERT INTO rm_campaigns (id, tenant_id, name, time_zone, starts_on, ends_on, status, created_at, updated_at)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)
-                     ON CONFLICT (id) DO NOTHING",
-                )
-                .bind(id)
-                .bind(tenant_id.to_string())
-                .bind(&settings.name)
-                .bind(settings.time_zone.name())
-                .bind(settings.starts_on.to_string())
-                .bind(settings.ends_on.to_string())
-                .bind(CampaignStatus::Draft.as_str())
-                .bind(at)
-                .execute(conn)
-                .await?;
+                if self.campaigns.contains_key(id) {
+                    return;
+                }
+                self.campaigns.insert(
+                    id.to_string(),
+                    CampaignRow {
+                        id: id.to_string(),
+                        tenant_id: tenant_id.to_string(),
+                        name: settings.name,
+                        time_zone: settings.time_zone.name().to_string(),
+                        starts_on: settings.starts_on.to_string(),
+                        ends_on: settings.ends_on.to_string(),
+                        status: CampaignStatus::Draft.as_str().to_string(),
+                        created_at: at,
+                        updated_at: at,
+                        count_draft: 0,
+                        count_pending: 0,
+                        count_running: 0,
+                        count_done: 0,
+                        count_failed: 0,
+                        count_cancelled: 0,
+                    },
+                );
+                self.dirty_campaigns.insert(id.to_string());
             }
-            CampaignEvent::CampaignUpdated { settings } => {
+            CampaignEvent::CampaignUpdated { settings } => self.campaign(id, at, |row| {
                 let CampaignSettings {
                     name,
                     time_zone,
                     starts_on,
                     ends_on,
                 } = settings;
-                sqlx::query(
-                    "UPDATE rm_campaigns SET name = $1, time_zone = $2, starts_on = $3, ends_on = $4, updated_at = $5 WHERE id = $6",
-                )
-                .bind(name)
-                .bind(time_zone.name())
-                .bind(starts_on.to_string())
-                .bind(ends_on.to_string())
-                .bind(at)
-                .bind(id)
-                .execute(conn)
-                .await?;
-            }
+                row.name = name;
+                row.time_zone = time_zone.name().to_string();
+                row.starts_on = starts_on.to_string();
+                row.ends_on = ends_on.to_string();
+            }),
             CampaignEvent::CampaignActivated | CampaignEvent::CampaignResumed => {
-                set_campaign_status(conn, id, CampaignStatus::Active, at).await?
+                self.campaign(id, at, status(CampaignStatus::Active))
             }
-            CampaignEvent::CampaignPaused => {
-                set_campaign_status(conn, id, CampaignStatus::Paused, at).await?
-            }
+            CampaignEvent::CampaignPaused => self.campaign(id, at, status(CampaignStatus::Paused)),
             CampaignEvent::CampaignArchived => {
-                set_campaign_status(conn, id, CampaignStatus::Archived, at).await?
+                self.campaign(id, at, status(CampaignStatus::Archived))
             }
         }
-        Ok(())
     }
 
-    async fn post(
-        &self,
-        conn: &mut AnyConnection,
-        event: &StoredEvent,
-        payload: PostEvent,
-    ) -> Result<(), StoreError> {
-        let id = event.aggregate_id.as_str();
-        let at = micros(event.metadata.recorded_at);
-        match payload {
-            PostEvent::PostCreated {
-                tenant_id,
-                campaign_id,
-                entries,
-            } => {
-                let inserted = sqlx::query(
-                    "INSERT INTO rm_posts (id, tenant_id, campaign_id, status, entries, sort_key, created_at, updated_at)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $7)
-                     ON CONFLICT (id) DO NOTHING",
-                )
-                .bind(id)
-                .bind(tenant_id.to_string())
-                .bind(campaign_id.to_string())
-                .bind(PostStatus::Draft.as_str())
-                .bind(serde_json::to_string(&entries).expect("entries serialize"))
-                .bind(UNSCHEDULED)
-                .bind(at)
-                .execute(&mut *conn)
-                .await?;
-                if inserted.rows_affected() == 1 {
-                    sqlx::query(
-                        "UPDATE rm_campaigns SET count_draft = count_draft + 1 WHERE id = $1",
-                    )
-                    .bind(campaign_id.to_string())
-                    .execute(conn)
-                    .await?;
-                }
+    /// Moves a post to `status` (`None`: removed), keeping its campaign's
+    /// counters in step.
+    fn move_post(&mut self, id: &str, status: Option<PostStatus>) {
+        let Some(row) = self.posts.get(id) else {
+            return;
+        };
+        let old = parse_status(&row.status);
+        if old == status {
+            return;
+        }
+        let campaign_id = row.campaign_id.clone();
+        if let Some(campaign) = self.campaigns.get_mut(&campaign_id) {
+            if let Some(old) = old {
+                *counter(campaign, old) -= 1;
             }
+            if let Some(new) = status {
+                *counter(campaign, new) += 1;
+            }
+            self.dirty_campaigns.insert(campaign_id);
+        }
+        match status {
+            Some(status) => {
+                self.posts.get_mut(id).expect("present").status = status.as_str().to_string()
+            }
+            None => {
+                self.posts.remove(id);
+                self.dirty_posts.remove(id);
+                self.deleted_posts.insert(id.to_string());
+            }
+        }
+    }
+
+    fn apply_post(&mut self, id: &str, at: i64, event: PostEvent) {
+        if let PostEvent::PostCreated {
+            tenant_id,
+            campaign_id,
+            entries,
+        } = event
+        {
+            if self.posts.contains_key(id) || self.deleted_posts.contains(id) {
+                return;
+            }
+            let campaign_id = campaign_id.to_string();
+            if let Some(campaign) = self.campaigns.get_mut(&campaign_id) {
+                campaign.count_draft += 1;
+                self.dirty_campaigns.insert(campaign_id.clone());
+            }
+            self.posts.insert(
+                id.to_string(),
+                PostRow {
+                    id: id.to_string(),
+                    tenant_id: tenant_id.to_string(),
+                    campaign_id,
+                    status: PostStatus::Draft.as_str().to_string(),
+                    entries: serde_json::to_string(&entries).expect("entries serialize"),
+                    next_run_at: None,
+                    recurrence: None,
+                    time_zone: None,
+                    sort_key: UNSCHEDULED,
+                    created_at: at,
+                    updated_at: at,
+                },
+            );
+            self.dirty_posts.insert(id.to_string());
+            return;
+        }
+        let Some(row) = self.posts.get_mut(id) else {
+            return;
+        };
+        row.updated_at = at;
+        self.dirty_posts.insert(id.to_string());
+        let next = match event {
+            PostEvent::PostCreated { .. } => unreachable!("handled above"),
             PostEvent::PostUpdated { entries } => {
-                sqlx::query("UPDATE rm_posts SET entries = $1, updated_at = $2 WHERE id = $3")
-                    .bind(serde_json::to_string(&entries).expect("entries serialize"))
-                    .bind(at)
-                    .bind(id)
-                    .execute(conn)
-                    .await?;
+                row.entries = serde_json::to_string(&entries).expect("entries serialize");
+                return;
             }
             PostEvent::PostScheduled {
                 at: run_at,
                 recurrence,
                 time_zone,
             } => {
-                sqlx::query(
-                    "UPDATE rm_posts SET next_run_at = $1, sort_key = $1, recurrence = $2, time_zone = $3 WHERE id = $4",
-                )
-                .bind(micros(run_at))
-                .bind(recurrence.map(|r| r.as_str().to_string()))
-                .bind(time_zone.name())
-                .bind(id)
-                .execute(&mut *conn)
-                .await?;
-                move_post(conn, id, Some(PostStatus::Pending), at).await?;
+                row.next_run_at = Some(micros(run_at));
+                row.sort_key = micros(run_at);
+                row.recurrence = recurrence.map(|r| r.as_str().to_string());
+                row.time_zone = Some(time_zone.name().to_string());
+                Some(PostStatus::Pending)
             }
             PostEvent::PostRescheduled { at: run_at } => {
-                sqlx::query("UPDATE rm_posts SET next_run_at = $1, sort_key = $1 WHERE id = $2")
-                    .bind(micros(run_at))
-                    .bind(id)
-                    .execute(&mut *conn)
-                    .await?;
-                move_post(conn, id, Some(PostStatus::Pending), at).await?;
+                row.next_run_at = Some(micros(run_at));
+                row.sort_key = micros(run_at);
+                Some(PostStatus::Pending)
             }
             PostEvent::PostCancelled => {
-                sqlx::query("UPDATE rm_posts SET next_run_at = NULL, sort_key = $1 WHERE id = $2")
-                    .bind(UNSCHEDULED)
-                    .bind(id)
-                    .execute(&mut *conn)
-                    .await?;
-                move_post(conn, id, Some(PostStatus::Cancelled), at).await?;
+                row.next_run_at = None;
+                row.sort_key = UNSCHEDULED;
+                Some(PostStatus::Cancelled)
             }
-            PostEvent::PostDeleted => move_post(conn, id, None, at).await?,
+            PostEvent::PostDeleted => None,
+        };
+        self.move_post(id, next);
+    }
+
+    async fn write(self, conn: &mut AnyConnection) -> Result<(), StoreError> {
+        let mut campaigns: Vec<&CampaignRow> = self
+            .dirty_campaigns
+            .iter()
+            .filter_map(|id| self.campaigns.get(id))
+            .collect();
+        campaigns.sort_by(|a, b| a.id.cmp(&b.id));
+        for chunk in campaigns.chunks(CHUNK) {
+            let sql = format!(
+                "INSERT INTO rm_campaigns ({CAMPAIGN_COLUMNS}) VALUES {} ON CONFLICT (id) DO UPDATE SET
+                   name = excluded.name, time_zone = excluded.time_zone, starts_on = excluded.starts_on,
+                   ends_on = excluded.ends_on, status = excluded.status, updated_at = excluded.updated_at,
+                   count_draft = excluded.count_draft, count_pending = excluded.count_pending,
+                   count_running = excluded.count_running, count_done = excluded.count_done,
+                   count_failed = excluded.count_failed, count_cancelled = excluded.count_cancelled",
+                placeholders(conn, chunk.len(), 15)
+            );
+            let mut query = sqlx::query(&sql);
+            for r in chunk {
+                query = query
+                    .bind(&r.id)
+                    .bind(&r.tenant_id)
+                    .bind(&r.name)
+                    .bind(&r.time_zone)
+                    .bind(&r.starts_on)
+                    .bind(&r.ends_on)
+                    .bind(&r.status)
+                    .bind(r.created_at)
+                    .bind(r.updated_at)
+                    .bind(r.count_draft)
+                    .bind(r.count_pending)
+                    .bind(r.count_running)
+                    .bind(r.count_done)
+                    .bind(r.count_failed)
+                    .bind(r.count_cancelled);
+            }
+            query.execute(&mut *conn).await?;
+        }
+        let mut posts: Vec<&PostRow> = self
+            .dirty_posts
+            .iter()
+            .filter_map(|id| self.posts.get(id))
+            .collect();
+        posts.sort_by(|a, b| a.id.cmp(&b.id));
+        for chunk in posts.chunks(CHUNK) {
+            let sql = format!(
+                "INSERT INTO rm_posts ({POST_COLUMNS}) VALUES {} ON CONFLICT (id) DO UPDATE SET
+                   status = excluded.status, entries = excluded.entries, next_run_at = excluded.next_run_at,
+                   recurrence = excluded.recurrence, time_zone = excluded.time_zone,
+                   sort_key = excluded.sort_key, updated_at = excluded.updated_at",
+                placeholders(conn, chunk.len(), 11)
+            );
+            let mut query = sqlx::query(&sql);
+            for r in chunk {
+                query = query
+                    .bind(&r.id)
+                    .bind(&r.tenant_id)
+                    .bind(&r.campaign_id)
+                    .bind(&r.status)
+                    .bind(&r.entries)
+                    .bind(r.next_run_at)
+                    .bind(&r.recurrence)
+                    .bind(&r.time_zone)
+                    .bind(r.sort_key)
+                    .bind(r.created_at)
+                    .bind(r.updated_at);
+            }
+            query.execute(&mut *conn).await?;
+        }
+        let deleted: Vec<&String> = self.deleted_posts.iter().collect();
+        for chunk in deleted.chunks(CHUNK) {
+            let list = in_list(conn, chunk.len());
+            let sql = format!("DELETE FROM rm_posts WHERE id IN ({list})");
+            let mut query = sqlx::query(&sql);
+            for id in chunk {
+                query = query.bind(id.as_str());
+            }
+            query.execute(&mut *conn).await?;
         }
         Ok(())
     }
@@ -253,13 +390,32 @@ impl Projection for Dashboard {
         &["rm_posts", "rm_campaigns"]
     }
 
-    async fn apply(&self, conn: &mut AnyConnection, event: &StoredEvent) -> Result<(), StoreError> {
+    async fn apply(
+        &self,
+        conn: &mut AnyConnection,
+        events: &[StoredEvent],
+    ) -> Result<(), StoreError> {
         use cqrs_es::Aggregate;
-        match event.aggregate_type.as_str() {
-            Campaign::TYPE => self.campaign(conn, event, event.decode()?).await,
-            Post::TYPE => self.post(conn, event, event.decode()?).await,
-            _ => Ok(()),
+        let mut decoded = Vec::with_capacity(events.len());
+        for event in events {
+            match event.aggregate_type.as_str() {
+                Campaign::TYPE => decoded.push((event, Decoded::Campaign(event.decode()?))),
+                Post::TYPE => decoded.push((event, Decoded::Post(event.decode()?))),
+                _ => {}
+            }
         }
+        if decoded.is_empty() {
+            return Ok(());
+        }
+        let mut batch = Batch::load(conn, &decoded).await?;
+        for (event, payload) in decoded {
+            let at = micros(event.metadata.recorded_at);
+            match payload {
+                Decoded::Campaign(e) => batch.apply_campaign(&event.aggregate_id, at, e),
+                Decoded::Post(e) => batch.apply_post(&event.aggregate_id, at, e),
+            }
+        }
+        batch.write(conn).await
     }
 }
 

@@ -27,9 +27,14 @@ pub trait Projection: Send + Sync + 'static {
     fn name(&self) -> &'static str;
     /// Tables this projection owns; a replay empties them first.
     fn tables(&self) -> &'static [&'static str];
-    /// Applies one event. Called inside the batch transaction, in log order,
-    /// exactly once per event for a given checkpoint.
-    async fn apply(&self, conn: &mut AnyConnection, event: &StoredEvent) -> Result<(), StoreError>;
+    /// Applies a batch of events, in log order. Called inside the batch
+    /// transaction that also moves the checkpoint past them, so each event
+    /// is applied exactly once.
+    async fn apply(
+        &self,
+        conn: &mut AnyConnection,
+        events: &[StoredEvent],
+    ) -> Result<(), StoreError>;
 }
 
 fn now_micros() -> i64 {
@@ -150,9 +155,7 @@ impl Projector {
             tx.rollback().await?;
             return Ok(0);
         }
-        for event in &events {
-            self.projection.apply(&mut tx, event).await?;
-        }
+        self.projection.apply(&mut tx, &events).await?;
         tx.commit().await?;
         metrics::counter!("herald_projected_events_total", "projection" => self.name())
             .increment(events.len() as u64);

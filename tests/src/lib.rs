@@ -238,14 +238,22 @@ impl Projection for Recorder {
         &["seen"]
     }
 
-    async fn apply(&self, conn: &mut AnyConnection, event: &StoredEvent) -> Result<(), StoreError> {
-        sqlx::query("INSERT INTO seen (tx, seq, aggregate_id, sequence) VALUES ($1, $2, $3, $4)")
+    async fn apply(
+        &self,
+        conn: &mut AnyConnection,
+        events: &[StoredEvent],
+    ) -> Result<(), StoreError> {
+        for event in events {
+            sqlx::query(
+                "INSERT INTO seen (tx, seq, aggregate_id, sequence) VALUES ($1, $2, $3, $4)",
+            )
             .bind(event.position.tx)
             .bind(event.position.seq)
             .bind(&event.aggregate_id)
             .bind(event.sequence)
-            .execute(conn)
+            .execute(&mut *conn)
             .await?;
+        }
         Ok(())
     }
 }
