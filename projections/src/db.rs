@@ -42,6 +42,12 @@ impl Database {
             Backend::Postgres(
                 PgPoolOptions::new()
                     .max_connections(max_connections)
+                    // A ping per checkout doubles a command's round trips;
+                    // broken connections surface as errors and are retired
+                    // by the lifetime limits instead.
+                    .test_before_acquire(false)
+                    .idle_timeout(Duration::from_secs(300))
+                    .max_lifetime(Duration::from_secs(1800))
                     .acquire_timeout(Duration::from_secs(10))
                     .connect(url)
                     .await?,
@@ -61,13 +67,11 @@ impl Database {
         } else {
             return Err(StoreError::UnsupportedUrl);
         };
-        let any_url = match &backend {
-            // The file exists now; WAL mode is a property of the file.
-            Backend::Sqlite(_) => url.to_string(),
-            Backend::Postgres(_) => url.to_string(),
-        };
         let any = AnyPoolOptions::new()
             .max_connections(max_connections)
+            .test_before_acquire(false)
+            .idle_timeout(Duration::from_secs(300))
+            .max_lifetime(Duration::from_secs(1800))
             .acquire_timeout(Duration::from_secs(10))
             .after_connect(|conn, _| {
                 Box::pin(async move {
@@ -79,8 +83,10 @@ impl Database {
                     Ok(())
                 })
             })
-            .connect(&any_url)
+            .connect(url)
             .await?;
+        // For SQLite the file exists by now, and WAL mode is a property of the
+        // file, so the Any pool's plain URL opens it the same way.
         Ok(Self { backend, any })
     }
 
