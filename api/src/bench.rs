@@ -370,7 +370,7 @@ async fn measure_commands(
         };
         async move {
             let metadata = EventMetadata::new(tenant, Actor::System, Uuid::now_v7(), Utc::now());
-            repo.execute(&Uuid::now_v7().to_string(), command, &metadata)
+            repo.create(&Uuid::now_v7().to_string(), command, &metadata)
                 .await?;
             Ok(())
         }

@@ -224,7 +224,7 @@ where
     }
 
     /// The aggregate's current state (`Default` if it has no events).
-    #[tracing::instrument(skip_all, fields(aggregate = A::TYPE, aggregate_id = id), err)]
+    #[tracing::instrument(level = "debug", skip_all, fields(aggregate = A::TYPE, aggregate_id = id), err)]
     pub async fn load(&self, id: &str) -> Result<A, StoreError> {
         let mut context = self.store.load_aggregate(id).await.map_err(store_error)?;
         Ok(std::mem::take(context.aggregate()))
@@ -232,15 +232,39 @@ where
 
     /// Handles `command` against aggregate `id` and appends the resulting
     /// events with `metadata`, retrying on optimistic-concurrency conflicts.
-    #[tracing::instrument(skip_all, fields(aggregate = A::TYPE, aggregate_id = id, tenant = %metadata.tenant_id))]
+    #[tracing::instrument(level = "debug", skip_all, fields(aggregate = A::TYPE, aggregate_id = id, tenant = %metadata.tenant_id))]
     pub async fn execute(
         &self,
         id: &str,
         command: A::Command,
         metadata: &EventMetadata,
     ) -> Result<Committed, CommandError<A::Error>> {
+        self.run(id, command, metadata, false).await
+    }
+
+    /// Like [`Repository::execute`], for an id the caller has just generated:
+    /// the first attempt starts from the empty state without loading, so a
+    /// create is one round trip. Should the id exist after all, the primary
+    /// key refuses the append and the retry decides on the loaded state.
+    #[tracing::instrument(level = "debug", skip_all, fields(aggregate = A::TYPE, aggregate_id = id, tenant = %metadata.tenant_id))]
+    pub async fn create(
+        &self,
+        id: &str,
+        command: A::Command,
+        metadata: &EventMetadata,
+    ) -> Result<Committed, CommandError<A::Error>> {
+        self.run(id, command, metadata, true).await
+    }
+
+    async fn run(
+        &self,
+        id: &str,
+        command: A::Command,
+        metadata: &EventMetadata,
+        fresh: bool,
+    ) -> Result<Committed, CommandError<A::Error>> {
         let started = std::time::Instant::now();
-        let result = self.execute_inner(id, command, metadata).await;
+        let result = self.execute_inner(id, command, metadata, fresh).await;
         // Rejections and conflicts are the caller's business; only store
         // failures are errors of ours.
         let outcome = match &result {
@@ -264,10 +288,20 @@ where
         id: &str,
         command: A::Command,
         metadata: &EventMetadata,
+        fresh: bool,
     ) -> Result<Committed, CommandError<A::Error>> {
         let map = metadata.to_map();
-        for _ in 0..=MAX_CONFLICT_RETRIES {
-            let mut context = self.store.load_aggregate(id).await.map_err(store_error)?;
+        for attempt in 0..=MAX_CONFLICT_RETRIES {
+            let mut context = if fresh && attempt == 0 {
+                EventStoreAggregateContext {
+                    aggregate_id: id.to_string(),
+                    aggregate: A::default(),
+                    current_sequence: 0,
+                    current_snapshot: None,
+                }
+            } else {
+                self.store.load_aggregate(id).await.map_err(store_error)?
+            };
             let sink = EventSink::default();
             context
                 .aggregate()

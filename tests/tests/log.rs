@@ -468,3 +468,35 @@ async fn only_the_lease_holder_advances_a_projection() {
     assert_eq!(a.step().await.unwrap(), 0, "the old holder is fenced out");
     assert_eq!(Recorder::seen(&db).await.len(), 10);
 }
+
+#[tokio::test]
+async fn a_create_on_an_existing_id_falls_back_to_the_loaded_state() {
+    use domain::campaign::{CampaignCommand, CampaignSettings};
+    let db = database(&fresh_postgres().await).await;
+    let repo = Repository::<domain::campaign::Campaign>::new(&db, Arc::new(watch::channel(0).0));
+    let tenant = Uuid::new_v4();
+    let meta = EventMetadata::new(tenant, Actor::System, Uuid::new_v4(), Utc::now());
+    let day = |d| chrono::NaiveDate::from_ymd_opt(2030, 1, d).unwrap();
+    let create = Scoped {
+        tenant_id: tenant,
+        command: CampaignCommand::Create(
+            CampaignSettings::parse("x", "UTC", day(1), day(2)).unwrap(),
+        ),
+    };
+    let id = Uuid::now_v7().to_string();
+    repo.create(&id, create.clone(), &meta).await.unwrap();
+    // The same id again: the append without a load collides on the primary
+    // key, and the retry on the loaded state is refused by the aggregate.
+    match repo.create(&id, create, &meta).await {
+        Err(projections::CommandError::Rejected(domain::DomainError::Conflict(m))) => {
+            assert_eq!(m, "campaign already exists")
+        }
+        other => panic!("expected the aggregate's refusal, got {other:?}"),
+    }
+    let (events,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM events WHERE aggregate_id = $1")
+        .bind(&id)
+        .fetch_one(&db.any)
+        .await
+        .unwrap();
+    assert_eq!(events, 1);
+}

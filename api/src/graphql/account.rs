@@ -151,7 +151,7 @@ impl AccountMutation {
             Utc::now(),
         );
         state
-            .run(
+            .create(
                 &state.tenants,
                 tenant_id,
                 TenantCommand::Create {

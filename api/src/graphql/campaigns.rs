@@ -207,17 +207,16 @@ impl CampaignMutation {
         let state = state(ctx);
         let id = parse_id(id, "id")?;
         let meta = state.metadata(p, correlation(ctx));
-        state
-            .run(
-                &state.campaigns,
-                id,
-                Scoped {
-                    tenant_id: p.tenant_id,
-                    command,
-                },
-                &meta,
-            )
-            .await?;
+        let fresh = matches!(command, CampaignCommand::Create(_));
+        let command = Scoped {
+            tenant_id: p.tenant_id,
+            command,
+        };
+        if fresh {
+            state.create(&state.campaigns, id, command, &meta).await?;
+        } else {
+            state.run(&state.campaigns, id, command, &meta).await?;
+        }
         campaign_by_id(ctx, p.tenant_id, id).await
     }
 }

@@ -278,17 +278,16 @@ impl PostMutation {
         let p = principal(ctx, Action::ManagePosts)?;
         let state = state(ctx);
         let meta = state.metadata(p, correlation(ctx));
-        state
-            .run(
-                &state.posts,
-                id,
-                Scoped {
-                    tenant_id: p.tenant_id,
-                    command,
-                },
-                &meta,
-            )
-            .await?;
+        let fresh = matches!(command, PostCommand::Create { .. });
+        let command = Scoped {
+            tenant_id: p.tenant_id,
+            command,
+        };
+        if fresh {
+            state.create(&state.posts, id, command, &meta).await?;
+        } else {
+            state.run(&state.posts, id, command, &meta).await?;
+        }
         Ok(id)
     }
 
