@@ -205,8 +205,28 @@ pub struct Committed {
 pub struct Repository<A: Aggregate> {
     store: AnyEventStore<A>,
     log: GlobalLog,
+    db: Database,
     appended: Arc<watch::Sender<u64>>,
 }
+
+/// A stream gets a snapshot of its state every this many events.
+pub const SNAPSHOT_EVERY: i64 = 100;
+
+/// Loads the latest snapshot (if any) and the events after it in one round
+/// trip; the snapshot row sorts first because its sequence is the lowest.
+const LOAD_SQL: &str = "
+WITH snap AS (
+    SELECT last_sequence, CAST(payload AS text) AS payload FROM snapshots
+     WHERE aggregate_type = $1 AND aggregate_id = $2
+     ORDER BY last_sequence DESC LIMIT 1)
+SELECT payload AS snapshot, last_sequence AS sequence, '' AS event_type, '' AS event_version, '' AS payload
+  FROM snap
+UNION ALL
+SELECT NULL, sequence, event_type, event_version, CAST(payload AS text)
+  FROM events
+ WHERE aggregate_type = $1 AND aggregate_id = $2
+   AND sequence > COALESCE((SELECT last_sequence FROM snap), 0)
+ORDER BY 2";
 
 impl<A> Repository<A>
 where
@@ -219,6 +239,7 @@ where
         Self {
             store: AnyEventStore::new(db),
             log: GlobalLog::new(db.clone()),
+            db: db.clone(),
             appended,
         }
     }
@@ -226,8 +247,91 @@ where
     /// The aggregate's current state (`Default` if it has no events).
     #[tracing::instrument(level = "debug", skip_all, fields(aggregate = A::TYPE, aggregate_id = id), err)]
     pub async fn load(&self, id: &str) -> Result<A, StoreError> {
-        let mut context = self.store.load_aggregate(id).await.map_err(store_error)?;
-        Ok(std::mem::take(context.aggregate()))
+        Ok(self.load_context(id).await?.aggregate)
+    }
+
+    /// The aggregate from its latest snapshot plus the events after it. A
+    /// snapshot that no longer deserializes (the state's shape changed) is
+    /// ignored and the whole stream is replayed through cqrs-es instead.
+    async fn load_context(&self, id: &str) -> Result<EventStoreAggregateContext<A>, StoreError> {
+        type Row = (Option<String>, i64, String, String, String);
+        let rows: Vec<Row> = sqlx::query_as(LOAD_SQL)
+            .bind(A::TYPE)
+            .bind(id)
+            .fetch_all(&self.db.any)
+            .await?;
+        let mut rows = rows.into_iter().peekable();
+        let mut context = EventStoreAggregateContext {
+            aggregate_id: id.to_string(),
+            aggregate: A::default(),
+            current_sequence: 0,
+            current_snapshot: None,
+        };
+        if let Some((Some(snapshot), sequence, ..)) = rows.peek() {
+            match serde_json::from_str(snapshot) {
+                Ok(state) => {
+                    context.aggregate = state;
+                    context.current_sequence = *sequence as usize;
+                    rows.next();
+                }
+                Err(error) => {
+                    tracing::warn!(aggregate = A::TYPE, %error, "ignoring a stale snapshot");
+                    return self.store.load_aggregate(id).await.map_err(store_error);
+                }
+            }
+        }
+        for (_, sequence, event_type, event_version, payload) in rows {
+            let bad = |source| StoreError::Decode {
+                position: format!("{}/{id}/{sequence}", A::TYPE),
+                source,
+            };
+            let payload = serde_json::from_str(&payload).map_err(bad)?;
+            let event = domain::upcast::upcast(SerializedEvent::new(
+                id.to_string(),
+                sequence as usize,
+                A::TYPE.to_string(),
+                event_type,
+                event_version,
+                payload,
+                serde_json::Value::Null,
+            ));
+            context
+                .aggregate
+                .apply(serde_json::from_value(event.payload).map_err(bad)?);
+            context.current_sequence = sequence as usize;
+        }
+        Ok(context)
+    }
+
+    /// Stores the state after `sequence` when the stream crossed a multiple
+    /// of [`SNAPSHOT_EVERY`]. Best effort: a missing snapshot only costs a
+    /// longer load.
+    async fn snapshot(&self, id: &str, from: i64, to: i64, state: &str) {
+        if from / SNAPSHOT_EVERY == to / SNAPSHOT_EVERY {
+            return;
+        }
+        // PostgreSQL's column is json; SQLite's is text (and there a CAST to
+        // an unknown type name would apply numeric affinity).
+        let payload = if self.db.is_postgres() {
+            "CAST($5 AS json)"
+        } else {
+            "$5"
+        };
+        let sql = format!(
+            "INSERT INTO snapshots (aggregate_type, aggregate_id, last_sequence, current_snapshot, payload)
+             VALUES ($1, $2, $3, $4, {payload}) ON CONFLICT DO NOTHING"
+        );
+        let result = sqlx::query(&sql)
+            .bind(A::TYPE)
+            .bind(id)
+            .bind(to)
+            .bind(to / SNAPSHOT_EVERY)
+            .bind(state)
+            .execute(&self.db.any)
+            .await;
+        if let Err(error) = result {
+            tracing::warn!(aggregate = A::TYPE, %error, "snapshot not stored");
+        }
     }
 
     /// Handles `command` against aggregate `id` and appends the resulting
@@ -300,7 +404,7 @@ where
                     current_snapshot: None,
                 }
             } else {
-                self.store.load_aggregate(id).await.map_err(store_error)?
+                self.load_context(id).await?
             };
             let sink = EventSink::default();
             context
@@ -317,10 +421,17 @@ where
                 });
             }
             let count = events.len() as u64;
+            let from = context.current_sequence as i64;
+            let to = from + count as i64;
+            let state = (from / SNAPSHOT_EVERY != to / SNAPSHOT_EVERY)
+                .then(|| serde_json::to_string(&context.aggregate).expect("state serializes"));
             match self.store.commit(events, context, map.clone()).await {
                 Ok(envelopes) => {
                     metrics::counter!("herald_events_appended_total").increment(count);
                     self.appended.send_modify(|n| *n = n.wrapping_add(1));
+                    if let Some(state) = state {
+                        self.snapshot(id, from, to, &state).await;
+                    }
                     return Ok(Committed {
                         aggregate_type: A::TYPE,
                         aggregate_id: id.to_string(),

@@ -20,6 +20,7 @@ on_both_databases!(
     a_crash_mid_catch_up_loses_and_duplicates_nothing,
     a_replayed_read_model_equals_the_live_one,
     an_old_event_shape_loads_through_the_upcaster,
+    a_long_stream_loads_from_its_snapshot_to_the_same_state,
 );
 
 fn metadata() -> String {
@@ -62,6 +63,23 @@ async fn seed(db: &Database, n: usize) -> Vec<(String, i64)> {
 
 async fn drain(runner: &Projector) {
     while runner.step().await.unwrap() > 0 {}
+}
+
+/// The first `expected` events of the global log, waiting while an older
+/// transaction anywhere on the server still holds them back.
+async fn log_events(db: &Database, expected: usize) -> Vec<projections::StoredEvent> {
+    let log = GlobalLog::new(db.clone());
+    for _ in 0..3000 {
+        let events = log
+            .read_after(Default::default(), expected as i64)
+            .await
+            .unwrap();
+        if events.len() >= expected {
+            return events;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("the log never showed {expected} events");
 }
 
 /// Steps until the recorder has seen `expected` events. The log may hold
@@ -334,15 +352,7 @@ async fn an_old_event_shape_loads_through_the_upcaster(backend: Backend) {
     assert_eq!(post.entries[0].langs, vec!["en".to_string()]);
     assert_eq!(post.entries[0].facets.len(), 1);
     // ...so do the global log and the dashboard projection.
-    let log = GlobalLog::new(db.clone());
-    let mut events = Vec::new();
-    for _ in 0..3000 {
-        events = log.read_after(Default::default(), 10).await.unwrap();
-        if !events.is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let events = log_events(&db, 1).await;
     assert_eq!(events[0].event_version, "2");
     let projectors = projections::Projectors::new(db.clone());
     projectors
@@ -499,4 +509,95 @@ async fn a_create_on_an_existing_id_falls_back_to_the_loaded_state() {
         .await
         .unwrap();
     assert_eq!(events, 1);
+}
+
+async fn a_long_stream_loads_from_its_snapshot_to_the_same_state(backend: Backend) {
+    let db = database(&backend.fresh().await).await;
+    let repo = Repository::<domain::post::Post>::new(&db, Arc::new(watch::channel(0).0));
+    let tenant = Uuid::new_v4();
+    let id = Uuid::new_v4().to_string();
+    let meta = EventMetadata::new(tenant, Actor::System, Uuid::new_v4(), Utc::now());
+    let entries = |t: &str| {
+        parse_entries(&[EntryInput {
+            text: t.into(),
+            langs: vec![],
+        }])
+        .unwrap()
+    };
+    let command = |c| Scoped {
+        tenant_id: tenant,
+        command: c,
+    };
+    repo.create(
+        &id,
+        command(PostCommand::Create {
+            campaign_id: Uuid::new_v4(),
+            entries: entries("v0"),
+        }),
+        &meta,
+    )
+    .await
+    .unwrap();
+    for i in 1..250 {
+        repo.execute(
+            &id,
+            command(PostCommand::Update {
+                entries: entries(&format!("v{i}")),
+            }),
+            &meta,
+        )
+        .await
+        .unwrap();
+    }
+    let snapshots: Vec<(i64,)> =
+        sqlx::query_as("SELECT last_sequence FROM snapshots WHERE aggregate_id = $1 ORDER BY 1")
+            .bind(&id)
+            .fetch_all(&db.any)
+            .await
+            .unwrap();
+    assert_eq!(snapshots, vec![(100,), (200,)]);
+
+    // The state from snapshot 200 plus 50 events equals a fold of all 250.
+    let from_snapshot = repo.load(&id).await.unwrap();
+    assert_eq!(from_snapshot.entries[0].text.as_str(), "v249");
+    let events = log_events(&db, 250).await;
+    assert_eq!(events.len(), 250);
+    let mut folded = domain::post::Post::default();
+    for event in &events {
+        cqrs_es::Aggregate::apply(&mut folded, event.decode().unwrap());
+    }
+    assert_eq!(
+        serde_json::to_value(&from_snapshot).unwrap(),
+        serde_json::to_value(&folded).unwrap()
+    );
+
+    // A snapshot that no longer fits the state's shape is ignored.
+    sqlx::query("DELETE FROM snapshots WHERE last_sequence = 100")
+        .execute(&db.any)
+        .await
+        .unwrap();
+    let garbage = match db.backend {
+        Db::Postgres(_) => "UPDATE snapshots SET payload = CAST('{\"old\": true}' AS json)",
+        Db::Sqlite(_) => "UPDATE snapshots SET payload = '{\"old\": true}'",
+    };
+    sqlx::query(garbage).execute(&db.any).await.unwrap();
+    let reloaded = repo.load(&id).await.unwrap();
+    assert_eq!(
+        serde_json::to_value(&reloaded).unwrap(),
+        serde_json::to_value(&folded).unwrap()
+    );
+    // And commands keep appending at the right sequence.
+    repo.execute(
+        &id,
+        command(PostCommand::Update {
+            entries: entries("v250"),
+        }),
+        &meta,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        repo.load(&id).await.unwrap().entries[0].text.as_str(),
+        "v250"
+    );
 }
