@@ -16,7 +16,6 @@ use cqrs_es::persist::SerializedEvent;
 use domain::metadata::EventMetadata;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
-use sqlx::Row;
 
 use crate::StoreError;
 use crate::db::{Backend, Database};
@@ -81,43 +80,58 @@ SELECT 0 AS tx, global_position AS seq, aggregate_type, aggregate_id,
  ORDER BY global_position
  LIMIT $2";
 
-fn decode_row(
+/// One row of the log query, the same for both backends.
+#[derive(sqlx::FromRow)]
+struct LogRow {
     tx: i64,
     seq: i64,
-    row: (String, String, i64, String, String, String, String),
-) -> Result<StoredEvent, StoreError> {
-    let (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata) =
-        row;
-    let position = Position { tx, seq };
-    let bad = |source| StoreError::Decode {
-        position: position.to_string(),
-        source,
-    };
-    let payload: Value = serde_json::from_str(&payload).map_err(bad)?;
-    let meta_map: HashMap<String, String> = serde_json::from_str(&metadata).map_err(bad)?;
-    let metadata = EventMetadata::from_map(&meta_map).ok_or_else(|| StoreError::Decode {
-        position: position.to_string(),
-        source: serde::de::Error::custom("event metadata lacks tenant, actor or ids"),
-    })?;
-    let upcast = domain::upcast::upcast(SerializedEvent::new(
-        aggregate_id,
-        sequence as usize,
-        aggregate_type,
-        event_type,
-        event_version,
-        payload,
-        Value::Null,
-    ));
-    Ok(StoredEvent {
-        position,
-        aggregate_type: upcast.aggregate_type,
-        aggregate_id: upcast.aggregate_id,
-        sequence,
-        event_type: upcast.event_type,
-        event_version: upcast.event_version,
-        payload: upcast.payload,
-        metadata,
-    })
+    aggregate_type: String,
+    aggregate_id: String,
+    sequence: i64,
+    event_type: String,
+    event_version: String,
+    payload: String,
+    metadata: String,
+}
+
+impl LogRow {
+    fn decode(self) -> Result<StoredEvent, StoreError> {
+        let position = Position {
+            tx: self.tx,
+            seq: self.seq,
+        };
+        let bad = |source| StoreError::Decode {
+            position: position.to_string(),
+            source,
+        };
+        let payload: Value = serde_json::from_str(&self.payload).map_err(bad)?;
+        let meta_map: HashMap<String, String> =
+            serde_json::from_str(&self.metadata).map_err(bad)?;
+        let metadata = EventMetadata::from_map(&meta_map).ok_or_else(|| {
+            bad(serde::de::Error::custom(
+                "event metadata lacks tenant, actor or ids",
+            ))
+        })?;
+        let upcast = domain::upcast::upcast(SerializedEvent::new(
+            self.aggregate_id,
+            self.sequence as usize,
+            self.aggregate_type,
+            self.event_type,
+            self.event_version,
+            payload,
+            Value::Null,
+        ));
+        Ok(StoredEvent {
+            position,
+            aggregate_type: upcast.aggregate_type,
+            aggregate_id: upcast.aggregate_id,
+            sequence: self.sequence,
+            event_type: upcast.event_type,
+            event_version: upcast.event_version,
+            payload: upcast.payload,
+            metadata,
+        })
+    }
 }
 
 impl GlobalLog {
@@ -132,47 +146,16 @@ impl GlobalLog {
         after: Position,
         limit: i64,
     ) -> Result<Vec<StoredEvent>, StoreError> {
-        macro_rules! rows {
-            ($rows:expr) => {
-                $rows
-                    .into_iter()
-                    .map(|row| {
-                        decode_row(
-                            row.try_get("tx")?,
-                            row.try_get("seq")?,
-                            (
-                                row.try_get("aggregate_type")?,
-                                row.try_get("aggregate_id")?,
-                                row.try_get("sequence")?,
-                                row.try_get("event_type")?,
-                                row.try_get("event_version")?,
-                                row.try_get("payload")?,
-                                row.try_get("metadata")?,
-                            ),
-                        )
-                    })
-                    .collect()
-            };
-        }
-        match &self.db.backend {
-            Backend::Postgres(pool) => {
-                let rows = sqlx::query(PG_READ)
-                    .bind(after.tx.to_string())
-                    .bind(after.seq)
-                    .bind(limit)
-                    .fetch_all(pool)
-                    .await?;
-                rows!(rows)
-            }
-            Backend::Sqlite(pool) => {
-                let rows = sqlx::query(SQLITE_READ)
-                    .bind(after.seq)
-                    .bind(limit)
-                    .fetch_all(pool)
-                    .await?;
-                rows!(rows)
-            }
-        }
+        let query = match self.db.backend {
+            Backend::Postgres(_) => sqlx::query_as::<_, LogRow>(PG_READ).bind(after.tx.to_string()),
+            Backend::Sqlite(_) => sqlx::query_as::<_, LogRow>(SQLITE_READ),
+        };
+        let rows = query
+            .bind(after.seq)
+            .bind(limit)
+            .fetch_all(&self.db.any)
+            .await?;
+        rows.into_iter().map(LogRow::decode).collect()
     }
 
     /// Where an aggregate's event `sequence` sits in the log.
