@@ -16,7 +16,6 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::auth::Caller;
 use crate::graphql::{Correlation, HeraldSchema};
 use crate::state::AppState;
 
@@ -147,11 +146,4 @@ pub async fn observe(request: Request, next: Next) -> Response {
             .into_response();
     }
     response
-}
-
-impl Caller {
-    /// Whether the request carried valid credentials.
-    pub fn is_authenticated(&self) -> bool {
-        matches!(self, Caller::Authenticated(_))
-    }
 }

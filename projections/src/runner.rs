@@ -196,12 +196,12 @@ impl Projector {
         advanced: Arc<watch::Sender<u64>>,
     ) {
         let mut leader = false;
-        let mut last_renewal = std::time::Instant::now() - LEASE;
+        let mut last_renewal: Option<std::time::Instant> = None;
         while !*shutdown.borrow() {
             let result: Result<usize, StoreError> = async {
-                if !leader || last_renewal.elapsed() > self.lease / 3 {
+                if !leader || last_renewal.is_none_or(|t| t.elapsed() > self.lease / 3) {
                     leader = self.acquire_lease().await?;
-                    last_renewal = std::time::Instant::now();
+                    last_renewal = Some(std::time::Instant::now());
                 }
                 if leader { self.step().await } else { Ok(0) }
             }
