@@ -5,15 +5,20 @@
 //!
 //! Layout: one module per aggregate (`tenant`, `user`, `campaign`, `post`), the
 //! shared rules (`text` for grapheme limits and facets, `schedule` for time zones
-//! and RRULEs, `access` for the role × action matrix), event `metadata`, and the
-//! `upcast` registry that loads old event shapes.
+//! and RRULEs, `access` for the permission matrix, `audit` for the audit
+//! trail's hash chain, `rkey` for deterministic Bluesky record keys), `sealed`
+//! values (ciphertext the domain carries but never opens), event `metadata`,
+//! and the `upcast` registry that loads old event shapes.
 
 pub mod access;
+pub mod audit;
 pub mod campaign;
 pub mod error;
 pub mod metadata;
 pub mod post;
+pub mod rkey;
 pub mod schedule;
+pub mod sealed;
 pub mod tenant;
 pub mod text;
 pub mod upcast;

@@ -49,14 +49,42 @@ fn post_created_v1_to_v2(mut payload: Value) -> Value {
     payload
 }
 
+/// `UserRegistered` version 1 held the e-mail address and password hash in
+/// plaintext, and the first membership (now on the tenant, whose
+/// `TenantCreated` names its owner). Version 2 holds sealed values; old
+/// plaintext is marked as legacy, since the log itself cannot be rewritten.
+fn user_registered_v1_to_v2(payload: Value) -> Value {
+    let field = |name: &str| {
+        payload
+            .get("UserRegistered")
+            .and_then(|p| p.get(name))
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    };
+    json!({"UserRegistered": {
+        "email": crate::sealed::Sealed::legacy(&field("email")),
+        "password_hash": crate::sealed::Sealed::legacy(&field("password_hash")),
+        "email_verified": false,
+    }})
+}
+
 /// Every upcaster, in the order they apply.
 pub fn upcasters() -> Vec<Box<dyn EventUpcaster>> {
-    vec![Box::new(Step {
-        event_type: "PostCreated",
-        from: "1",
-        to: "2",
-        rewrite: post_created_v1_to_v2,
-    })]
+    vec![
+        Box::new(Step {
+            event_type: "PostCreated",
+            from: "1",
+            to: "2",
+            rewrite: post_created_v1_to_v2,
+        }),
+        Box::new(Step {
+            event_type: "UserRegistered",
+            from: "1",
+            to: "2",
+            rewrite: user_registered_v1_to_v2,
+        }),
+    ]
 }
 
 /// Applies every matching upcaster to `event`.
@@ -73,6 +101,31 @@ pub fn upcast(mut event: SerializedEvent) -> SerializedEvent {
 mod tests {
     use super::*;
     use crate::post::PostEvent;
+
+    #[test]
+    fn user_registered_v1_loads_as_the_current_shape() {
+        let old = SerializedEvent::new(
+            "u1".into(),
+            1,
+            "User".into(),
+            "UserRegistered".into(),
+            "1".into(),
+            json!({"UserRegistered": {
+                "email": "ada@example.org",
+                "password_hash": "$argon2id$v=19$...",
+                "tenant_id": "00000000-0000-0000-0000-000000000001",
+                "role": "Owner"
+            }}),
+            json!({}),
+        );
+        let new = upcast(old);
+        assert_eq!(new.event_version, "2");
+        let event: crate::user::UserEvent = serde_json::from_value(new.payload).unwrap();
+        let crate::user::UserEvent::UserRegistered { email, .. } = event else {
+            panic!("wrong variant")
+        };
+        assert_eq!(email.as_str(), "plain:ada@example.org");
+    }
 
     #[test]
     fn post_created_v1_loads_as_the_current_shape() {
