@@ -36,7 +36,7 @@ fn parse_status(s: &str) -> Option<PostStatus> {
 /// The `Any` driver passes SQL through as written; PostgreSQL needs numbered
 /// parameters, and SQLite binds plain `?` without looking each name up (a
 /// linear scan per parameter, quadratic for a large batch).
-fn placeholders(conn: &AnyConnection, rows: usize, columns: usize) -> String {
+pub(crate) fn placeholders(conn: &AnyConnection, rows: usize, columns: usize) -> String {
     let numbered = conn.backend_name() != "SQLite";
     (0..rows)
         .map(|r| {
@@ -56,13 +56,13 @@ fn placeholders(conn: &AnyConnection, rows: usize, columns: usize) -> String {
 }
 
 /// Placeholders for an `IN (…)` list of `n` values.
-fn in_list(conn: &AnyConnection, n: usize) -> String {
+pub(crate) fn in_list(conn: &AnyConnection, n: usize) -> String {
     let list = placeholders(conn, n, 1);
     list.replace(['(', ')'], "")
 }
 
 /// Rows per multi-row statement: well under SQLite's 32,766 bound values.
-const CHUNK: usize = 500;
+pub(crate) const CHUNK: usize = 500;
 
 /// The rows a batch of events touches, folded in memory and written back with
 /// a few multi-row statements. Replaying a million events then costs a few
@@ -492,6 +492,7 @@ impl DashboardQueries {
         limit: i64,
     ) -> Result<Vec<CampaignRow>, StoreError> {
         let (at, id) = after.unwrap_or((i64::MIN, String::new()));
+        let mut conn = crate::db::scoped(&self.pool, tenant).await?;
         Ok(sqlx::query_as(&format!(
             "SELECT {CAMPAIGN_COLUMNS} FROM rm_campaigns
               WHERE tenant_id = $1 AND (created_at > $2 OR (created_at = $2 AND id > $3))
@@ -501,7 +502,7 @@ impl DashboardQueries {
         .bind(at)
         .bind(id)
         .bind(limit)
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *conn)
         .await?)
     }
 
@@ -511,12 +512,13 @@ impl DashboardQueries {
         tenant: Uuid,
         id: Uuid,
     ) -> Result<Option<CampaignRow>, StoreError> {
+        let mut conn = crate::db::scoped(&self.pool, tenant).await?;
         Ok(sqlx::query_as(&format!(
             "SELECT {CAMPAIGN_COLUMNS} FROM rm_campaigns WHERE tenant_id = $1 AND id = $2"
         ))
         .bind(tenant.to_string())
         .bind(id.to_string())
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *conn)
         .await?)
     }
 
@@ -567,17 +569,19 @@ impl DashboardQueries {
         if let Some(t) = filter.to {
             query = query.bind(t);
         }
-        Ok(query.bind(limit).fetch_all(&self.pool).await?)
+        let mut conn = crate::db::scoped(&self.pool, tenant).await?;
+        Ok(query.bind(limit).fetch_all(&mut *conn).await?)
     }
 
     /// One post of the tenant.
     pub async fn post(&self, tenant: Uuid, id: Uuid) -> Result<Option<PostRow>, StoreError> {
+        let mut conn = crate::db::scoped(&self.pool, tenant).await?;
         Ok(sqlx::query_as(&format!(
             "SELECT {POST_COLUMNS} FROM rm_posts WHERE tenant_id = $1 AND id = $2"
         ))
         .bind(tenant.to_string())
         .bind(id.to_string())
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *conn)
         .await?)
     }
 

@@ -95,31 +95,28 @@ impl Database {
         matches!(self.backend, Backend::Postgres(_))
     }
 
-    /// Applies every pending migration: the backend's event store, then the
-    /// tables shared by both backends.
+    /// Applies every pending migration: the backend's own and the tables
+    /// shared by both backends, as one list in version order (so a
+    /// backend-specific migration may build on a shared table).
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        let mut common = sqlx::migrate::Migrator {
-            migrations: COMMON.migrations.clone(),
+        let own = match self.backend {
+            Backend::Postgres(_) => &POSTGRES,
+            Backend::Sqlite(_) => &SQLITE,
+        };
+        let mut migrations: Vec<_> = own
+            .migrations
+            .iter()
+            .chain(COMMON.migrations.iter())
+            .cloned()
+            .collect();
+        migrations.sort_by_key(|m| m.version);
+        let migrator = sqlx::migrate::Migrator {
+            migrations: migrations.into(),
             ..sqlx::migrate::Migrator::DEFAULT
         };
-        common.set_ignore_missing(true);
-        let mut own = sqlx::migrate::Migrator {
-            migrations: match self.backend {
-                Backend::Postgres(_) => POSTGRES.migrations.clone(),
-                Backend::Sqlite(_) => SQLITE.migrations.clone(),
-            },
-            ..sqlx::migrate::Migrator::DEFAULT
-        };
-        own.set_ignore_missing(true);
         match &self.backend {
-            Backend::Postgres(pool) => {
-                own.run(pool).await?;
-                common.run(pool).await?;
-            }
-            Backend::Sqlite(pool) => {
-                own.run(pool).await?;
-                common.run(pool).await?;
-            }
+            Backend::Postgres(pool) => migrator.run(pool).await?,
+            Backend::Sqlite(pool) => migrator.run(pool).await?,
         }
         Ok(())
     }
@@ -129,4 +126,24 @@ impl Database {
         sqlx::query("SELECT 1").execute(&self.any).await?;
         Ok(())
     }
+}
+
+/// A read-only transaction confined to `tenant`. On PostgreSQL it runs as the
+/// `herald_reader` role with `herald.tenant` set, so row-level security hides
+/// every other tenant's rows even from a query that forgot its tenant filter.
+/// Dropping it rolls back (it never writes).
+pub async fn scoped(
+    pool: &AnyPool,
+    tenant: uuid::Uuid,
+) -> Result<sqlx::Transaction<'static, sqlx::Any>, StoreError> {
+    let mut tx = pool.begin().await?;
+    if tx.backend_name() == "PostgreSQL" {
+        sqlx::query(
+            "SELECT set_config('herald.tenant', $1, true), set_config('role', 'herald_reader', true)",
+        )
+        .bind(tenant.to_string())
+        .execute(&mut *tx)
+        .await?;
+    }
+    Ok(tx)
 }

@@ -21,4 +21,8 @@ pub enum StoreError {
     ProjectionBusy(&'static str),
     #[error("unsupported database URL (expected postgres:// or sqlite://)")]
     UnsupportedUrl,
+    #[error("encryption error")]
+    Crypto(#[from] crate::crypto::CryptoError),
+    #[error("the data key was destroyed (erased)")]
+    Erased,
 }

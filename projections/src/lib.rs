@@ -2,16 +2,21 @@
 //! cqrs-es event store on PostgreSQL or SQLite with bounded conflict retries
 //! (`store`), the global commit-ordered event log (`log`), the projector runner
 //! with durable checkpoints and leases (`runner`), and the read models fed by it
-//! (`dashboard`). Read models never load aggregates: they are plain tables that
-//! `herald replay` can rebuild from the log.
+//! (`dashboard`, and the hash-chained `audit` trail). Read models never load
+//! aggregates: they are plain tables that `herald replay` can rebuild from the
+//! log.
 
+pub mod audit;
+pub mod crypto;
 pub mod dashboard;
 pub mod db;
 pub mod error;
+pub mod identity;
 pub mod log;
 pub mod runner;
 pub mod store;
 
+pub use crypto::{Keyring, MasterKey, Opened, Scope};
 pub use db::Database;
 pub use error::StoreError;
 pub use log::{GlobalLog, Position, StoredEvent};

@@ -16,6 +16,8 @@ use crate::{Database, GlobalLog, Position, StoreError, StoredEvent};
 
 /// How long a lease lasts without renewal.
 const LEASE: Duration = Duration::from_secs(10);
+/// Events per batch during a replay.
+const REPLAY_BATCH: i64 = 5000;
 /// How long an idle runner sleeps before looking at the log again, when no
 /// commit in this process woke it (commits made by other processes).
 const IDLE_POLL: Duration = Duration::from_millis(100);
@@ -133,8 +135,22 @@ impl Projector {
     pub async fn step(&self) -> Result<usize, StoreError> {
         let from = self.checkpoint().await?;
         let events = self.log.read_after(from, self.batch_size).await?;
-        let Some(last) = events.last() else {
+        if events.is_empty() || !self.apply_batch(from, &events).await? {
             return Ok(0);
+        }
+        Ok(events.len())
+    }
+
+    /// Applies `events` (read after `from`) and moves the checkpoint past
+    /// them, in one transaction fenced on the lease and on the checkpoint
+    /// still being `from`. `false`: the fence failed and nothing was written.
+    async fn apply_batch(
+        &self,
+        from: Position,
+        events: &[StoredEvent],
+    ) -> Result<bool, StoreError> {
+        let Some(last) = events.last() else {
+            return Ok(true);
         };
         let mut tx = self.db.any.begin().await?;
         // Fence first: if the lease moved to another process, nothing is written.
@@ -153,13 +169,13 @@ impl Projector {
         .await?;
         if fenced.rows_affected() != 1 {
             tx.rollback().await?;
-            return Ok(0);
+            return Ok(false);
         }
-        self.projection.apply(&mut tx, &events).await?;
+        self.projection.apply(&mut tx, events).await?;
         tx.commit().await?;
         metrics::counter!("herald_projected_events_total", "projection" => self.name())
             .increment(events.len() as u64);
-        Ok(events.len())
+        Ok(true)
     }
 
     /// Empties the projection's tables and rewinds its checkpoint to zero, in
@@ -257,12 +273,23 @@ impl Projectors {
     /// Herald's projections over `db`.
     pub fn new(db: Database) -> Self {
         Self {
-            projections: vec![Arc::new(crate::dashboard::Dashboard)],
+            projections: vec![
+                Arc::new(crate::dashboard::Dashboard),
+                Arc::new(crate::identity::Identity),
+                Arc::new(crate::audit::Audit),
+            ],
             owner: format!("{}:{}", std::process::id(), Uuid::new_v4()),
             appended: Arc::new(watch::channel(0).0),
             advanced: Arc::new(watch::channel(0).0),
             db,
         }
+    }
+
+    /// Adds a projection (process managers fed from the log, such as the
+    /// mail intents of `workers`).
+    pub fn with(mut self, projection: Arc<dyn Projection>) -> Self {
+        self.projections.push(projection);
+        self
     }
 
     /// Names of all projections.
@@ -350,55 +377,94 @@ impl Projectors {
     }
 
     /// Rebuilds projections from zero (all, or the named one), reporting
-    /// `(applied, total)` after each batch. Waits up to `lease_wait` for a
-    /// runner in another process to give the lease up.
+    /// `(applied, total)` after each batch under the names being rebuilt.
+    /// Waits up to `lease_wait` for a runner in another process to give the
+    /// lease up. Returns how many log events were replayed.
+    ///
+    /// All projections are rebuilt in one pass over the log: each batch is
+    /// read and decoded once and then applied to every projection, each in
+    /// its own fenced transaction. Reading the log is a large share of a
+    /// rebuild, so a pass per projection would slow replay down with every
+    /// read model added.
     pub async fn replay(
         &self,
         only: Option<&str>,
         lease_wait: Duration,
         mut progress: impl FnMut(&str, u64, u64),
     ) -> Result<u64, StoreError> {
-        let total = GlobalLog::new(self.db.clone()).count().await? as u64;
-        let mut applied_all = 0;
-        for runner in self.runners(only)? {
-            let runner = runner.with_batch_size(5000);
-            let deadline = tokio::time::Instant::now() + lease_wait;
+        let log = GlobalLog::new(self.db.clone());
+        let total = log.count().await? as u64;
+        let runners: Vec<Projector> = self
+            .runners(only)?
+            .into_iter()
+            .map(|r| r.with_batch_size(REPLAY_BATCH))
+            .collect();
+        let label = runners
+            .iter()
+            .map(|r| r.name())
+            .collect::<Vec<_>>()
+            .join(", ");
+        let deadline = tokio::time::Instant::now() + lease_wait;
+        for runner in &runners {
             while !runner.acquire_lease().await? {
                 if tokio::time::Instant::now() >= deadline {
                     return Err(StoreError::ProjectionBusy(runner.name()));
                 }
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
+        }
+        for runner in &runners {
             runner.reset().await?;
-            let mut applied = 0u64;
-            progress(runner.name(), 0, total);
-            // Every counted event was committed before replay began, so the
-            // rebuild is complete once it has applied that many. On PostgreSQL
-            // the log may still hold some back while an older transaction (in
-            // any database of the server) is open: wait, keeping the lease.
-            while applied < total {
-                let n = runner.step().await? as u64;
-                if n > 0 {
-                    applied += n;
-                    progress(runner.name(), applied, total);
+        }
+        progress(&label, 0, total);
+        // Where each projection stands. They move together, unless a runner
+        // of this same process (same lease owner) stepped in between: then
+        // that projection resumes from its own checkpoint.
+        let mut at = vec![Position::default(); runners.len()];
+        let mut frontier = Position::default();
+        let mut seen = 0u64;
+        loop {
+            let from = at.iter().copied().min().unwrap_or_default();
+            let events = log.read_after(from, REPLAY_BATCH).await?;
+            if events.is_empty() {
+                // Every counted event was committed before replay began, so
+                // the rebuild is complete once that many have been seen. On
+                // PostgreSQL the log may still hold some back while an older
+                // transaction (in any database of the server) is open: wait,
+                // keeping the leases.
+                if seen >= total {
+                    break;
+                }
+                for runner in &runners {
+                    if !runner.acquire_lease().await? {
+                        return Err(StoreError::ProjectionBusy(runner.name()));
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                continue;
+            }
+            for (runner, at) in runners.iter().zip(at.iter_mut()) {
+                let start = events.partition_point(|e| e.position <= *at);
+                let mine = &events[start..];
+                if mine.is_empty() {
+                    continue;
+                }
+                if runner.apply_batch(*at, mine).await? {
+                    *at = mine[mine.len() - 1].position;
                 } else if runner.acquire_lease().await? {
-                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    *at = runner.checkpoint().await?;
                 } else {
                     return Err(StoreError::ProjectionBusy(runner.name()));
                 }
             }
-            // Catch up with whatever arrived meanwhile.
-            loop {
-                let n = runner.step().await? as u64;
-                if n == 0 {
-                    break;
-                }
-                applied += n;
-                progress(runner.name(), applied, total.max(applied));
-            }
-            runner.release_lease().await?;
-            applied_all += applied;
+            let last = events[events.len() - 1].position;
+            seen += events.iter().filter(|e| e.position > frontier).count() as u64;
+            frontier = frontier.max(last);
+            progress(&label, seen, total.max(seen));
         }
-        Ok(applied_all)
+        for runner in &runners {
+            runner.release_lease().await?;
+        }
+        Ok(seen)
     }
 }
