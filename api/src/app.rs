@@ -8,8 +8,9 @@ use std::sync::{Arc, OnceLock};
 use anyhow::Context as _;
 use axum::Router;
 use axum::routing::get;
+use domain::sealed::Sealed;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
-use projections::Database;
+use projections::{Database, Keyring, Opened};
 use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -18,7 +19,9 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::trace::TraceLayer;
 
 use crate::config::Config;
+use crate::hardening;
 use crate::http::{self, Http};
+use crate::pages;
 use crate::state::AppState;
 
 /// Which parts a process runs.
@@ -51,12 +54,61 @@ pub async fn connect(config: &Config) -> anyhow::Result<Database> {
     Ok(db)
 }
 
+/// The mail sender of `config`: SMTP when `HERALD_SMTP_URL` is set, the file
+/// outbox under the data directory otherwise.
+pub fn mail_sender(
+    config: &Config,
+    db: Database,
+    keyring: &Keyring,
+) -> anyhow::Result<workers::MailSender> {
+    let smtp_url = config.smtp_url.as_ref().map(|u| u.expose_secret());
+    // The URL may carry a password: the error names the setting, not the value.
+    let transport = workers::Transport::from_config(smtp_url, &config.data_dir)
+        .context("invalid HERALD_SMTP_URL")?;
+    // Recipients and bodies are sealed; subjects are plain text.
+    let keyring = keyring.clone();
+    let unseal: workers::mail::Unseal = Arc::new(move |value: String| {
+        let keyring = keyring.clone();
+        Box::pin(async move {
+            if !value.starts_with("hk1:") {
+                return Some(value);
+            }
+            match keyring.open(&Sealed::from_stored(value)).await {
+                Ok(Opened::Plain(plain)) => Some(plain),
+                Ok(Opened::Erased) | Err(_) => None,
+            }
+        })
+    });
+    workers::MailSender::new(db, transport, unseal, &config.mail_from)
+        .context("invalid HERALD_MAIL_FROM")
+}
+
+/// The base URL for links in mails.
+pub fn public_url(config: &Config) -> String {
+    config
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{}", config.listen))
+}
+
+/// Every projection and log-fed process manager, for `herald worker` and
+/// `herald replay`.
+pub fn projectors(config: &Config, db: &Database) -> anyhow::Result<projections::Projectors> {
+    let keyring = crate::keys::keyring(config, db)?;
+    Ok(workers::projectors(
+        db.clone(),
+        &keyring,
+        &public_url(config),
+    ))
+}
+
 /// A bound, ready-to-run Herald process.
 pub struct Application {
     listener: TcpListener,
     router: Router,
     state: Arc<AppState>,
     mode: Mode,
+    mail: Option<workers::MailSender>,
     shutdown: watch::Sender<bool>,
 }
 
@@ -64,21 +116,52 @@ impl Application {
     /// Connects, migrates and binds `config.listen`.
     pub async fn build(config: Config, mode: Mode) -> anyhow::Result<Self> {
         let db = connect(&config).await?;
-        let state = Arc::new(AppState::new(db, config.access_ttl_seconds));
+        let keyring = crate::keys::keyring(&config, &db)?;
+        let mail = match mode {
+            Mode::Serve => Some(mail_sender(&config, db.clone(), &keyring)?),
+            Mode::Api => None,
+        };
+        let public_url = public_url(&config);
+        let state = Arc::new(AppState::new(
+            db,
+            keyring,
+            config.access_ttl_seconds,
+            public_url,
+        ));
         let http = Http {
             schema: crate::graphql::schema(state.clone()),
             metrics: prometheus(),
             state: state.clone(),
+            trust_proxy: config.trust_proxy,
         };
         let router = Router::new()
             .route("/graphql", get(http::graphiql).post(http::graphql))
+            .route(
+                "/verify-email",
+                get(pages::verify_email_form).post(pages::verify_email),
+            )
+            .route(
+                "/invitations/accept",
+                get(pages::accept_invitation_form).post(pages::accept_invitation),
+            )
+            .route(
+                "/reset-password",
+                get(pages::reset_password_form).post(pages::reset_password),
+            )
             .route("/health", get(http::health))
             .route("/ready", get(http::ready))
             .route("/metrics", get(http::metrics))
+            .route("/api/v1/audit/export", get(crate::export::audit_export))
             .with_state(http)
             // Outside the body limit, so its bare 413 becomes a JSON error.
             .layer(RequestBodyLimitLayer::new(config.max_body_bytes))
+            .layer(hardening::cors(&config.cors_origins))
             .layer(axum::middleware::from_fn(http::observe))
+            // Outside `observe`, so the JSON error bodies it makes get them too.
+            .layer(axum::middleware::from_fn_with_state(
+                hardening::Policy::new(&config),
+                hardening::security_headers,
+            ))
             .layer(TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
                 let id = req
                     .headers()
@@ -97,6 +180,7 @@ impl Application {
             router,
             state,
             mode,
+            mail,
             shutdown: watch::channel(false).0,
         })
     }
@@ -120,17 +204,25 @@ impl Application {
 
     /// Serves until the shutdown handle fires; in `Serve` mode the workers run
     /// alongside and are stopped with it.
-    pub async fn run(self) -> anyhow::Result<()> {
-        let workers = match self.mode {
-            Mode::Serve => workers::start(&self.state.projectors, self.shutdown.subscribe()),
+    pub async fn run(mut self) -> anyhow::Result<()> {
+        let mut workers = match self.mail.take() {
+            Some(mail) => workers::start(&self.state.projectors, mail, self.shutdown.subscribe()),
             // The API's mutations wait for read models, so an API process
             // also competes for projector leases: read models advance as long
             // as any process runs (the lease keeps one runner per projection).
-            Mode::Api => self.state.projectors.spawn(self.shutdown.subscribe()),
+            None => self.state.projectors.spawn(self.shutdown.subscribe()),
         };
+        workers.push(tokio::spawn(housekeeping(
+            self.state.clone(),
+            self.shutdown.subscribe(),
+        )));
         let mut stop = self.shutdown.subscribe();
         tracing::info!(address = %self.address(), mode = ?self.mode, "herald listening");
-        axum::serve(self.listener, self.router)
+        // With the peer address, for per-IP rate limits (`http::graphql`).
+        let service = self
+            .router
+            .into_make_service_with_connect_info::<SocketAddr>();
+        axum::serve(self.listener, service)
             .with_graceful_shutdown(async move {
                 let _ = stop.wait_for(|s| *s).await;
             })
@@ -140,6 +232,29 @@ impl Application {
             let _ = task.await;
         }
         Ok(())
+    }
+}
+
+/// Every ten minutes, deletes expired rate-limit rows and sessions that can
+/// no longer be used (any process may; the deletes are idempotent).
+async fn housekeeping(state: Arc<AppState>, mut shutdown: watch::Receiver<bool>) {
+    let mut every = tokio::time::interval(std::time::Duration::from_secs(600));
+    loop {
+        tokio::select! {
+            _ = every.tick() => {
+                if let Err(error) = state.limiter.cleanup().await {
+                    tracing::warn!(%error, "rate-limit cleanup failed");
+                }
+                if let Err(error) = state.sessions.forget_dead().await {
+                    tracing::warn!(error = ?error, "session cleanup failed");
+                }
+            }
+            changed = shutdown.changed() => {
+                if changed.is_err() || *shutdown.borrow() {
+                    return;
+                }
+            }
+        }
     }
 }
 

@@ -1,33 +1,60 @@
-//! Sign-in: Argon2id password hashes, and sessions with an opaque access token
-//! and refresh token. Tokens are random 256-bit values shown once; the
-//! database keeps only their SHA-256 hashes, so a leaked table grants nothing.
+//! Sign-in primitives: Argon2id password hashes, opaque tokens (stored only as
+//! SHA-256 hashes), sessions whose refresh token rotates on every use — a
+//! rotated token presented again revokes the whole session (the token family)
+//! — API keys, and the principal every request acts as.
 
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
-use domain::access::Role;
+use domain::access::{Role, Subject};
+use domain::metadata::Actor;
+use domain::sealed::Sealed;
+use projections::identity::IdentityQueries;
+use projections::{Keyring, Scope, micros};
 use rand::RngCore;
 use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 use sqlx::AnyPool;
 use uuid::Uuid;
 
+pub use crate::client::ClientInfo;
 use crate::error::{ApiError, ApiResult};
 
-/// How long a refresh token lives.
+/// How long a refresh token (and so an idle session) lives.
 const REFRESH_TTL_DAYS: i64 = 30;
 /// Shortest accepted password, in characters.
 pub const MIN_PASSWORD_CHARS: usize = 10;
+/// `last_used_at` is written at most this often per session.
+const TOUCH_EVERY_MICROS: i64 = 60_000_000;
 
-/// Who is calling, as established from a valid access token.
+/// Prefixes tell token kinds apart at a glance (and in secret scanners).
+pub const ACCESS_PREFIX: &str = "hat_";
+pub const REFRESH_PREFIX: &str = "hrt_";
+pub const API_KEY_PREFIX: &str = "hak_";
+
+/// Who is calling, as established from a valid access token or API key.
 #[derive(Debug, Clone)]
 pub struct Principal {
-    pub session_id: Uuid,
-    pub user_id: Uuid,
     pub tenant_id: Uuid,
-    pub role: Role,
+    pub subject: Subject,
+    /// Recorded as the actor of the events this caller causes.
+    pub actor: Actor,
+    /// The signed-in person (absent for API keys and displays).
+    pub user_id: Option<Uuid>,
+    pub session_id: Option<Uuid>,
+    /// The tenant requires 2FA and this user has not enrolled yet: only
+    /// their own account may be touched until they do. Read on every
+    /// request, so turning the requirement on restricts live sessions too.
+    pub mfa_pending: bool,
+}
+
+impl Principal {
+    /// The member role, for role-escalation rules.
+    pub fn role(&self) -> Option<Role> {
+        self.subject.role()
+    }
 }
 
 /// What the request carried in `Authorization`.
@@ -40,28 +67,93 @@ pub enum Caller {
 
 /// Freshly issued tokens (shown to the client once).
 pub struct Tokens {
+    pub session_id: Uuid,
     pub access_token: String,
     pub refresh_token: String,
     pub access_expires_at: DateTime<Utc>,
 }
 
-fn random_token(prefix: &str) -> String {
+/// A new random token with `prefix` (256 bits of entropy).
+pub fn random_token(prefix: &str) -> String {
     let mut bytes = [0u8; 32];
     rand::rngs::OsRng.fill_bytes(&mut bytes);
     format!("{prefix}{}", URL_SAFE_NO_PAD.encode(bytes))
 }
 
-fn hash_token(token: &str) -> String {
+/// The stored form of a token.
+pub fn hash_token(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
-/// Validates a new password's length (10 to 1024 characters).
+/// A small list of passwords attackers try first (breached-password style).
+const COMMON_PASSWORDS: &[&str] = &[
+    "password",
+    "password1",
+    "password12",
+    "password123",
+    "password1234",
+    "123456789",
+    "1234567890",
+    "12345678910",
+    "qwertyuiop",
+    "qwerty123",
+    "qwerty1234",
+    "1q2w3e4r5t",
+    "iloveyou",
+    "iloveyou1",
+    "sunshine",
+    "princess",
+    "football",
+    "baseball",
+    "welcome1",
+    "welcome123",
+    "letmein123",
+    "administrator",
+    "changeme",
+    "changeme123",
+    "trustno1",
+    "passw0rd",
+    "p@ssw0rd",
+    "p@ssword",
+    "superman",
+    "starwars",
+    "dragon123",
+    "monkey123",
+    "abc123456",
+    "aaaaaaaaaa",
+    "0987654321",
+    "zaq12wsx",
+    "1qaz2wsx",
+    "asdfghjkl",
+    "computer",
+    "whatever",
+    "michael1",
+    "jennifer",
+    "correcthorse",
+    "herald123",
+    "heraldherald",
+];
+
+/// Validates a new password: 10 to 1024 characters, not a commonly breached
+/// one, not one character repeated.
 pub fn check_password_rules(password: &SecretString) -> ApiResult<()> {
-    let n = password.expose_secret().chars().count();
+    let raw = password.expose_secret();
+    let n = raw.chars().count();
     if !(MIN_PASSWORD_CHARS..=1024).contains(&n) {
         return Err(ApiError::invalid(
             "password",
             format!("must be {MIN_PASSWORD_CHARS} to 1024 characters"),
+        ));
+    }
+    let lower = raw.to_lowercase();
+    let distinct = lower
+        .chars()
+        .collect::<std::collections::HashSet<_>>()
+        .len();
+    if distinct < 4 || COMMON_PASSWORDS.iter().any(|c| lower == *c) {
+        return Err(ApiError::invalid(
+            "password",
+            "is too common or too simple; choose a longer passphrase",
         ));
     }
     Ok(())
@@ -108,49 +200,112 @@ pub async fn verify_password(password: SecretString, hash: Option<String>) -> bo
     .unwrap_or(false)
 }
 
-/// Session storage.
+/// A session as its owner sees it in the `sessions` list.
+#[derive(Debug, Clone)]
+pub struct SessionInfo {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    pub created_at: DateTime<Utc>,
+    pub last_used_at: Option<DateTime<Utc>>,
+    pub user_agent: Option<Sealed>,
+    pub ip: Option<Sealed>,
+}
+
+/// Why a refresh was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefreshRefused {
+    /// Unknown, expired or revoked.
+    Invalid,
+    /// A rotated token came back: its session was revoked.
+    Reused,
+}
+
+/// Session storage and token authentication.
 #[derive(Clone, Debug)]
 pub struct Sessions {
     pool: AnyPool,
+    keyring: Keyring,
+    identity: IdentityQueries,
     access_ttl: chrono::Duration,
 }
 
+/// id, user, tenant.
+type SessionRow = (String, String, String);
+/// id, tenant, created, last used, user agent, ip.
+type SessionListRow = (
+    String,
+    String,
+    i64,
+    Option<i64>,
+    Option<String>,
+    Option<String>,
+);
+
 impl Sessions {
     /// Sessions in `pool`, with access tokens living `access_ttl_seconds`.
-    pub fn new(pool: AnyPool, access_ttl_seconds: i64) -> Self {
+    pub fn new(pool: AnyPool, keyring: Keyring, access_ttl_seconds: i64) -> Self {
         Self {
+            identity: IdentityQueries::new(pool.clone()),
             pool,
+            keyring,
             access_ttl: chrono::Duration::seconds(access_ttl_seconds),
         }
     }
 
-    /// Starts a session for `user_id` in `tenant_id` with `role`.
-    pub async fn create(&self, user_id: Uuid, tenant_id: Uuid, role: Role) -> ApiResult<Tokens> {
-        let now = Utc::now();
-        let tokens = Tokens {
-            access_token: random_token("hat_"),
-            refresh_token: random_token("hrt_"),
+    fn new_tokens(&self, session_id: Uuid, now: DateTime<Utc>) -> Tokens {
+        Tokens {
+            session_id,
+            access_token: random_token(ACCESS_PREFIX),
+            refresh_token: random_token(REFRESH_PREFIX),
             access_expires_at: now + self.access_ttl,
+        }
+    }
+
+    /// Starts a session for `user_id` in `tenant_id`. The client's address
+    /// and user agent are sealed with the user's key.
+    pub async fn create(
+        &self,
+        user_id: Uuid,
+        tenant_id: Uuid,
+        role: Role,
+        client: &ClientInfo,
+    ) -> ApiResult<Tokens> {
+        let now = Utc::now();
+        let tokens = self.new_tokens(Uuid::now_v7(), now);
+        let scope = Scope::User(user_id);
+        let ip = match client.ip {
+            Some(ip) => Some(self.keyring.seal(&scope, &ip.to_string()).await?),
+            None => None,
+        };
+        let user_agent = match &client.user_agent {
+            Some(ua) => Some(self.keyring.seal(&scope, ua).await?),
+            None => None,
         };
         sqlx::query(
-            "INSERT INTO sessions (id, user_id, tenant_id, role, access_hash, access_expires_at, refresh_hash, refresh_expires_at, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            "INSERT INTO sessions (id, user_id, tenant_id, role, access_hash, access_expires_at, refresh_hash,
+                                   refresh_expires_at, created_at, last_used_at, user_agent, ip)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
         )
-        .bind(Uuid::now_v7().to_string())
+        .bind(tokens.session_id.to_string())
         .bind(user_id.to_string())
         .bind(tenant_id.to_string())
         .bind(role.as_str())
         .bind(hash_token(&tokens.access_token))
-        .bind(tokens.access_expires_at.timestamp_micros())
+        .bind(micros(tokens.access_expires_at))
         .bind(hash_token(&tokens.refresh_token))
-        .bind((now + chrono::Duration::days(REFRESH_TTL_DAYS)).timestamp_micros())
-        .bind(now.timestamp_micros())
+        .bind(micros(now + chrono::Duration::days(REFRESH_TTL_DAYS)))
+        .bind(micros(now))
+        .bind(micros(now))
+        .bind(user_agent.map(|s| s.as_str().to_string()))
+        .bind(ip.map(|s| s.as_str().to_string()))
         .execute(&self.pool)
         .await?;
         Ok(tokens)
     }
 
-    /// Resolves an `Authorization` header value.
+    /// Resolves an `Authorization` header value: a session's access token or
+    /// an API key. The role comes from the current membership, so a role
+    /// change or removal takes effect on the next request.
     pub async fn authenticate(&self, header: Option<&str>) -> ApiResult<Caller> {
         let Some(header) = header else {
             return Ok(Caller::Anonymous);
@@ -158,64 +313,223 @@ impl Sessions {
         let Some(token) = header.strip_prefix("Bearer ").map(str::trim) else {
             return Ok(Caller::Invalid);
         };
-        if !token.starts_with("hat_") || token.len() > 100 {
+        if token.len() > 100 {
             return Ok(Caller::Invalid);
         }
-        let row: Option<(String, String, String, String)> = sqlx::query_as(
-            "SELECT id, user_id, tenant_id, role FROM sessions
-              WHERE access_hash = $1 AND access_expires_at > $2 AND revoked_at IS NULL",
+        let now = micros(Utc::now());
+        if token.starts_with(API_KEY_PREFIX) {
+            let key = self
+                .identity
+                .api_key_by_hash(&hash_token(token), now)
+                .await?;
+            return Ok(key
+                .and_then(|k| {
+                    let role = Role::parse(&k.role)?;
+                    let id = Uuid::parse_str(&k.id).ok()?;
+                    Some(Caller::Authenticated(Principal {
+                        tenant_id: Uuid::parse_str(&k.tenant_id).ok()?,
+                        subject: Subject::ApiKey(role),
+                        actor: Actor::ApiKey(id),
+                        user_id: None,
+                        session_id: None,
+                        mfa_pending: false,
+                    }))
+                })
+                .unwrap_or(Caller::Invalid));
+        }
+        if !token.starts_with(ACCESS_PREFIX) {
+            return Ok(Caller::Invalid);
+        }
+        let row: Option<(String, String, String, String, i64, Option<i64>)> = sqlx::query_as(
+            "SELECT s.id, s.user_id, s.tenant_id, m.role, t.require_2fa * (1 - u.totp_enabled), s.last_used_at
+               FROM sessions s
+               JOIN rm_members m ON m.tenant_id = s.tenant_id AND m.user_id = s.user_id
+               JOIN rm_tenants t ON t.id = s.tenant_id
+               JOIN rm_users u ON u.id = s.user_id
+              WHERE s.access_hash = $1 AND s.access_expires_at > $2 AND s.revoked_at IS NULL",
         )
         .bind(hash_token(token))
-        .bind(Utc::now().timestamp_micros())
+        .bind(now)
         .fetch_optional(&self.pool)
         .await?;
-        let principal = row.and_then(|(id, user, tenant, role)| {
+        let Some((id, user, tenant, role, mfa_pending, last_used)) = row else {
+            return Ok(Caller::Invalid);
+        };
+        if last_used.is_none_or(|t| now - t > TOUCH_EVERY_MICROS) {
+            sqlx::query("UPDATE sessions SET last_used_at = $1 WHERE id = $2")
+                .bind(now)
+                .bind(&id)
+                .execute(&self.pool)
+                .await?;
+        }
+        let principal = (|| {
+            let user_id = Uuid::parse_str(&user).ok()?;
             Some(Principal {
-                session_id: Uuid::parse_str(&id).ok()?,
-                user_id: Uuid::parse_str(&user).ok()?,
                 tenant_id: Uuid::parse_str(&tenant).ok()?,
-                role: Role::parse(&role)?,
+                subject: Subject::Member(Role::parse(&role)?),
+                actor: Actor::User(user_id),
+                user_id: Some(user_id),
+                session_id: Some(Uuid::parse_str(&id).ok()?),
+                mfa_pending: mfa_pending != 0,
             })
-        });
+        })();
         Ok(principal.map_or(Caller::Invalid, Caller::Authenticated))
     }
 
-    /// Exchanges a refresh token for new tokens; the old refresh token stops
-    /// working. Returns the session's user and tenant with the tokens.
-    pub async fn refresh(&self, refresh_token: &str) -> ApiResult<(Uuid, Uuid, Tokens)> {
+    /// Exchanges a refresh token for new tokens. The old refresh token is
+    /// remembered as rotated in the same transaction, so presenting it again
+    /// (even concurrently) is recognised as reuse and ends the session.
+    /// Returns the session's user and tenant with the new tokens.
+    pub async fn refresh(
+        &self,
+        refresh_token: &str,
+    ) -> ApiResult<Result<(Uuid, Uuid, Tokens), RefreshRefused>> {
         let now = Utc::now();
-        let tokens = Tokens {
-            access_token: random_token("hat_"),
-            refresh_token: random_token("hrt_"),
-            access_expires_at: now + self.access_ttl,
-        };
-        let row: Option<(String, String)> = sqlx::query_as(
-            "UPDATE sessions SET access_hash = $1, access_expires_at = $2, refresh_hash = $3
-              WHERE refresh_hash = $4 AND refresh_expires_at > $5 AND revoked_at IS NULL
-              RETURNING user_id, tenant_id",
+        let old_hash = hash_token(refresh_token);
+        let mut tx = self.pool.begin().await?;
+        let pending = self.new_tokens(Uuid::nil(), now);
+        let row: Option<SessionRow> = sqlx::query_as(
+            "UPDATE sessions SET access_hash = $1, access_expires_at = $2, refresh_hash = $3, last_used_at = $4
+              WHERE refresh_hash = $5 AND refresh_expires_at > $4 AND revoked_at IS NULL
+              RETURNING id, user_id, tenant_id",
         )
-        .bind(hash_token(&tokens.access_token))
-        .bind(tokens.access_expires_at.timestamp_micros())
-        .bind(hash_token(&tokens.refresh_token))
-        .bind(hash_token(refresh_token))
-        .bind(now.timestamp_micros())
-        .fetch_optional(&self.pool)
+        .bind(hash_token(&pending.access_token))
+        .bind(micros(pending.access_expires_at))
+        .bind(hash_token(&pending.refresh_token))
+        .bind(micros(now))
+        .bind(&old_hash)
+        .fetch_optional(&mut *tx)
         .await?;
-        let (user, tenant) = row.ok_or(ApiError::Unauthenticated(
-            "invalid or expired refresh token",
-        ))?;
+        let Some((id, user, tenant)) = row else {
+            tx.rollback().await?;
+            return self.refused(&old_hash).await;
+        };
+        sqlx::query(
+            "INSERT INTO rotated_refresh_tokens (hash, session_id, rotated_at) VALUES ($1, $2, $3)",
+        )
+        .bind(&old_hash)
+        .bind(&id)
+        .bind(micros(now))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
         let parse = |s: &str| Uuid::parse_str(s).map_err(ApiError::internal);
-        Ok((parse(&user)?, parse(&tenant)?, tokens))
+        let tokens = Tokens {
+            session_id: parse(&id)?,
+            ..pending
+        };
+        Ok(Ok((parse(&user)?, parse(&tenant)?, tokens)))
     }
 
-    /// Ends the session.
+    async fn refused(
+        &self,
+        old_hash: &str,
+    ) -> ApiResult<Result<(Uuid, Uuid, Tokens), RefreshRefused>> {
+        let family: Option<(String,)> =
+            sqlx::query_as("SELECT session_id FROM rotated_refresh_tokens WHERE hash = $1")
+                .bind(old_hash)
+                .fetch_optional(&self.pool)
+                .await?;
+        match family {
+            Some((session_id,)) => {
+                tracing::warn!(session = %session_id, "rotated refresh token reused; session revoked");
+                sqlx::query(
+                    "UPDATE sessions SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL",
+                )
+                .bind(micros(Utc::now()))
+                .bind(session_id)
+                .execute(&self.pool)
+                .await?;
+                Ok(Err(RefreshRefused::Reused))
+            }
+            None => Ok(Err(RefreshRefused::Invalid)),
+        }
+    }
+
+    /// Ends one session.
     pub async fn revoke(&self, session_id: Uuid) -> ApiResult<()> {
-        sqlx::query("UPDATE sessions SET revoked_at = $1 WHERE id = $2")
-            .bind(Utc::now().timestamp_micros())
+        sqlx::query("UPDATE sessions SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+            .bind(micros(Utc::now()))
             .bind(session_id.to_string())
             .execute(&self.pool)
             .await?;
         Ok(())
+    }
+
+    /// Ends one of `user_id`'s sessions; false if they have no such session.
+    pub async fn revoke_own(&self, user_id: Uuid, session_id: Uuid) -> ApiResult<bool> {
+        let done = sqlx::query(
+            "UPDATE sessions SET revoked_at = $1 WHERE id = $2 AND user_id = $3 AND revoked_at IS NULL",
+        )
+        .bind(micros(Utc::now()))
+        .bind(session_id.to_string())
+        .bind(user_id.to_string())
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Ends every session of `user_id` (password reset, erasure).
+    pub async fn revoke_all(&self, user_id: Uuid) -> ApiResult<()> {
+        sqlx::query(
+            "UPDATE sessions SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL",
+        )
+        .bind(micros(Utc::now()))
+        .bind(user_id.to_string())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Deletes sessions that can no longer be used (refresh token expired,
+    /// or revoked more than a day ago) with their rotated-token records;
+    /// returns how many sessions went.
+    pub async fn forget_dead(&self) -> ApiResult<u64> {
+        let now = Utc::now();
+        let revoked_before = micros(now - chrono::Duration::days(1));
+        let dead = "SELECT id FROM sessions WHERE refresh_expires_at < $1 OR revoked_at < $2";
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(&format!(
+            "DELETE FROM rotated_refresh_tokens WHERE session_id IN ({dead})"
+        ))
+        .bind(micros(now))
+        .bind(revoked_before)
+        .execute(&mut *tx)
+        .await?;
+        let done =
+            sqlx::query("DELETE FROM sessions WHERE refresh_expires_at < $1 OR revoked_at < $2")
+                .bind(micros(now))
+                .bind(revoked_before)
+                .execute(&mut *tx)
+                .await?;
+        tx.commit().await?;
+        Ok(done.rows_affected())
+    }
+
+    /// The user's live sessions, newest first.
+    pub async fn list(&self, user_id: Uuid) -> ApiResult<Vec<SessionInfo>> {
+        let rows: Vec<SessionListRow> = sqlx::query_as(
+            "SELECT id, tenant_id, created_at, last_used_at, user_agent, ip FROM sessions
+                  WHERE user_id = $1 AND revoked_at IS NULL AND refresh_expires_at > $2
+                  ORDER BY created_at DESC, id",
+        )
+        .bind(user_id.to_string())
+        .bind(micros(Utc::now()))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(id, tenant, created, last, ua, ip)| {
+                Some(SessionInfo {
+                    id: Uuid::parse_str(&id).ok()?,
+                    tenant_id: Uuid::parse_str(&tenant).ok()?,
+                    created_at: projections::from_micros(created),
+                    last_used_at: last.map(projections::from_micros),
+                    user_agent: ua.map(Sealed::from_stored),
+                    ip: ip.map(Sealed::from_stored),
+                })
+            })
+            .collect())
     }
 }
 
@@ -225,11 +539,28 @@ mod tests {
 
     #[test]
     fn tokens_are_random_and_hashed() {
-        let a = random_token("hat_");
+        let a = random_token(ACCESS_PREFIX);
         assert!(a.starts_with("hat_") && a.len() > 40);
-        assert_ne!(a, random_token("hat_"));
+        assert_ne!(a, random_token(ACCESS_PREFIX));
         assert_eq!(hash_token(&a).len(), 64);
         assert_ne!(hash_token(&a), a);
+    }
+
+    #[test]
+    fn weak_passwords_are_refused() {
+        for weak in [
+            "short",
+            "password123",
+            "aaaaaaaaaaaa",
+            "ababababab",
+            "Qwertyuiop",
+        ] {
+            assert!(
+                check_password_rules(&weak.to_string().into()).is_err(),
+                "{weak}"
+            );
+        }
+        assert!(check_password_rules(&"a long enough passphrase".to_string().into()).is_ok());
     }
 
     #[tokio::test]

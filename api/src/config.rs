@@ -32,6 +32,44 @@ pub struct Config {
     /// How long an access token lives, in seconds.
     #[arg(long, env = "HERALD_ACCESS_TTL_SECONDS", default_value_t = 900)]
     pub access_ttl_seconds: i64,
+    /// Master key (base64 of 32 bytes) wrapping the data keys. Without it,
+    /// `<data-dir>/master.key` is used, and created on the embedded database.
+    #[arg(long, env = "HERALD_MASTER_KEY", hide_env_values = true)]
+    pub master_key: Option<SecretString>,
+    /// The previous master key, still accepted while a rotation rolls out.
+    #[arg(long, env = "HERALD_PREVIOUS_MASTER_KEY", hide_env_values = true)]
+    pub previous_master_key: Option<SecretString>,
+    /// SMTP server for outgoing mail: `smtp://host:port`, with `?tls=required`
+    /// for STARTTLS, or `smtps://host:port`; `user:password@` to log in.
+    /// Without it, mails are written to `<data dir>/outbox/`.
+    #[arg(long, env = "HERALD_SMTP_URL", hide_env_values = true)]
+    pub smtp_url: Option<SecretString>,
+    /// Sender of outgoing mail.
+    #[arg(
+        long,
+        env = "HERALD_MAIL_FROM",
+        default_value = "Herald <herald@localhost>"
+    )]
+    pub mail_from: String,
+    /// The URL clients reach Herald at; an `https://` URL turns on HSTS.
+    #[arg(long, env = "HERALD_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// Herald runs behind one reverse proxy: trust its `X-Forwarded-Proto`
+    /// (HSTS) and take the client's IP from the last `X-Forwarded-For` entry
+    /// (rate limits). Leave off when clients connect directly, or they could
+    /// choose their own address (`true`/`false`, `yes`/`no`, `1`/`0`).
+    #[arg(
+        long,
+        env = "HERALD_TRUST_PROXY",
+        default_value_t = false,
+        action = clap::ArgAction::Set,
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    pub trust_proxy: bool,
+    /// Origins allowed to call the API from a browser (comma-separated,
+    /// e.g. `https://app.example.org`); none when empty.
+    #[arg(long, env = "HERALD_CORS_ORIGINS", value_delimiter = ',')]
+    pub cors_origins: Vec<String>,
 }
 
 impl Config {
@@ -40,10 +78,43 @@ impl Config {
         Self {
             listen: "127.0.0.1:0".parse().expect("valid address"),
             database_url: database_url.to_string().into(),
-            data_dir: PathBuf::from("data"),
+            // Per database, so tests never share or litter a key file.
+            data_dir: std::env::temp_dir().join(format!(
+                "herald-data-{}",
+                hex::encode(&<sha2::Sha256 as sha2::Digest>::digest(database_url.as_bytes())[..8])
+            )),
             max_body_bytes: 1_048_576,
             db_pool: 16,
             access_ttl_seconds: 900,
+            master_key: None,
+            previous_master_key: None,
+            smtp_url: None,
+            mail_from: "Herald <herald@localhost>".to_string(),
+            public_url: None,
+            trust_proxy: false,
+            cors_origins: Vec::new(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::Config;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        config: Config,
+    }
+
+    #[test]
+    fn proxy_trust_is_off_unless_asked_for() {
+        let parse = |args: &[&str]| Cli::try_parse_from(args).unwrap().config.trust_proxy;
+        assert!(!parse(&["herald"]));
+        assert!(parse(&["herald", "--trust-proxy", "true"]));
+        assert!(!parse(&["herald", "--trust-proxy", "no"]));
+        assert!(!Config::new("sqlite://x.db").trust_proxy);
     }
 }

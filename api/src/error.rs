@@ -10,11 +10,20 @@ use projections::{CommandError, StoreError};
 /// only ever reach the log.
 #[derive(Debug, Clone)]
 pub enum ApiError {
-    Validation { field: String, message: String },
+    Validation {
+        field: String,
+        message: String,
+    },
     NotFound(&'static str),
     Forbidden(String),
     Unauthenticated(&'static str),
     Conflict(String),
+    /// The account has 2FA on and the request carried no code.
+    SecondFactorRequired,
+    /// Too many attempts; retry after this many seconds.
+    RateLimited {
+        retry_after_secs: u64,
+    },
     Internal(std::sync::Arc<dyn std::error::Error + Send + Sync>),
 }
 
@@ -27,6 +36,8 @@ impl ApiError {
             Self::Forbidden(_) => "FORBIDDEN",
             Self::Unauthenticated(_) => "UNAUTHENTICATED",
             Self::Conflict(_) => "CONFLICT",
+            Self::SecondFactorRequired => "UNAUTHENTICATED",
+            Self::RateLimited { .. } => "RATE_LIMITED",
             Self::Internal(_) => "INTERNAL",
         }
     }
@@ -39,6 +50,12 @@ impl ApiError {
             Self::Forbidden(m) => m.clone(),
             Self::Unauthenticated(m) => m.to_string(),
             Self::Conflict(m) => m.clone(),
+            Self::SecondFactorRequired => {
+                "two-factor authentication is on: send a TOTP code or a backup code".to_string()
+            }
+            Self::RateLimited { retry_after_secs } => {
+                format!("too many attempts; retry after {retry_after_secs} seconds")
+            }
             Self::Internal(_) => "internal error".to_string(),
         }
     }
@@ -97,14 +114,25 @@ impl From<ApiError> for async_graphql::Error {
             tracing::error!(error = %source, cause = ?source.source(), "request failed");
         }
         let code = e.code();
+        let second_factor = matches!(e, ApiError::SecondFactorRequired);
         let field = match &e {
             ApiError::Validation { field, .. } => Some(field.clone()),
+            _ => None,
+        };
+        let retry_after = match &e {
+            ApiError::RateLimited { retry_after_secs } => Some(*retry_after_secs),
             _ => None,
         };
         async_graphql::Error::new(e.message()).extend_with(|_, ext| {
             ext.set("code", code);
             if let Some(field) = &field {
                 ext.set("field", field.as_str());
+            }
+            if second_factor {
+                ext.set("reason", "TOTP_REQUIRED");
+            }
+            if let Some(seconds) = retry_after {
+                ext.set("retryAfter", seconds);
             }
         })
     }

@@ -2,20 +2,22 @@
 //! and the middleware every request passes (auth context, request ids,
 //! latency metrics, JSON errors for rejected bodies).
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
 use async_graphql::http::GraphiQLSource;
 use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
-use axum::Json;
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::{ConnectInfo, MatchedPath, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Response};
+use axum::{Extension, Json};
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde_json::json;
 use uuid::Uuid;
 
+use crate::client::ClientInfo;
 use crate::graphql::{Correlation, HeraldSchema};
 use crate::state::AppState;
 
@@ -28,16 +30,26 @@ pub struct Http {
     pub state: Arc<AppState>,
     pub schema: HeraldSchema,
     pub metrics: PrometheusHandle,
+    /// Whether `X-Forwarded-For` names the client (`HERALD_TRUST_PROXY`).
+    pub trust_proxy: bool,
 }
 
-/// `GET /graphql`: GraphiQL.
-pub async fn graphiql() -> Html<String> {
-    Html(GraphiQLSource::build().endpoint("/graphql").finish())
+/// `GET /graphql`: GraphiQL, with a CSP that lets its page load (the
+/// hardening layer's API policy would block its scripts).
+pub async fn graphiql() -> impl IntoResponse {
+    (
+        [(
+            header::CONTENT_SECURITY_POLICY,
+            crate::hardening::GRAPHIQL_CSP,
+        )],
+        Html(GraphiQLSource::build().endpoint("/graphql").finish()),
+    )
 }
 
 /// `POST /graphql`.
 pub async fn graphql(
     State(http): State<Http>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
     request: GraphQLRequest,
 ) -> Response {
@@ -63,7 +75,12 @@ pub async fn graphql(
     let request = request
         .into_inner()
         .data(caller)
-        .data(Correlation(correlation));
+        .data(Correlation(correlation))
+        .data(ClientInfo::from_request(
+            peer.map(|Extension(ConnectInfo(addr))| addr),
+            &headers,
+            http.trust_proxy,
+        ));
     let mut response = http.schema.execute(request).await;
     // Resolver errors carry their code; what async-graphql rejects before any
     // resolver runs (syntax, unknown fields, bad scalars, depth and cost
@@ -139,11 +156,20 @@ pub async fn observe(request: Request, next: Next) -> Response {
             _ => "BAD_REQUEST",
         };
         let message = status.canonical_reason().unwrap_or("error");
-        return (
+        let mut response = (
             status,
             Json(json!({"error": {"code": code, "message": message}})),
         )
             .into_response();
+        if status == StatusCode::PAYLOAD_TOO_LARGE {
+            // The unread body is still on the wire: close the connection, and
+            // say so, so that a client does not reuse it for its next request
+            // (it would find it shut: `IncompleteMessage`).
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, header::HeaderValue::from_static("close"));
+        }
+        return response;
     }
     response
 }

@@ -3,10 +3,9 @@
 use std::time::Duration;
 
 use anyhow::Context;
-use api::{Application, Config, Mode, app, bench, telemetry};
+use api::{Application, Config, Mode, app, audit_cli, bench, telemetry};
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
-use projections::Projectors;
 
 /// Herald: event-sourced publishing backend.
 #[derive(Parser)]
@@ -22,7 +21,7 @@ enum Command {
     Serve(Config),
     /// Only the HTTP API.
     Api(Config),
-    /// Only the workers (projectors, schedulers).
+    /// Only the workers (projectors, schedulers, the mail sender).
     Worker(Config),
     /// Apply database migrations and exit.
     Migrate(Config),
@@ -39,6 +38,40 @@ enum Command {
         #[command(subcommand)]
         which: bench::Which,
     },
+    /// The audit trail.
+    Audit {
+        #[command(subcommand)]
+        which: AuditCommand,
+    },
+    /// The master key.
+    Keys {
+        #[command(subcommand)]
+        which: KeysCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Re-wrap every data key with a new master key (from
+    /// `HERALD_NEW_MASTER_KEY`, or generated and printed once).
+    Rotate(Config),
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Check a tenant's hash chain in the database, or an exported file
+    /// (CSV, JSON or NDJSON). Exit 0: intact; 1: broken (the first broken
+    /// row is named); 2: could not check.
+    Verify {
+        #[command(flatten)]
+        config: Config,
+        /// The tenant whose chain to check.
+        #[arg(long)]
+        tenant: uuid::Uuid,
+        /// An export to check instead of the database.
+        #[arg(long)]
+        file: Option<std::path::PathBuf>,
+    },
 }
 
 #[tokio::main]
@@ -49,9 +82,11 @@ async fn main() -> anyhow::Result<()> {
         Command::Api(config) => serve(config, Mode::Api).await,
         Command::Worker(config) => {
             let db = app::connect(&config).await?;
-            let projectors = Projectors::new(db);
+            let keyring = api::keys::keyring(&config, &db)?;
+            let mail = app::mail_sender(&config, db.clone(), &keyring)?;
+            let projectors = workers::projectors(db, &keyring, &app::public_url(&config));
             let (stop, shutdown) = tokio::sync::watch::channel(false);
-            let tasks = workers::start(&projectors, shutdown);
+            let tasks = workers::start(&projectors, mail, shutdown);
             app::shutdown_signal().await;
             stop.send_replace(true);
             for task in tasks {
@@ -66,7 +101,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Replay { config, projection } => {
             let db = app::connect(&config).await?;
-            let projectors = Projectors::new(db);
+            let projectors = app::projectors(&config, &db)?;
             let bar = ProgressBar::new(0).with_style(
                 ProgressStyle::with_template(
                     "{prefix:>10} [{bar:40}] {pos}/{len} events ({per_sec}, eta {eta})",
@@ -95,6 +130,20 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Bench { which } => bench::run(which).await,
+        Command::Audit {
+            which:
+                AuditCommand::Verify {
+                    config,
+                    tenant,
+                    file,
+                },
+        } => std::process::exit(audit_cli::run(&config, tenant, file.as_deref()).await),
+        Command::Keys {
+            which: KeysCommand::Rotate(config),
+        } => {
+            let db = app::connect(&config).await?;
+            api::keys::rotate(&config, &db).await
+        }
     }
 }
 

@@ -7,13 +7,14 @@ use chrono::Utc;
 use cqrs_es::Aggregate;
 use domain::DomainError;
 use domain::campaign::Campaign;
-use domain::metadata::{Actor, EventMetadata};
+use domain::metadata::EventMetadata;
 use domain::post::Post;
 use domain::tenant::Tenant;
 use domain::user::User;
 use projections::dashboard::DashboardQueries;
+use projections::identity::IdentityQueries;
 use projections::store::Committed;
-use projections::{Database, Projectors, Repository};
+use projections::{Database, Keyring, Projectors, Repository};
 use uuid::Uuid;
 
 use crate::auth::{Principal, Sessions};
@@ -32,13 +33,24 @@ pub struct AppState {
     pub campaigns: Repository<Campaign>,
     pub posts: Repository<Post>,
     pub dashboard: DashboardQueries,
+    pub identity: IdentityQueries,
     pub sessions: Sessions,
+    pub keyring: Keyring,
+    /// Brute-force limits shared by every process.
+    pub limiter: crate::ratelimit::RateLimiter,
+    /// Base URL for links in e-mails.
+    pub public_url: String,
 }
 
 impl AppState {
     /// State over `db`.
-    pub fn new(db: Database, access_ttl_seconds: i64) -> Self {
-        let projectors = Projectors::new(db.clone());
+    pub fn new(
+        db: Database,
+        keyring: Keyring,
+        access_ttl_seconds: i64,
+        public_url: String,
+    ) -> Self {
+        let projectors = workers::projectors(db.clone(), &keyring, &public_url);
         let appended = projectors.appended.clone();
         Self {
             tenants: Repository::new(&db, appended.clone()),
@@ -46,7 +58,11 @@ impl AppState {
             campaigns: Repository::new(&db, appended.clone()),
             posts: Repository::new(&db, appended),
             dashboard: DashboardQueries::new(db.any.clone()),
-            sessions: Sessions::new(db.any.clone(), access_ttl_seconds),
+            identity: IdentityQueries::new(db.any.clone()),
+            sessions: Sessions::new(db.any.clone(), keyring.clone(), access_ttl_seconds),
+            limiter: crate::ratelimit::RateLimiter::new(db.any.clone()),
+            keyring,
+            public_url,
             projectors,
             db,
         }
@@ -56,7 +72,7 @@ impl AppState {
     pub fn metadata(&self, principal: &Principal, correlation: Uuid) -> EventMetadata {
         EventMetadata::new(
             principal.tenant_id,
-            Actor::User(principal.user_id),
+            principal.actor.clone(),
             correlation,
             Utc::now(),
         )

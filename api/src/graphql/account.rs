@@ -1,16 +1,15 @@
-//! Sign-up, sign-in and the caller's identity.
+//! Sign-up, sign-in, sessions, second factor, password reset, e-mail
+//! verification, erasure and the caller's identity. The flows live in
+//! `crate::accounts`; these resolvers map inputs and outputs.
 
-use async_graphql::{Context, InputObject, Object, SimpleObject};
+use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 use domain::access::{Action, Role};
-use domain::metadata::{Actor, EventMetadata};
-use domain::tenant::{TenantCommand, parse_name};
-use domain::user::{Email, UserCommand, user_id_for_email};
 use secrecy::SecretString;
 use uuid::Uuid;
 
-use super::{correlation, principal, state};
-use crate::auth::{self, Tokens};
+use super::{client, correlation, parse_id, person, principal, state};
+use crate::accounts::{self, SignedIn};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
@@ -18,7 +17,10 @@ use crate::state::AppState;
 #[derive(SimpleObject, Clone)]
 pub struct UserInfo {
     pub id: Uuid,
+    /// `[erased]` once the user was erased.
     pub email: String,
+    pub email_verified: bool,
+    pub totp_enabled: bool,
 }
 
 /// An organisation.
@@ -26,6 +28,7 @@ pub struct UserInfo {
 pub struct TenantInfo {
     pub id: Uuid,
     pub name: String,
+    pub requires_two_factor: bool,
 }
 
 /// Tokens and identity after signing in.
@@ -34,11 +37,15 @@ pub struct AuthPayload {
     /// Send as `Authorization: Bearer <accessToken>`.
     pub access_token: String,
     pub access_token_expires_at: DateTime<Utc>,
-    /// Exchange with `refreshSession` for new tokens.
+    /// Exchange with `refreshSession` for new tokens; each works once.
     pub refresh_token: String,
+    pub session_id: Uuid,
     pub user: UserInfo,
     pub tenant: TenantInfo,
     pub role: String,
+    /// The organisation requires 2FA and this account has none yet: only
+    /// enrollment is allowed until `confirmTotpEnrollment`.
+    pub two_factor_enrollment_required: bool,
 }
 
 /// Input of `signUp`.
@@ -58,69 +65,152 @@ pub struct LogInInput {
     pub password: String,
     /// Which organisation to sign in to, if the user belongs to several.
     pub tenant_id: Option<Uuid>,
+    /// A TOTP code or a backup code, when two-factor authentication is on.
+    #[graphql(secret)]
+    pub totp: Option<String>,
+}
+
+/// Input of `resetPassword`.
+#[derive(InputObject)]
+pub struct ResetPasswordInput {
+    #[graphql(secret)]
+    pub token: String,
+    #[graphql(secret)]
+    pub password: String,
+}
+
+/// Input of `eraseUser`.
+#[derive(InputObject)]
+pub struct EraseUserInput {
+    /// The caller's password, to confirm.
+    #[graphql(secret)]
+    pub password: String,
 }
 
 /// The signed-in caller.
 #[derive(SimpleObject)]
 pub struct Me {
-    pub user: UserInfo,
+    /// Absent when an API key calls.
+    pub user: Option<UserInfo>,
     pub tenant: TenantInfo,
-    pub role: String,
+    pub role: Option<String>,
+    /// `user:<id>` or `api_key:<id>`.
+    pub actor: String,
 }
 
-async fn identity(
-    state: &AppState,
-    user_id: Uuid,
-    tenant_id: Uuid,
-) -> ApiResult<(UserInfo, TenantInfo)> {
+/// One of the caller's sessions.
+#[derive(SimpleObject)]
+pub struct SessionInfo {
+    pub id: ID,
+    pub tenant_id: Uuid,
+    pub created_at: DateTime<Utc>,
+    pub last_used_at: Option<DateTime<Utc>>,
+    pub user_agent: Option<String>,
+    pub ip: Option<String>,
+    /// The session making this request.
+    pub current: bool,
+}
+
+/// What `beginTotpEnrollment` returns.
+#[derive(SimpleObject)]
+pub struct TotpEnrollment {
+    /// For manual entry in an authenticator app.
+    pub secret: String,
+    pub otpauth_uri: String,
+    /// The URI as a QR code (SVG data URL).
+    pub qr_code: String,
+}
+
+/// What `confirmTotpEnrollment` returns.
+#[derive(SimpleObject)]
+pub struct BackupCodes {
+    /// Ten one-time codes, shown only now.
+    pub backup_codes: Vec<String>,
+}
+
+pub(crate) async fn user_info(state: &AppState, user_id: Uuid) -> ApiResult<UserInfo> {
     let user = state.load(&state.users, user_id).await?;
-    let tenant = state.load(&state.tenants, tenant_id).await?;
-    Ok((
-        UserInfo {
-            id: user_id,
-            email: user.email.ok_or(ApiError::NotFound("user"))?,
-        },
-        TenantInfo {
-            id: tenant_id,
-            name: tenant.name.ok_or(ApiError::NotFound("tenant"))?,
-        },
-    ))
-}
-
-async fn payload(
-    state: &AppState,
-    user_id: Uuid,
-    tenant_id: Uuid,
-    role: Role,
-    tokens: Tokens,
-) -> ApiResult<AuthPayload> {
-    let (user, tenant) = identity(state, user_id, tenant_id).await?;
-    Ok(AuthPayload {
-        access_token: tokens.access_token,
-        access_token_expires_at: tokens.access_expires_at,
-        refresh_token: tokens.refresh_token,
-        user,
-        tenant,
-        role: role.as_str().to_uppercase(),
+    let email = match &user.email {
+        Some(sealed) => state.keyring.reveal(sealed).await?,
+        None => projections::crypto::ERASED.to_string(),
+    };
+    Ok(UserInfo {
+        id: user_id,
+        email,
+        email_verified: user.email_verified,
+        totp_enabled: user.totp_secret.is_some(),
     })
 }
 
-const BAD_LOGIN: ApiError = ApiError::Unauthenticated("invalid e-mail address or password");
+pub(crate) async fn tenant_info(state: &AppState, tenant_id: Uuid) -> ApiResult<TenantInfo> {
+    let tenant = state.load(&state.tenants, tenant_id).await?;
+    Ok(TenantInfo {
+        id: tenant_id,
+        name: tenant.name.ok_or(ApiError::NotFound("tenant"))?,
+        requires_two_factor: tenant.require_two_factor,
+    })
+}
+
+pub(crate) fn role_name(role: Role) -> String {
+    role.as_str().to_uppercase()
+}
+
+pub(crate) async fn payload_for(state: &AppState, signed_in: SignedIn) -> ApiResult<AuthPayload> {
+    Ok(AuthPayload {
+        access_token: signed_in.tokens.access_token,
+        access_token_expires_at: signed_in.tokens.access_expires_at,
+        refresh_token: signed_in.tokens.refresh_token,
+        session_id: signed_in.tokens.session_id,
+        user: user_info(state, signed_in.user_id).await?,
+        tenant: tenant_info(state, signed_in.tenant_id).await?,
+        role: role_name(signed_in.role),
+        two_factor_enrollment_required: signed_in.mfa_pending,
+    })
+}
 
 #[derive(Default)]
 pub struct AccountQuery;
 
 #[Object]
 impl AccountQuery {
-    /// The signed-in user, organisation and role.
+    /// The caller: user (or API key), organisation and role.
     async fn me(&self, ctx: &Context<'_>) -> ApiResult<Me> {
         let p = principal(ctx, Action::Read)?;
-        let (user, tenant) = identity(state(ctx), p.user_id, p.tenant_id).await?;
+        let state = state(ctx);
         Ok(Me {
-            user,
-            tenant,
-            role: p.role.as_str().to_uppercase(),
+            user: match p.user_id {
+                Some(id) => Some(user_info(state, id).await?),
+                None => None,
+            },
+            tenant: tenant_info(state, p.tenant_id).await?,
+            role: p.role().map(role_name),
+            actor: p.actor.to_string(),
         })
+    }
+
+    /// The caller's live sessions, newest first.
+    async fn sessions(&self, ctx: &Context<'_>) -> ApiResult<Vec<SessionInfo>> {
+        let (p, user_id) = person(ctx, Action::OwnAccount)?;
+        let state = state(ctx);
+        let mut out = Vec::new();
+        for s in state.sessions.list(user_id).await? {
+            let reveal = |v: Option<domain::sealed::Sealed>| async move {
+                match v {
+                    Some(sealed) => state.keyring.reveal(&sealed).await.map(Some),
+                    None => Ok(None),
+                }
+            };
+            out.push(SessionInfo {
+                id: ID(s.id.to_string()),
+                tenant_id: s.tenant_id,
+                created_at: s.created_at,
+                last_used_at: s.last_used_at,
+                user_agent: reveal(s.user_agent).await?,
+                ip: reveal(s.ip).await?,
+                current: p.session_id == Some(s.id),
+            });
+        }
+        Ok(out)
     }
 }
 
@@ -129,107 +219,190 @@ pub struct AccountMutation;
 
 #[Object]
 impl AccountMutation {
-    /// Creates an organisation and its owner, and signs the owner in.
+    /// Creates an organisation and its owner, and signs the owner in. A
+    /// verification link goes to the address.
     async fn sign_up(&self, ctx: &Context<'_>, input: SignUpInput) -> ApiResult<AuthPayload> {
         let state = state(ctx);
-        let name = parse_name(&input.organization, "organization")?;
-        let email = Email::parse(&input.email)?;
-        let password = SecretString::from(input.password);
-        auth::check_password_rules(&password)?;
-        let user_id = user_id_for_email(&email);
-        if state.load(&state.users, user_id).await?.email.is_some() {
-            return Err(ApiError::Conflict(
-                "an account with this e-mail address already exists".into(),
-            ));
-        }
-        let password_hash = auth::hash_password(password).await?;
-        let tenant_id = Uuid::now_v7();
-        let meta = EventMetadata::new(
-            tenant_id,
-            Actor::User(user_id),
+        let signed_in = accounts::sign_up(
+            state,
+            &input.organization,
+            &input.email,
+            SecretString::from(input.password),
+            &client(ctx),
             correlation(ctx),
-            Utc::now(),
-        );
-        state
-            .create(
-                &state.tenants,
-                tenant_id,
-                TenantCommand::Create {
-                    name,
-                    owner_user_id: user_id,
-                },
-                &meta,
-            )
-            .await?;
-        state
-            .run(
-                &state.users,
-                user_id,
-                UserCommand::Register {
-                    email,
-                    password_hash,
-                    tenant_id,
-                    role: Role::Owner,
-                },
-                &meta,
-            )
-            .await?;
-        let tokens = state
-            .sessions
-            .create(user_id, tenant_id, Role::Owner)
-            .await?;
-        payload(state, user_id, tenant_id, Role::Owner, tokens).await
+        )
+        .await?;
+        payload_for(state, signed_in).await
     }
 
-    /// Signs in with e-mail address and password. Unknown addresses and wrong
+    /// Signs in with e-mail address and password, plus `totp` when
+    /// two-factor authentication is on. Unknown addresses and wrong
     /// passwords get the same answer in the same time.
     async fn log_in(&self, ctx: &Context<'_>, input: LogInInput) -> ApiResult<AuthPayload> {
         let state = state(ctx);
-        let password = SecretString::from(input.password);
-        let user = match Email::parse(&input.email) {
-            Ok(email) => {
-                let id = user_id_for_email(&email);
-                Some((id, state.load(&state.users, id).await?))
-            }
-            Err(_) => None,
-        };
-        let hash = user.as_ref().and_then(|(_, u)| u.password_hash.clone());
-        if !auth::verify_password(password, hash).await {
-            return Err(BAD_LOGIN);
-        }
-        let (user_id, user) = user.ok_or(BAD_LOGIN)?;
-        let (tenant_id, role) = user
-            .memberships
-            .iter()
-            .find(|(t, _)| input.tenant_id.is_none_or(|want| want == *t))
-            .copied()
-            .ok_or(BAD_LOGIN)?;
-        let tokens = state.sessions.create(user_id, tenant_id, role).await?;
-        payload(state, user_id, tenant_id, role, tokens).await
+        let signed_in = accounts::log_in(
+            state,
+            &input.email,
+            SecretString::from(input.password),
+            input.tenant_id,
+            input.totp.as_deref(),
+            &client(ctx),
+            correlation(ctx),
+        )
+        .await?;
+        payload_for(state, signed_in).await
     }
 
-    /// Exchanges a refresh token for a new access and refresh token.
+    /// Exchanges a refresh token for new tokens. Each refresh token works
+    /// once; presenting a used one again revokes the session.
     async fn refresh_session(
         &self,
         ctx: &Context<'_>,
         #[graphql(secret)] refresh_token: String,
     ) -> ApiResult<AuthPayload> {
         let state = state(ctx);
-        let (user_id, tenant_id, tokens) = state.sessions.refresh(&refresh_token).await?;
-        let user = state.load(&state.users, user_id).await?;
-        let role = user
-            .memberships
-            .iter()
-            .find(|(t, _)| *t == tenant_id)
-            .map(|(_, r)| *r)
-            .ok_or(ApiError::Unauthenticated("membership ended"))?;
-        payload(state, user_id, tenant_id, role, tokens).await
+        let signed_in = accounts::refresh(state, &refresh_token, &client(ctx)).await?;
+        payload_for(state, signed_in).await
     }
 
     /// Ends the current session.
     async fn log_out(&self, ctx: &Context<'_>) -> ApiResult<bool> {
-        let p = principal(ctx, Action::Read)?;
-        state(ctx).sessions.revoke(p.session_id).await?;
+        let (p, _) = person(ctx, Action::OwnAccount)?;
+        if let Some(id) = p.session_id {
+            state(ctx).sessions.revoke(id).await?;
+        }
+        Ok(true)
+    }
+
+    /// Ends one of the caller's sessions.
+    async fn revoke_session(&self, ctx: &Context<'_>, id: ID) -> ApiResult<bool> {
+        let (_, user_id) = person(ctx, Action::OwnAccount)?;
+        let id = parse_id(&id, "id")?;
+        if state(ctx).sessions.revoke_own(user_id, id).await? {
+            Ok(true)
+        } else {
+            Err(ApiError::NotFound("session"))
+        }
+    }
+
+    /// Signs in to another organisation the caller belongs to; the current
+    /// session ends.
+    async fn switch_tenant(&self, ctx: &Context<'_>, tenant_id: ID) -> ApiResult<AuthPayload> {
+        let (p, user_id) = person(ctx, Action::OwnAccount)?;
+        let tenant_id = parse_id(&tenant_id, "tenantId")?;
+        let state = state(ctx);
+        let signed_in = accounts::switch_tenant(state, p, user_id, tenant_id, &client(ctx)).await?;
+        payload_for(state, signed_in).await
+    }
+
+    /// Sends a password-reset link if the address has an account (the
+    /// answer is the same either way).
+    async fn request_password_reset(&self, ctx: &Context<'_>, email: String) -> ApiResult<bool> {
+        accounts::request_password_reset(
+            ctx.data_unchecked::<std::sync::Arc<AppState>>().clone(),
+            &email,
+            &client(ctx),
+            correlation(ctx),
+        )
+        .await?;
+        Ok(true)
+    }
+
+    /// Sets a new password with a reset link's token; all sessions end.
+    async fn reset_password(
+        &self,
+        ctx: &Context<'_>,
+        input: ResetPasswordInput,
+    ) -> ApiResult<bool> {
+        accounts::reset_password(
+            state(ctx),
+            &input.token,
+            SecretString::from(input.password),
+            &client(ctx),
+            correlation(ctx),
+        )
+        .await?;
+        Ok(true)
+    }
+
+    /// Confirms the e-mail address with the token from the verification mail.
+    async fn verify_email(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(secret)] token: String,
+    ) -> ApiResult<bool> {
+        accounts::verify_email(state(ctx), &token, correlation(ctx)).await?;
+        Ok(true)
+    }
+
+    /// Sends a new verification mail.
+    async fn request_email_verification(&self, ctx: &Context<'_>) -> ApiResult<bool> {
+        let (p, user_id) = person(ctx, Action::OwnAccount)?;
+        let state = state(ctx);
+        state
+            .run(
+                &state.users,
+                user_id,
+                domain::user::UserCommand::RequestEmailVerification {
+                    verification_id: Uuid::now_v7(),
+                    expires_at: Utc::now() + accounts::VERIFY_TTL,
+                },
+                &state.metadata(p, correlation(ctx)),
+            )
+            .await?;
+        Ok(true)
+    }
+
+    /// Starts TOTP enrollment: add the secret to an authenticator app, then
+    /// confirm with a code.
+    async fn begin_totp_enrollment(&self, ctx: &Context<'_>) -> ApiResult<TotpEnrollment> {
+        let (p, user_id) = person(ctx, Action::OwnAccount)?;
+        let e = accounts::begin_totp(state(ctx), p, user_id, correlation(ctx)).await?;
+        Ok(TotpEnrollment {
+            secret: e.secret_base32,
+            otpauth_uri: e.otpauth_uri,
+            qr_code: e.qr_code,
+        })
+    }
+
+    /// Turns TOTP on with the app's current code; returns backup codes.
+    async fn confirm_totp_enrollment(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(secret)] code: String,
+    ) -> ApiResult<BackupCodes> {
+        let (p, user_id) = person(ctx, Action::OwnAccount)?;
+        let backup_codes =
+            accounts::confirm_totp(state(ctx), p, user_id, &code, correlation(ctx)).await?;
+        Ok(BackupCodes { backup_codes })
+    }
+
+    /// Turns TOTP off; needs a fresh code (or a backup code).
+    async fn disable_totp(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(secret)] code: String,
+    ) -> ApiResult<bool> {
+        let (p, user_id) = person(ctx, Action::OwnAccount)?;
+        let state = state(ctx);
+        let user = state.load(&state.users, user_id).await?;
+        let meta = state.metadata(p, correlation(ctx));
+        accounts::use_second_factor(state, user_id, &user, &code, &meta, true).await?;
+        Ok(true)
+    }
+
+    /// Erases the caller's account: they leave every organisation and their
+    /// personal data becomes unreadable everywhere (crypto-shredding).
+    async fn erase_user(&self, ctx: &Context<'_>, input: EraseUserInput) -> ApiResult<bool> {
+        let (p, user_id) = person(ctx, Action::OwnAccount)?;
+        accounts::erase_user(
+            state(ctx),
+            p,
+            user_id,
+            SecretString::from(input.password),
+            correlation(ctx),
+        )
+        .await?;
         Ok(true)
     }
 }

@@ -2,7 +2,9 @@
 //! execute it with metadata, read the result from a read model.
 
 mod account;
+mod audit;
 mod campaigns;
+mod members;
 mod posts;
 
 use std::sync::Arc;
@@ -14,7 +16,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use domain::access::{Action, authorize};
 use uuid::Uuid;
 
-use crate::auth::{Caller, Principal};
+use crate::auth::{Caller, ClientInfo, Principal};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
@@ -33,14 +35,17 @@ pub type HeraldSchema = Schema<Query, Mutation, EmptySubscription>;
 #[derive(MergedObject, Default)]
 pub struct Query(
     account::AccountQuery,
+    members::MemberQuery,
     campaigns::CampaignQuery,
     posts::PostQuery,
+    audit::AuditQuery,
 );
 
 /// Root mutation.
 #[derive(MergedObject, Default)]
 pub struct Mutation(
     account::AccountMutation,
+    members::MemberMutation,
     campaigns::CampaignMutation,
     posts::PostMutation,
 );
@@ -62,16 +67,36 @@ pub(crate) fn state<'a>(ctx: &Context<'a>) -> &'a AppState {
     ctx.data_unchecked::<Arc<AppState>>()
 }
 
+/// The client's address and user agent.
+pub(crate) fn client(ctx: &Context<'_>) -> ClientInfo {
+    ctx.data_opt::<ClientInfo>().cloned().unwrap_or_default()
+}
+
+/// The signed-in person behind the caller (API keys have none).
+pub(crate) fn person<'a>(ctx: &Context<'a>, action: Action) -> ApiResult<(&'a Principal, Uuid)> {
+    let p = principal(ctx, action)?;
+    let user = p.user_id.ok_or_else(|| {
+        ApiError::Forbidden("only a signed-in person can do this, not an API key".into())
+    })?;
+    Ok((p, user))
+}
+
 pub(crate) fn correlation(ctx: &Context<'_>) -> Uuid {
     ctx.data_opt::<Correlation>()
         .map_or_else(Uuid::now_v7, |c| c.0)
 }
 
-/// The authenticated caller, allowed to perform `action`.
+/// The authenticated caller, allowed to perform `action` by the matrix in
+/// `domain::access`.
 pub(crate) fn principal<'a>(ctx: &Context<'a>, action: Action) -> ApiResult<&'a Principal> {
     match ctx.data_opt::<Caller>() {
         Some(Caller::Authenticated(p)) => {
-            authorize(p.role, action)?;
+            authorize(p.subject, action)?;
+            if p.mfa_pending && action != Action::OwnAccount {
+                return Err(ApiError::Forbidden(
+                    "this organisation requires two-factor authentication: enroll with beginTotpEnrollment first".into(),
+                ));
+            }
             Ok(p)
         }
         Some(Caller::Invalid) => Err(ApiError::Unauthenticated(

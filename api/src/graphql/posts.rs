@@ -204,6 +204,11 @@ impl PostQuery {
             from: filter.from.map(micros),
             to: filter.to.map(micros),
         };
+        // Filtering by a campaign the tenant does not have is like naming
+        // any other missing id.
+        if let Some(campaign) = filter.campaign_id {
+            crate::graphql::campaigns::campaign_by_id(ctx, p.tenant_id, campaign).await?;
+        }
         post_page(state(ctx), p.tenant_id, filter, first, after).await
     }
 
