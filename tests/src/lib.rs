@@ -1,6 +1,7 @@
 //! Helpers for Herald's black-box tests: fresh databases (a new PostgreSQL
 //! database or SQLite file per test), an application started on port 0, a
-//! GraphQL client, and a projection that records what it sees.
+//! GraphQL client, a projection that records what it sees, and (`smtp`) a
+//! real SMTP server.
 
 use std::sync::Arc;
 
@@ -10,6 +11,8 @@ use serde_json::{Value, json};
 use sqlx::AnyConnection;
 use tokio::sync::watch;
 use uuid::Uuid;
+
+pub mod smtp;
 
 /// Server for tests that need PostgreSQL (`HERALD_TEST_DATABASE_URL`).
 pub fn postgres_server() -> String {
@@ -98,8 +101,25 @@ pub async fn spawn_app(database_url: &str) -> TestApp {
     spawn_with(api::Config::new(database_url)).await
 }
 
-/// Starts Herald with `config`.
-pub async fn spawn_with(config: api::Config) -> TestApp {
+/// One master key for the whole test process, so apps restarted on the same
+/// database (and several apps sharing one) read each other's data.
+pub fn test_master_key() -> secrecy::SecretString {
+    static KEY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let key = KEY.get_or_init(|| {
+        use secrecy::ExposeSecret;
+        projections::MasterKey::generate()
+            .1
+            .expose_secret()
+            .to_string()
+    });
+    key.clone().into()
+}
+
+/// Starts Herald with `config` (the test master key unless one is set).
+pub async fn spawn_with(mut config: api::Config) -> TestApp {
+    if config.master_key.is_none() {
+        config.master_key = Some(test_master_key());
+    }
     if std::env::var("TEST_LOG").is_ok() {
         api::telemetry::init();
     }
@@ -152,6 +172,63 @@ impl TestApp {
             payload["accessToken"].as_str().unwrap().to_string(),
             payload["tenant"]["id"].as_str().unwrap().to_string(),
         )
+    }
+
+    /// Invites `email` with `role` (an enum name like `EDITOR`) as the holder
+    /// of `inviter_token`, takes the token the mail would carry, and accepts;
+    /// returns the new member's access token and user id.
+    pub async fn add_member(
+        &self,
+        inviter_token: &str,
+        email: &str,
+        role: &str,
+    ) -> (String, String) {
+        let body = self
+            .gql(
+                Some(inviter_token),
+                "mutation($i: InviteMemberInput!) { inviteMember(input: $i) { id } }",
+                json!({"i": {"email": email, "role": role}}),
+            )
+            .await;
+        let invitation = body["data"]["inviteMember"]["id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("inviteMember failed: {body}"));
+        let token = self.invitation_token(inviter_token, invitation).await;
+        let body = self
+            .gql(
+                None,
+                "mutation($i: AcceptInvitationInput!) { acceptInvitation(input: $i) { accessToken user { id } } }",
+                json!({"i": {"token": token, "password": "correct horse battery"}}),
+            )
+            .await;
+        let payload = &body["data"]["acceptInvitation"];
+        assert!(payload.is_object(), "acceptInvitation failed: {body}");
+        (
+            payload["accessToken"].as_str().unwrap().to_string(),
+            payload["user"]["id"].as_str().unwrap().to_string(),
+        )
+    }
+
+    /// The token an invitation mail carries (derived by the server's keys).
+    pub async fn invitation_token(&self, inviter_token: &str, invitation: &str) -> String {
+        use secrecy::ExposeSecret;
+        let me = self
+            .gql(Some(inviter_token), "{ me { tenant { id } } }", json!({}))
+            .await;
+        let tenant = Uuid::parse_str(me["data"]["me"]["tenant"]["id"].as_str().unwrap()).unwrap();
+        let (purpose, prefix) = api::accounts::INVITATION;
+        self.state
+            .keyring
+            .issue_token(
+                purpose,
+                prefix,
+                tenant,
+                Uuid::parse_str(invitation).unwrap(),
+            )
+            .await
+            .unwrap()
+            .expose_secret()
+            .to_string()
     }
 
     /// Creates a campaign; returns its id.

@@ -315,7 +315,11 @@ async fn a_replayed_read_model_equals_the_live_one(backend: Backend) {
         .replay(None, Duration::from_secs(5), |_, _, _| {})
         .await
         .unwrap();
-    assert_eq!(applied, app.event_count().await as u64);
+    assert_eq!(
+        applied,
+        app.event_count().await as u64,
+        "each log event counted once"
+    );
     let replayed = app.state.dashboard.snapshot().await.unwrap();
     assert_eq!(replayed, live);
 }
