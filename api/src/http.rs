@@ -165,9 +165,10 @@ pub async fn observe(request: Request, next: Next) -> Response {
             // The unread body is still on the wire: close the connection, and
             // say so, so that a client does not reuse it for its next request
             // (it would find it shut: `IncompleteMessage`).
-            response
-                .headers_mut()
-                .insert(header::CONNECTION, header::HeaderValue::from_static("close"));
+            response.headers_mut().insert(
+                header::CONNECTION,
+                header::HeaderValue::from_static("close"),
+            );
         }
         return response;
     }
