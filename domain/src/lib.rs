@@ -3,7 +3,8 @@
 //! (the current time, the campaign's time zone) as command data, so the
 //! given/when/then tests beside each aggregate need no database.
 //!
-//! Layout: one module per aggregate (`tenant`, `user`, `campaign`, `post`), the
+//! Layout: one module per aggregate (`tenant`, `user`, `campaign`, `post`,
+//! `connection`), the publishing rules (`publish`: failure kinds, backoff), the
 //! shared rules (`text` for grapheme limits and facets, `schedule` for time zones
 //! and RRULEs, `access` for the permission matrix, `audit` for the audit
 //! trail's hash chain, `rkey` for deterministic Bluesky record keys), `sealed`
@@ -13,9 +14,11 @@
 pub mod access;
 pub mod audit;
 pub mod campaign;
+pub mod connection;
 pub mod error;
 pub mod metadata;
 pub mod post;
+pub mod publish;
 pub mod rkey;
 pub mod schedule;
 pub mod sealed;

@@ -1,11 +1,16 @@
-//! Post: a single post or a thread of up to 25 entries, with its schedule.
+//! Post: a single post or a thread of up to 25 entries, with its schedule and
+//! its publishing history. The scheduler decides at fire time from this
+//! state (a cancelled, deleted, edited or rescheduled post is never published
+//! at its old time), and every attempt, published entry and failure is an
+//! event here.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use cqrs_es::Aggregate;
 use cqrs_es::event_sink::EventSink;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::publish::{FailureKind, PublishedEntry, RetryPolicy};
 use crate::schedule::{Recurrence, TimeZone};
 use crate::text::{Facet, PostText};
 use crate::{DomainError, Scoped};
@@ -14,6 +19,10 @@ use crate::{DomainError, Scoped};
 pub const MAX_ENTRIES: usize = 25;
 /// Most language tags per entry (Bluesky's limit).
 pub const MAX_LANGS: usize = 3;
+/// Most images per entry (Bluesky's limit).
+pub const MAX_IMAGES: usize = 4;
+/// Longest alt text, in graphemes.
+pub const MAX_ALT: usize = 2000;
 
 /// Publishing status of a post.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -50,19 +59,31 @@ impl PostStatus {
     }
 }
 
-/// One entry of a post as stored: validated text, language tags, facets.
+/// An image attached to an entry, with the alt text of this use.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MediaUse {
+    pub asset_id: Uuid,
+    pub alt: String,
+}
+
+/// One entry of a post as stored: validated text, language tags, facets and
+/// images.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PostEntry {
     pub text: PostText,
     pub langs: Vec<String>,
     pub facets: Vec<Facet>,
+    #[serde(default)]
+    pub media: Vec<MediaUse>,
 }
 
 /// One entry as a user submits it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct EntryInput {
     pub text: String,
     pub langs: Vec<String>,
+    pub media: Vec<MediaUse>,
 }
 
 fn valid_lang(tag: &str) -> bool {
@@ -73,9 +94,14 @@ fn valid_lang(tag: &str) -> bool {
         && parts.all(|p| (1..=8).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_alphanumeric()))
 }
 
-/// Validates a thread: 1 to 25 entries, each with valid text and at most three
-/// BCP-47 language tags; facets are computed here so they are stored with it.
-pub fn parse_entries(entries: &[EntryInput]) -> Result<Vec<PostEntry>, DomainError> {
+/// Validates a thread: 1 to 25 entries, each with valid text, at most three
+/// BCP-47 language tags and at most four images with alt text of at most
+/// 2,000 graphemes (required when `alt_required`); facets are computed here
+/// so they are stored with it.
+pub fn parse_entries(
+    entries: &[EntryInput],
+    alt_required: bool,
+) -> Result<Vec<PostEntry>, DomainError> {
     if entries.is_empty() || entries.len() > MAX_ENTRIES {
         return Err(DomainError::invalid(
             "entries",
@@ -96,13 +122,64 @@ pub fn parse_entries(entries: &[EntryInput]) -> Result<Vec<PostEntry>, DomainErr
                     format!("up to {MAX_LANGS} BCP-47 language tags such as \"en\" or \"de-AT\""),
                 ));
             }
+            if entry.media.len() > MAX_IMAGES {
+                return Err(DomainError::invalid(
+                    &format!("entries.{i}.media"),
+                    format!(
+                        "an entry has at most {MAX_IMAGES} images, got {}",
+                        entry.media.len()
+                    ),
+                ));
+            }
+            for (j, media) in entry.media.iter().enumerate() {
+                let field = format!("entries.{i}.media.{j}.alt");
+                if crate::text::graphemes(&media.alt) > MAX_ALT {
+                    return Err(DomainError::invalid(
+                        &field,
+                        format!("alt text has at most {MAX_ALT} characters"),
+                    ));
+                }
+                if alt_required && media.alt.trim().is_empty() {
+                    return Err(DomainError::invalid(
+                        &field,
+                        "the campaign requires alt text for every image",
+                    ));
+                }
+            }
             Ok(PostEntry {
                 facets: text.facets(),
                 text,
                 langs: entry.langs.clone(),
+                media: entry.media.clone(),
             })
         })
         .collect()
+}
+
+/// Where a post may be scheduled: the campaign's zone and date range.
+#[derive(Debug, Clone, Copy)]
+pub struct ScheduleWindow {
+    pub time_zone: TimeZone,
+    pub starts_on: NaiveDate,
+    pub ends_on: NaiveDate,
+}
+
+impl ScheduleWindow {
+    fn check(&self, at: DateTime<Utc>) -> Result<(), DomainError> {
+        let day = self.time_zone.today(at);
+        if day < self.starts_on || day > self.ends_on {
+            return Err(DomainError::invalid(
+                "at",
+                format!(
+                    "{day} ({}) is outside the campaign's dates {} to {}",
+                    self.time_zone.name(),
+                    self.starts_on,
+                    self.ends_on
+                ),
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// Commands on a post.
@@ -110,17 +187,18 @@ pub fn parse_entries(entries: &[EntryInput]) -> Result<Vec<PostEntry>, DomainErr
 pub enum PostCommand {
     Create {
         campaign_id: Uuid,
+        connection_id: Option<Uuid>,
         entries: Vec<PostEntry>,
     },
     Update {
         entries: Vec<PostEntry>,
     },
     Delete,
-    /// `time_zone` is the campaign's, looked up by the caller.
+    /// `window` is the campaign's, looked up by the caller.
     Schedule {
         at: DateTime<Utc>,
         recurrence: Option<String>,
-        time_zone: TimeZone,
+        window: ScheduleWindow,
         now: DateTime<Utc>,
     },
     Reschedule {
@@ -128,6 +206,36 @@ pub enum PostCommand {
         now: DateTime<Utc>,
     },
     Cancel,
+    /// The scheduler fires: start (or resume) publishing the due occurrence.
+    StartPublish {
+        now: DateTime<Utc>,
+    },
+    /// One entry of the occurrence now exists on the platform.
+    RecordEntry {
+        occurrence: DateTime<Utc>,
+        entry: PublishedEntry,
+    },
+    /// Every entry of the occurrence exists.
+    CompletePublish {
+        occurrence: DateTime<Utc>,
+        now: DateTime<Utc>,
+    },
+    /// The attempt failed; `jitter` is a uniform sample in [0, 1).
+    FailPublish {
+        occurrence: DateTime<Utc>,
+        kind: FailureKind,
+        message: String,
+        now: DateTime<Utc>,
+        jitter: f64,
+        not_before: Option<DateTime<Utc>>,
+        policy: RetryPolicy,
+    },
+    /// A user retries a FAILED post now.
+    Retry {
+        now: DateTime<Utc>,
+    },
+    /// The published records were removed from the platform.
+    RecordUnpublished,
 }
 
 /// Facts about a post.
@@ -136,6 +244,8 @@ pub enum PostEvent {
     PostCreated {
         tenant_id: Uuid,
         campaign_id: Uuid,
+        #[serde(default)]
+        connection_id: Option<Uuid>,
         entries: Vec<PostEntry>,
     },
     PostUpdated {
@@ -151,20 +261,81 @@ pub enum PostEvent {
     },
     PostCancelled,
     PostDeleted,
+    /// Attempt `attempt` (1-based, per occurrence) of the occurrence due at
+    /// `occurrence` began.
+    PublishStarted {
+        occurrence: DateTime<Utc>,
+        attempt: u32,
+    },
+    EntryPublished {
+        occurrence: DateTime<Utc>,
+        entry: PublishedEntry,
+    },
+    /// The whole occurrence is published; a recurring post is due again at
+    /// `next_at`.
+    PublishSucceeded {
+        occurrence: DateTime<Utc>,
+        next_at: Option<DateTime<Utc>>,
+    },
+    /// The attempt failed; retried at `retry_at`, or FAILED when `None`.
+    PublishFailed {
+        occurrence: DateTime<Utc>,
+        attempt: u32,
+        kind: FailureKind,
+        message: String,
+        retry_at: Option<DateTime<Utc>>,
+    },
+    PublishRetryRequested {
+        at: DateTime<Utc>,
+    },
+    /// Every published record was removed from the platform.
+    PostUnpublished {
+        uris: Vec<String>,
+    },
 }
-// Version 2: `PostCreated` entries carry `langs` (a list) and `facets`.
-crate::domain_event!(PostEvent, "2");
+// Version 3: `PostCreated` carries `connection_id`, entries carry `media`.
+crate::domain_event!(PostEvent, "3");
 
 /// Current state of a post.
 #[derive(Debug, Default, Clone, Serialize, Deserialize)]
 pub struct Post {
     pub tenant_id: Option<Uuid>,
     pub campaign_id: Option<Uuid>,
+    pub connection_id: Option<Uuid>,
     pub entries: Vec<PostEntry>,
     pub status: Option<PostStatus>,
+    /// Due time of the current occurrence.
     pub scheduled_at: Option<DateTime<Utc>>,
+    /// When the scheduler should fire next (the due time, or a retry time).
+    pub next_attempt_at: Option<DateTime<Utc>>,
     pub recurrence: Option<Recurrence>,
+    pub time_zone: Option<TimeZone>,
+    /// First occurrence of a recurring series (the RRULE's DTSTART).
+    pub series_start: Option<DateTime<Utc>>,
+    /// The occurrence being published (its record keys derive from it).
+    pub occurrence: Option<DateTime<Utc>>,
+    /// Attempts counted for the current occurrence.
+    pub attempt: u32,
+    /// Entries of the current occurrence that exist on the platform.
+    pub published: Vec<PublishedEntry>,
+    /// Every entry ever published (all occurrences), until unpublished.
+    pub records: Vec<PublishedEntry>,
+    pub last_error: Option<(FailureKind, String)>,
     pub deleted: bool,
+}
+
+/// What the scheduler should do with a post it claimed.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FireDecision {
+    /// Publish the occurrence, starting at entry `resume_from`.
+    Publish {
+        occurrence: DateTime<Utc>,
+        resume_from: usize,
+    },
+    /// Not due (rescheduled or waiting for a retry): look again then.
+    NotUntil(DateTime<Utc>),
+    /// Nothing to publish (cancelled, deleted, done, failed, draft).
+    Nothing,
 }
 
 impl Post {
@@ -178,6 +349,40 @@ impl Post {
                 status.as_str()
             )))
         }
+    }
+
+    /// The scheduler's decision at `now`, from the current state only.
+    pub fn fire_decision(&self, now: DateTime<Utc>) -> FireDecision {
+        if self.deleted {
+            return FireDecision::Nothing;
+        }
+        match (self.status, self.next_attempt_at) {
+            (Some(PostStatus::Pending | PostStatus::Running), Some(at)) if at > now => {
+                FireDecision::NotUntil(at)
+            }
+            // Running here means a worker died mid-publish: resume.
+            (Some(PostStatus::Pending | PostStatus::Running), Some(at)) => {
+                FireDecision::Publish {
+                    occurrence: self.occurrence.unwrap_or(self.scheduled_at.unwrap_or(at)),
+                    resume_from: self.published.len(),
+                }
+            }
+            _ => FireDecision::Nothing,
+        }
+    }
+
+    fn require_running(&self, occurrence: DateTime<Utc>) -> Result<(), DomainError> {
+        if self.status != Some(PostStatus::Running) || self.occurrence != Some(occurrence) {
+            return Err(DomainError::Conflict(
+                "the post is not publishing this occurrence".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Entries of the current occurrence are already on the platform.
+    fn partly_published(&self) -> bool {
+        !self.published.is_empty()
     }
 }
 
@@ -205,6 +410,7 @@ impl Aggregate for Post {
         let event = match command {
             PostCommand::Create {
                 campaign_id,
+                connection_id,
                 entries,
             } => {
                 if self.tenant_id.is_some() {
@@ -213,6 +419,7 @@ impl Aggregate for Post {
                 PostEvent::PostCreated {
                     tenant_id,
                     campaign_id,
+                    connection_id,
                     entries,
                 }
             }
@@ -221,6 +428,12 @@ impl Aggregate for Post {
             }
             PostCommand::Update { entries } => {
                 self.require(&[Draft, Pending, Failed, Cancelled], "edit")?;
+                if self.partly_published() {
+                    return Err(DomainError::Conflict(
+                        "part of this thread is already published; delete it or let it finish"
+                            .into(),
+                    ));
+                }
                 PostEvent::PostUpdated { entries }
             }
             PostCommand::Delete => {
@@ -230,18 +443,19 @@ impl Aggregate for Post {
             PostCommand::Schedule {
                 at,
                 recurrence,
-                time_zone,
+                window,
                 now,
             } => {
                 self.require(&[Draft, Failed, Cancelled], "schedule")?;
                 require_future(at, now)?;
+                window.check(at)?;
                 let recurrence = recurrence
-                    .map(|r| Recurrence::parse(&r, at, time_zone))
+                    .map(|r| Recurrence::parse(&r, at, window.time_zone))
                     .transpose()?;
                 PostEvent::PostScheduled {
                     at,
                     recurrence,
-                    time_zone,
+                    time_zone: window.time_zone,
                 }
             }
             PostCommand::Reschedule { at, now } => {
@@ -253,6 +467,71 @@ impl Aggregate for Post {
                 self.require(&[Pending], "cancel")?;
                 PostEvent::PostCancelled
             }
+            PostCommand::StartPublish { now } => match self.fire_decision(now) {
+                FireDecision::Publish { occurrence, .. } => PostEvent::PublishStarted {
+                    occurrence,
+                    attempt: self.attempt + 1,
+                },
+                _ => return Err(DomainError::Conflict("the post is not due".into())),
+            },
+            PostCommand::RecordEntry { occurrence, entry } => {
+                self.require_running(occurrence)?;
+                if self.published.iter().any(|e| e.index == entry.index) {
+                    return Ok(());
+                }
+                PostEvent::EntryPublished { occurrence, entry }
+            }
+            PostCommand::CompletePublish { occurrence, now } => {
+                self.require_running(occurrence)?;
+                if self.published.len() < self.entries.len() {
+                    return Err(DomainError::Conflict(
+                        "not every entry is published yet".into(),
+                    ));
+                }
+                let next_at = match (&self.recurrence, self.time_zone, self.series_start) {
+                    (Some(rule), Some(zone), Some(start)) => {
+                        rule.next_after(start, zone, occurrence.max(now))
+                    }
+                    _ => None,
+                };
+                PostEvent::PublishSucceeded {
+                    occurrence,
+                    next_at,
+                }
+            }
+            PostCommand::FailPublish {
+                occurrence,
+                kind,
+                message,
+                now,
+                jitter,
+                not_before,
+                policy,
+            } => {
+                self.require_running(occurrence)?;
+                PostEvent::PublishFailed {
+                    occurrence,
+                    attempt: self.attempt,
+                    kind,
+                    message,
+                    retry_at: policy.retry_at(kind, self.attempt, now, jitter, not_before),
+                }
+            }
+            PostCommand::Retry { now } => {
+                self.require(&[Failed], "retry")?;
+                PostEvent::PublishRetryRequested { at: now }
+            }
+            PostCommand::RecordUnpublished => {
+                if self.records.is_empty() {
+                    return Err(DomainError::Conflict(
+                        "nothing of this post is published".into(),
+                    ));
+                }
+                self.require(&[Pending, Done, Failed, Cancelled], "unpublish")?;
+                PostEvent::PostUnpublished {
+                    uris: self.records.iter().map(|r| r.uri.clone()).collect(),
+                }
+            }
         };
         sink.write(event, self).await;
         Ok(())
@@ -263,25 +542,96 @@ impl Aggregate for Post {
             PostEvent::PostCreated {
                 tenant_id,
                 campaign_id,
+                connection_id,
                 entries,
             } => {
                 self.tenant_id = Some(tenant_id);
                 self.campaign_id = Some(campaign_id);
+                self.connection_id = connection_id;
                 self.entries = entries;
                 self.status = Some(PostStatus::Draft);
             }
             PostEvent::PostUpdated { entries } => self.entries = entries,
-            PostEvent::PostScheduled { at, recurrence, .. } => {
+            PostEvent::PostScheduled {
+                at,
+                recurrence,
+                time_zone,
+            } => {
                 self.scheduled_at = Some(at);
+                self.next_attempt_at = Some(at);
+                self.series_start = Some(at);
                 self.recurrence = recurrence;
+                self.time_zone = Some(time_zone);
+                self.attempt = 0;
                 self.status = Some(PostStatus::Pending);
             }
             PostEvent::PostRescheduled { at } => {
                 self.scheduled_at = Some(at);
+                self.next_attempt_at = Some(at);
+                self.attempt = 0;
                 self.status = Some(PostStatus::Pending);
             }
-            PostEvent::PostCancelled => self.status = Some(PostStatus::Cancelled),
-            PostEvent::PostDeleted => self.deleted = true,
+            PostEvent::PostCancelled => {
+                self.status = Some(PostStatus::Cancelled);
+                self.next_attempt_at = None;
+            }
+            PostEvent::PostDeleted => {
+                self.deleted = true;
+                self.next_attempt_at = None;
+            }
+            PostEvent::PublishStarted {
+                occurrence,
+                attempt,
+            } => {
+                self.status = Some(PostStatus::Running);
+                self.occurrence = Some(occurrence);
+                self.attempt = attempt;
+            }
+            PostEvent::EntryPublished { entry, .. } => {
+                self.published.push(entry.clone());
+                self.records.push(entry);
+            }
+            PostEvent::PublishSucceeded { next_at, .. } => {
+                self.occurrence = None;
+                self.published.clear();
+                self.attempt = 0;
+                self.last_error = None;
+                self.next_attempt_at = next_at;
+                match next_at {
+                    Some(at) => {
+                        self.scheduled_at = Some(at);
+                        self.status = Some(PostStatus::Pending);
+                    }
+                    None => self.status = Some(PostStatus::Done),
+                }
+            }
+            PostEvent::PublishFailed {
+                kind,
+                message,
+                retry_at,
+                ..
+            } => {
+                if kind == FailureKind::Auth {
+                    // Waiting for the connection is not an attempt.
+                    self.attempt = self.attempt.saturating_sub(1);
+                }
+                self.last_error = Some((kind, message));
+                self.next_attempt_at = retry_at;
+                self.status = Some(if retry_at.is_some() {
+                    PostStatus::Pending
+                } else {
+                    PostStatus::Failed
+                });
+            }
+            PostEvent::PublishRetryRequested { at } => {
+                self.attempt = 0;
+                self.next_attempt_at = Some(at);
+                self.status = Some(PostStatus::Pending);
+            }
+            PostEvent::PostUnpublished { .. } => {
+                self.records.clear();
+                self.published.clear();
+            }
         }
     }
 }
@@ -311,8 +661,10 @@ mod tests {
                 .map(|t| EntryInput {
                     text: t.to_string(),
                     langs: vec!["en".into()],
+                    media: vec![],
                 })
                 .collect::<Vec<_>>(),
+            false,
         )
         .unwrap()
     }
@@ -321,6 +673,7 @@ mod tests {
         PostEvent::PostCreated {
             tenant_id: tenant(),
             campaign_id: Uuid::from_u128(9),
+            connection_id: Some(Uuid::from_u128(10)),
             entries: entries(&["hello #launch"]),
         }
     }
@@ -339,21 +692,22 @@ mod tests {
             (0..n)
                 .map(|i| EntryInput {
                     text: format!("entry {i}"),
-                    langs: vec![],
+                    ..Default::default()
                 })
                 .collect::<Vec<_>>()
         };
-        assert!(parse_entries(&input(25)).is_ok());
+        assert!(parse_entries(&input(25), false).is_ok());
         assert!(
-            matches!(parse_entries(&input(26)), Err(DomainError::Validation { field, .. }) if field == "entries")
+            matches!(parse_entries(&input(26), false), Err(DomainError::Validation { field, .. }) if field == "entries")
         );
-        assert!(parse_entries(&input(0)).is_err());
+        assert!(parse_entries(&input(0), false).is_err());
         let bad_lang = [EntryInput {
             text: "hi".into(),
             langs: vec!["english!".into()],
+            media: vec![],
         }];
         assert!(
-            matches!(parse_entries(&bad_lang), Err(DomainError::Validation { field, .. }) if field == "entries.0.langs")
+            matches!(parse_entries(&bad_lang, false), Err(DomainError::Validation { field, .. }) if field == "entries.0.langs")
         );
     }
 
@@ -361,6 +715,54 @@ mod tests {
     fn entries_store_their_facets() {
         let e = entries(&["hello #launch"]);
         assert_eq!(e[0].facets.len(), 1);
+    }
+
+    fn image(alt: &str) -> MediaUse {
+        MediaUse {
+            asset_id: Uuid::from_u128(11),
+            alt: alt.into(),
+        }
+    }
+
+    #[test]
+    fn at_most_four_images_and_alt_text_when_the_campaign_requires_it() {
+        let with = |media: Vec<MediaUse>| {
+            [EntryInput {
+                text: "look".into(),
+                langs: vec![],
+                media,
+            }]
+        };
+        assert!(parse_entries(&with(vec![image("a"); 4]), true).is_ok());
+        assert!(
+            matches!(parse_entries(&with(vec![image("a"); 5]), false), Err(DomainError::Validation { field, .. }) if field == "entries.0.media")
+        );
+        assert!(parse_entries(&with(vec![image("")]), false).is_ok());
+        assert!(
+            matches!(parse_entries(&with(vec![image("a"), image(" ")]), true), Err(DomainError::Validation { field, .. }) if field == "entries.0.media.1.alt")
+        );
+    }
+
+    fn window() -> ScheduleWindow {
+        ScheduleWindow {
+            time_zone: utc(),
+            starts_on: "2026-12-01".parse().unwrap(),
+            ends_on: "2027-12-31".parse().unwrap(),
+        }
+    }
+
+    #[test]
+    fn schedule_outside_the_campaign_dates_is_rejected() {
+        let result = Given::with(())
+            .given(vec![created()])
+            .when(cmd(PostCommand::Schedule {
+                at: "2028-01-01T00:00:00Z".parse().unwrap(),
+                recurrence: None,
+                window: window(),
+                now: now(),
+            }))
+            .inspect_result();
+        assert!(matches!(result, Err(DomainError::Validation { field, .. }) if field == "at"));
     }
 
     #[test]
@@ -371,7 +773,7 @@ mod tests {
             .when(cmd(PostCommand::Schedule {
                 at,
                 recurrence: Some("FREQ=DAILY".into()),
-                time_zone: utc(),
+                window: window(),
                 now: now(),
             }))
             .then_expect_events(vec![PostEvent::PostScheduled {
@@ -388,7 +790,7 @@ mod tests {
             .when(cmd(PostCommand::Schedule {
                 at: now(),
                 recurrence: None,
-                time_zone: utc(),
+                window: window(),
                 now: now(),
             }))
             .then_expect_error(DomainError::invalid("at", "must be in the future"));
@@ -397,7 +799,7 @@ mod tests {
             .when(cmd(PostCommand::Schedule {
                 at: now() + chrono::Duration::days(1),
                 recurrence: Some("FREQ=NEVER".into()),
-                time_zone: utc(),
+                window: window(),
                 now: now(),
             }))
             .inspect_result();
@@ -440,5 +842,289 @@ mod tests {
                 command: PostCommand::Delete,
             })
             .then_expect_error(DomainError::NotFound("post"));
+    }
+    fn due() -> DateTime<Utc> {
+        now() + chrono::Duration::hours(1)
+    }
+
+    fn scheduled(recurrence: Option<&str>) -> PostEvent {
+        PostEvent::PostScheduled {
+            at: due(),
+            recurrence: recurrence.map(|r| Recurrence::parse(r, due(), utc()).unwrap()),
+            time_zone: utc(),
+        }
+    }
+
+    fn published(index: u32) -> PublishedEntry {
+        PublishedEntry {
+            index,
+            rkey: format!("rkey{index}"),
+            uri: format!("at://did:plc:a/app.bsky.feed.post/rkey{index}"),
+            cid: format!("cid{index}"),
+        }
+    }
+
+    fn two_entries() -> PostEvent {
+        PostEvent::PostUpdated {
+            entries: entries(&["first", "second"]),
+        }
+    }
+
+    fn state(events: Vec<PostEvent>) -> Post {
+        let mut post = Post::default();
+        for event in events {
+            post.apply(event);
+        }
+        post
+    }
+
+    #[test]
+    fn the_decision_is_taken_from_the_current_state_at_fire_time() {
+        let at = due();
+        let pending = state(vec![created(), scheduled(None)]);
+        assert_eq!(
+            pending.fire_decision(at),
+            FireDecision::Publish {
+                occurrence: at,
+                resume_from: 0
+            }
+        );
+        assert_eq!(
+            pending.fire_decision(at - chrono::Duration::seconds(1)),
+            FireDecision::NotUntil(at)
+        );
+        let later = at + chrono::Duration::days(1);
+        let moved = state(vec![
+            created(),
+            scheduled(None),
+            PostEvent::PostRescheduled { at: later },
+        ]);
+        assert_eq!(moved.fire_decision(at), FireDecision::NotUntil(later));
+        let cancelled = state(vec![created(), scheduled(None), PostEvent::PostCancelled]);
+        assert_eq!(cancelled.fire_decision(at), FireDecision::Nothing);
+        let deleted = state(vec![created(), scheduled(None), PostEvent::PostDeleted]);
+        assert_eq!(deleted.fire_decision(at), FireDecision::Nothing);
+        Given::with(())
+            .given(vec![created(), scheduled(None), PostEvent::PostCancelled])
+            .when(cmd(PostCommand::StartPublish { now: at }))
+            .then_expect_error(DomainError::Conflict("the post is not due".into()));
+    }
+
+    #[test]
+    fn a_thread_that_failed_half_way_resumes_where_it_stopped() {
+        let at = due();
+        let history = vec![
+            created(),
+            two_entries(),
+            scheduled(None),
+            PostEvent::PublishStarted {
+                occurrence: at,
+                attempt: 1,
+            },
+            PostEvent::EntryPublished {
+                occurrence: at,
+                entry: published(0),
+            },
+            PostEvent::PublishFailed {
+                occurrence: at,
+                attempt: 1,
+                kind: FailureKind::Transient,
+                message: "timeout".into(),
+                retry_at: Some(at + chrono::Duration::seconds(3)),
+            },
+        ];
+        let post = state(history.clone());
+        assert_eq!(post.status, Some(PostStatus::Pending));
+        assert_eq!(
+            post.fire_decision(at + chrono::Duration::seconds(3)),
+            FireDecision::Publish {
+                occurrence: at,
+                resume_from: 1
+            }
+        );
+        Given::with(())
+            .given(history.clone())
+            .when(cmd(PostCommand::StartPublish {
+                now: at + chrono::Duration::seconds(3),
+            }))
+            .then_expect_events(vec![PostEvent::PublishStarted {
+                occurrence: at,
+                attempt: 2,
+            }]);
+        // Edits would change what the rest of the thread replies to.
+        let result = Given::with(())
+            .given(history)
+            .when(cmd(PostCommand::Update {
+                entries: entries(&["other"]),
+            }))
+            .inspect_result();
+        assert!(matches!(result, Err(DomainError::Conflict(_))));
+    }
+
+    #[test]
+    fn a_worker_that_died_mid_publish_is_resumed_and_recording_twice_is_harmless() {
+        let at = due();
+        let history = vec![
+            created(),
+            two_entries(),
+            scheduled(None),
+            PostEvent::PublishStarted {
+                occurrence: at,
+                attempt: 1,
+            },
+            PostEvent::EntryPublished {
+                occurrence: at,
+                entry: published(0),
+            },
+        ];
+        assert_eq!(
+            state(history.clone()).fire_decision(at + chrono::Duration::minutes(5)),
+            FireDecision::Publish {
+                occurrence: at,
+                resume_from: 1
+            }
+        );
+        Given::with(())
+            .given(history.clone())
+            .when(cmd(PostCommand::RecordEntry {
+                occurrence: at,
+                entry: published(0),
+            }))
+            .then_expect_events(vec![]);
+        Given::with(())
+            .given(history)
+            .when(cmd(PostCommand::CompletePublish { occurrence: at, now: at }))
+            .then_expect_error(DomainError::Conflict(
+                "not every entry is published yet".into(),
+            ));
+    }
+
+    #[test]
+    fn a_recurring_post_is_due_again_at_its_next_occurrence() {
+        let at = due();
+        Given::with(())
+            .given(vec![
+                created(),
+                scheduled(Some("FREQ=DAILY")),
+                PostEvent::PublishStarted {
+                    occurrence: at,
+                    attempt: 1,
+                },
+                PostEvent::EntryPublished {
+                    occurrence: at,
+                    entry: published(0),
+                },
+            ])
+            .when(cmd(PostCommand::CompletePublish { occurrence: at, now: at }))
+            .then_expect_events(vec![PostEvent::PublishSucceeded {
+                occurrence: at,
+                next_at: Some(at + chrono::Duration::days(1)),
+            }]);
+    }
+
+    #[test]
+    fn attempts_run_out_into_failed_and_retry_post_starts_over() {
+        let at = due();
+        let policy = RetryPolicy {
+            max_attempts: 2,
+            ..Default::default()
+        };
+        let fail = |kind| {
+            cmd(PostCommand::FailPublish {
+                occurrence: at,
+                kind,
+                message: "boom".into(),
+                now: at,
+                jitter: 0.5,
+                not_before: None,
+                policy,
+            })
+        };
+        let second_attempt = vec![
+            created(),
+            scheduled(None),
+            PostEvent::PublishStarted {
+                occurrence: at,
+                attempt: 2,
+            },
+        ];
+        Given::with(())
+            .given(second_attempt.clone())
+            .when(fail(FailureKind::Transient))
+            .then_expect_events(vec![PostEvent::PublishFailed {
+                occurrence: at,
+                attempt: 2,
+                kind: FailureKind::Transient,
+                message: "boom".into(),
+                retry_at: None,
+            }]);
+        // Lost credentials are not the post's attempt: it waits.
+        let mut waiting = second_attempt.clone();
+        waiting.push(PostEvent::PublishFailed {
+            occurrence: at,
+            attempt: 2,
+            kind: FailureKind::Auth,
+            message: "AuthenticationRequired".into(),
+            retry_at: Some(at),
+        });
+        let post = state(waiting);
+        assert_eq!(post.status, Some(PostStatus::Pending));
+        assert_eq!(post.attempt, 1);
+        let mut dead = second_attempt;
+        dead.push(PostEvent::PublishFailed {
+            occurrence: at,
+            attempt: 2,
+            kind: FailureKind::Transient,
+            message: "boom".into(),
+            retry_at: None,
+        });
+        assert_eq!(state(dead.clone()).status, Some(PostStatus::Failed));
+        let later = at + chrono::Duration::hours(1);
+        Given::with(())
+            .given(dead.clone())
+            .when(cmd(PostCommand::Retry { now: later }))
+            .then_expect_events(vec![PostEvent::PublishRetryRequested { at: later }]);
+        dead.push(PostEvent::PublishRetryRequested { at: later });
+        assert_eq!(
+            state(dead).fire_decision(later),
+            FireDecision::Publish {
+                occurrence: at,
+                resume_from: 0
+            }
+        );
+    }
+
+    #[test]
+    fn unpublishing_needs_published_records() {
+        let at = due();
+        let done = vec![
+            created(),
+            scheduled(None),
+            PostEvent::PublishStarted {
+                occurrence: at,
+                attempt: 1,
+            },
+            PostEvent::EntryPublished {
+                occurrence: at,
+                entry: published(0),
+            },
+            PostEvent::PublishSucceeded {
+                occurrence: at,
+                next_at: None,
+            },
+        ];
+        assert_eq!(state(done.clone()).status, Some(PostStatus::Done));
+        Given::with(())
+            .given(done)
+            .when(cmd(PostCommand::RecordUnpublished))
+            .then_expect_events(vec![PostEvent::PostUnpublished {
+                uris: vec![published(0).uri],
+            }]);
+        Given::with(())
+            .given(vec![created()])
+            .when(cmd(PostCommand::RecordUnpublished))
+            .then_expect_error(DomainError::Conflict(
+                "nothing of this post is published".into(),
+            ));
     }
 }

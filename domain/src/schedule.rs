@@ -79,7 +79,11 @@ impl Recurrence {
             return Err(invalid("the shortest supported interval is hourly".into()));
         }
         let me = Self(rule);
-        me.set(start, zone)?;
+        if me.set(start, zone)?.all(1).dates.is_empty() {
+            return Err(invalid(
+                "the rule never produces an occurrence after the first run".into(),
+            ));
+        }
         Ok(me)
     }
 
@@ -143,6 +147,9 @@ mod tests {
             "BYDAY=MO",
             "FREQ=MINUTELY",
             "DTSTART:20260101T000000Z",
+            // February never has a 30th.
+            "FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=30",
+            "FREQ=DAILY;COUNT=0",
         ] {
             assert!(Recurrence::parse(bad, start, berlin()).is_err(), "{bad}");
         }

@@ -12,6 +12,11 @@ pub const MAX_GRAPHEMES: usize = 300;
 /// Longest hashtag Bluesky indexes, in graphemes.
 const MAX_TAG_GRAPHEMES: usize = 64;
 
+/// Length of `s` in grapheme clusters (what a reader counts as characters).
+pub fn graphemes(s: &str) -> usize {
+    s.graphemes(true).count()
+}
+
 /// Text of one post entry: 1 to 300 grapheme clusters, not only whitespace.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(transparent)]

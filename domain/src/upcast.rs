@@ -69,6 +69,20 @@ fn user_registered_v1_to_v2(payload: Value) -> Value {
     }})
 }
 
+/// `PostCreated` version 2 had no target connection and no images. Version 3
+/// names the connection (none for old drafts) and each entry's `media`.
+fn post_created_v2_to_v3(mut payload: Value) -> Value {
+    if let Some(created) = payload.get_mut("PostCreated").and_then(Value::as_object_mut) {
+        created.entry("connection_id").or_insert(Value::Null);
+        if let Some(entries) = created.get_mut("entries").and_then(Value::as_array_mut) {
+            for entry in entries.iter_mut().filter_map(Value::as_object_mut) {
+                entry.entry("media").or_insert(json!([]));
+            }
+        }
+    }
+    payload
+}
+
 /// Every upcaster, in the order they apply.
 pub fn upcasters() -> Vec<Box<dyn EventUpcaster>> {
     vec![
@@ -77,6 +91,12 @@ pub fn upcasters() -> Vec<Box<dyn EventUpcaster>> {
             from: "1",
             to: "2",
             rewrite: post_created_v1_to_v2,
+        }),
+        Box::new(Step {
+            event_type: "PostCreated",
+            from: "2",
+            to: "3",
+            rewrite: post_created_v2_to_v3,
         }),
         Box::new(Step {
             event_type: "UserRegistered",
@@ -143,11 +163,19 @@ mod tests {
             json!({}),
         );
         let new = upcast(old);
-        assert_eq!(new.event_version, "2");
+        assert_eq!(new.event_version, "3");
+        assert_eq!(new.payload["PostCreated"]["connection_id"], Value::Null);
+        assert_eq!(new.payload["PostCreated"]["entries"][1]["media"], json!([]));
         let event: PostEvent = serde_json::from_value(new.payload).unwrap();
-        let PostEvent::PostCreated { entries, .. } = event else {
+        let PostEvent::PostCreated {
+            entries,
+            connection_id,
+            ..
+        } = event
+        else {
             panic!("wrong variant")
         };
+        assert_eq!(connection_id, None);
         assert_eq!(entries[0].langs, vec!["en".to_string()]);
         assert_eq!(entries[0].facets.len(), 1);
         assert!(entries[1].langs.is_empty());
