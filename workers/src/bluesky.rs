@@ -352,6 +352,7 @@ async fn call<T, E: fmt::Debug + Serialize>(
 struct Transport {
     http: reqwest::Client,
     base: String,
+    timeout: Duration,
 }
 
 impl Transport {
@@ -359,6 +360,7 @@ impl Transport {
         Self {
             http,
             base: base.trim_end_matches('/').to_string(),
+            timeout: REQUEST_TIMEOUT,
         }
     }
 }
@@ -374,7 +376,7 @@ impl HttpClient for Transport {
             .request(parts.method, parts.uri.to_string())
             .headers(parts.headers)
             .body(body)
-            .timeout(REQUEST_TIMEOUT)
+            .timeout(self.timeout)
             .send()
             .await?;
         let limits = RateLimit::from_headers(response.headers(), Utc::now());
@@ -1215,5 +1217,346 @@ impl Client {
             }));
         }
         Ok(counts)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use axum::http::{StatusCode, Uri};
+    use axum::response::{IntoResponse, Response};
+    use serde_json::json;
+
+    use super::*;
+
+    const DID: &str = "did:plc:6bavrr5753eme7i66vjxwgze";
+    const CID: &str = "bafyreie5737gdxlw5i64vzichcalba3z2v5n6icifvx5xytvske7mr3hpm";
+
+    fn at(rfc3339: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(rfc3339)
+            .unwrap()
+            .with_timezone(&Utc)
+    }
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.insert(*name, value.parse().unwrap());
+        }
+        map
+    }
+
+    /// A fake XRPC server on 127.0.0.1: `respond` gets the path of each
+    /// request. Returns its base URL.
+    async fn serve(respond: impl Fn(&str) -> Response + Send + Sync + 'static) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let respond = Arc::new(respond);
+        let app = axum::Router::new().fallback(move |uri: Uri| {
+            let respond = respond.clone();
+            async move { respond(uri.path()) }
+        });
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        format!("http://{addr}")
+    }
+
+    fn xrpc_error(status: StatusCode, code: &str, message: &str) -> Response {
+        (
+            status,
+            axum::Json(json!({"error": code, "message": message})),
+        )
+            .into_response()
+    }
+
+    /// A client on a made-up session (no network needed to resume).
+    fn resumed(base: &str) -> Client {
+        let session = json!({
+            "accessJwt": "access-token-value",
+            "refreshJwt": "refresh-token-value",
+            "did": DID,
+            "handle": "alice.test",
+        });
+        Client::resume(http_client().unwrap(), base, &session.to_string()).unwrap()
+    }
+
+    #[test]
+    fn rate_limit_headers_are_read_in_every_form() {
+        let now = at("2030-01-01T00:00:00Z");
+        let limits = RateLimit::from_headers(
+            &headers(&[
+                ("ratelimit-remaining", "0"),
+                ("ratelimit-reset", &(now.timestamp() + 300).to_string()),
+                ("retry-after", "30"),
+            ]),
+            now,
+        );
+        assert_eq!(limits.remaining, Some(0));
+        assert_eq!(limits.reset, Some(at("2030-01-01T00:05:00Z")));
+        assert_eq!(limits.retry_after, Some(at("2030-01-01T00:00:30Z")));
+        assert_eq!(
+            limits.retry_at(now),
+            at("2030-01-01T00:00:30Z"),
+            "retry-after wins"
+        );
+
+        let limits = RateLimit::from_headers(
+            &headers(&[
+                ("ratelimit-reset", "90"),
+                ("retry-after", "Tue, 01 Jan 2030 00:02:00 GMT"),
+            ]),
+            now,
+        );
+        assert_eq!(
+            limits.reset,
+            Some(at("2030-01-01T00:01:30Z")),
+            "delta seconds"
+        );
+        assert_eq!(
+            limits.retry_after,
+            Some(at("2030-01-01T00:02:00Z")),
+            "HTTP date"
+        );
+
+        let limits = RateLimit::from_headers(&headers(&[("ratelimit-reset", "90")]), now);
+        assert_eq!(
+            limits.retry_at(now),
+            at("2030-01-01T00:01:30Z"),
+            "else the reset"
+        );
+
+        let limits = RateLimit::from_headers(
+            &headers(&[("ratelimit-remaining", "lots"), ("retry-after", "soon")]),
+            now,
+        );
+        assert_eq!(limits, RateLimit::default(), "garbage is ignored");
+        assert_eq!(limits.retry_at(now), now + TimeDelta::seconds(60));
+        let past = RateLimit {
+            reset: Some(now - TimeDelta::hours(1)),
+            ..RateLimit::default()
+        };
+        assert_eq!(past.retry_at(now), now + TimeDelta::seconds(1));
+    }
+
+    #[test]
+    fn responses_are_classified_by_status_and_code() {
+        let now = at("2030-01-01T00:00:00Z");
+        let none = RateLimit::default();
+        let kind = |status, code: Option<&str>| {
+            let e = classify_response("op", status, code, Some("m"), &none, now);
+            (e.kind, e.ambiguous)
+        };
+        use ErrorKind::*;
+        assert_eq!(kind(429, None), (RateLimited, false));
+        assert_eq!(kind(400, Some("RateLimitExceeded")), (RateLimited, false));
+        assert_eq!(kind(401, Some("AuthenticationRequired")), (Auth, false));
+        assert_eq!(kind(401, Some("AuthMissing")), (Auth, false));
+        assert_eq!(kind(400, Some("ExpiredToken")), (Auth, false));
+        assert_eq!(kind(400, Some("InvalidToken")), (Auth, false));
+        assert_eq!(kind(400, Some("AccountTakedown")), (Auth, false));
+        assert_eq!(kind(403, None), (Auth, false));
+        assert_eq!(kind(400, Some("InvalidRequest")), (Invalid, false));
+        assert_eq!(kind(400, Some("InvalidRecord")), (Invalid, false));
+        assert_eq!(kind(413, Some("BlobTooLarge")), (Invalid, false));
+        assert_eq!(kind(500, Some("InternalServerError")), (Transient, true));
+        assert_eq!(kind(502, None), (Transient, true));
+        assert_eq!(kind(504, None), (Transient, true));
+        assert_eq!(kind(408, None), (Transient, true));
+
+        let e = classify_response(
+            "createRecord",
+            400,
+            Some("InvalidRecord"),
+            Some("bad"),
+            &none,
+            now,
+        );
+        assert_eq!(e.message, "createRecord: HTTP 400 InvalidRecord: bad");
+        let e = classify_response("getPosts", 502, None, None, &none, now);
+        assert_eq!(e.message, "getPosts: HTTP 502");
+        let e = classify_response("x", 429, None, None, &none, now);
+        assert_eq!(e.retry_after, Some(now + TimeDelta::seconds(60)));
+    }
+
+    #[tokio::test]
+    async fn a_429_is_rate_limited_until_the_time_the_server_names() {
+        let reset = Utc::now().timestamp() + 120;
+        let base = serve(move |_| {
+            let mut response = xrpc_error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "RateLimitExceeded",
+                "Rate Limit Exceeded",
+            );
+            let h = response.headers_mut();
+            h.insert("ratelimit-limit", "30".parse().unwrap());
+            h.insert("ratelimit-remaining", "0".parse().unwrap());
+            h.insert("ratelimit-reset", reset.to_string().parse().unwrap());
+            response
+        })
+        .await;
+        let err = Client::login(
+            http_client().unwrap(),
+            &base,
+            "alice.test",
+            "app-pass-secret",
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(err.kind, ErrorKind::RateLimited, "{err:?}");
+        assert_eq!(err.retry_after.map(|t| t.timestamp()), Some(reset));
+        assert!(!err.ambiguous);
+        assert!(!err.message.contains("app-pass-secret"));
+
+        // retry-after alone, on an authenticated call.
+        let base = serve(|_| {
+            let mut response = StatusCode::TOO_MANY_REQUESTS.into_response();
+            response
+                .headers_mut()
+                .insert("retry-after", "7".parse().unwrap());
+            response
+        })
+        .await;
+        let before = Utc::now();
+        let err = resumed(&base)
+            .delete_post("3ke6kg42cm222")
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind, ErrorKind::RateLimited, "{err:?}");
+        let wait = err.retry_after.unwrap() - before;
+        assert!(
+            wait >= TimeDelta::seconds(6) && wait <= TimeDelta::seconds(8),
+            "{wait}"
+        );
+    }
+
+    #[tokio::test]
+    async fn ensure_post_reads_the_key_back_after_an_ambiguous_failure() {
+        let uri = format!("at://{DID}/app.bsky.feed.post/3ke6kg42cm222");
+        let creates = Arc::new(AtomicUsize::new(0));
+        let seen = creates.clone();
+        let existing = uri.clone();
+        let base = serve(move |path| match path {
+            "/xrpc/com.atproto.repo.createRecord" => {
+                seen.fetch_add(1, Ordering::SeqCst);
+                xrpc_error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "InternalServerError",
+                    "Internal Server Error",
+                )
+            }
+            "/xrpc/com.atproto.repo.getRecord" => {
+                axum::Json(json!({"uri": existing, "cid": CID, "value": {}})).into_response()
+            }
+            _ => StatusCode::NOT_FOUND.into_response(),
+        })
+        .await;
+        let post = PostRecord {
+            text: "hello".into(),
+            langs: vec![],
+            facets: vec![],
+            created_at: Utc::now(),
+            reply: None,
+            images: vec![],
+        };
+        let client = resumed(&base);
+        let err = client
+            .create_post("3ke6kg42cm222", &post, &[])
+            .await
+            .unwrap_err();
+        assert_eq!((err.kind, err.ambiguous), (ErrorKind::Transient, true));
+        let found = client
+            .ensure_post("3ke6kg42cm222", &post, &[])
+            .await
+            .unwrap();
+        assert_eq!(
+            found,
+            StrongRef {
+                uri,
+                cid: CID.into()
+            }
+        );
+        assert_eq!(creates.load(Ordering::SeqCst), 2);
+
+        // Nothing at the key: the create's error stands, still ambiguous.
+        let base = serve(|path| match path {
+            "/xrpc/com.atproto.repo.getRecord" => xrpc_error(
+                StatusCode::BAD_REQUEST,
+                "RecordNotFound",
+                "Could not locate record",
+            ),
+            _ => StatusCode::BAD_GATEWAY.into_response(),
+        })
+        .await;
+        let client = resumed(&base);
+        assert_eq!(client.get_post("3ke6kg42cm222").await.unwrap(), None);
+        let err = client
+            .ensure_post("3ke6kg42cm222", &post, &[])
+            .await
+            .unwrap_err();
+        assert_eq!((err.kind, err.ambiguous), (ErrorKind::Transient, true));
+        assert_eq!(err.message, "createRecord: HTTP 502");
+
+        // A refused request is not read back: it cannot have been applied.
+        let base = serve(|_| xrpc_error(StatusCode::BAD_REQUEST, "InvalidRequest", "nope")).await;
+        let err = resumed(&base)
+            .ensure_post("3ke6kg42cm222", &post, &[])
+            .await
+            .unwrap_err();
+        assert_eq!((err.kind, err.ambiguous), (ErrorKind::Invalid, false));
+    }
+
+    #[tokio::test]
+    async fn a_refused_connection_is_not_ambiguous_but_a_timeout_is() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let closed = format!("http://{}", listener.local_addr().unwrap());
+        drop(listener);
+        let err = resumed(&closed)
+            .delete_post("3ke6kg42cm222")
+            .await
+            .unwrap_err();
+        assert_eq!(
+            (err.kind, err.ambiguous),
+            (ErrorKind::Transient, false),
+            "{err:?}"
+        );
+        assert!(!err.message.contains("access-token-value"));
+
+        // A server that accepts and never answers.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let silent = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            let mut open = Vec::new();
+            while let Ok((socket, _)) = listener.accept().await {
+                open.push(socket);
+            }
+        });
+        let transport = Transport {
+            timeout: Duration::from_millis(300),
+            ..Transport::new(http_client().unwrap(), &silent)
+        };
+        let api = AtpServiceClient::new(transport);
+        let err = call(
+            "describeServer",
+            api.service.com.atproto.server.describe_server(),
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(
+            (err.kind, err.ambiguous),
+            (ErrorKind::Transient, true),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn debug_output_holds_no_tokens() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let _guard = runtime.enter();
+        let client = resumed("http://127.0.0.1:9");
+        let debug = format!("{client:?}");
+        assert!(debug.contains(DID), "{debug}");
+        assert!(!debug.contains("access-token-value") && !debug.contains("refresh-token-value"));
     }
 }
