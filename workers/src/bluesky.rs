@@ -9,7 +9,7 @@
 //! with `getRecord` to learn whether the post is there.
 //!
 //! Requests go through atrium's generated XRPC client over a small transport of
-//! our own ([`Transport`]), because atrium drops response headers and a `429`
+//! our own (`Transport`), because atrium drops response headers and a `429`
 //! is only useful with the `ratelimit-reset` / `retry-after` it came with. The
 //! headers of the responses of one call are kept in a task-local, so concurrent
 //! calls on one [`Client`] never see each other's limits.
@@ -691,10 +691,11 @@ async fn pds_of(http: &reqwest::Client, did: &str, plc_url: &str) -> Result<Stri
 }
 
 /// Resolves a handle to DID + PDS endpoint. With `service_url`: ask that server's
-/// com.atproto.identity.resolveHandle and use it as the PDS. Without: try
-/// https://{handle}/.well-known/atproto-did, then resolveHandle at `default_service`
-/// (config, e.g. https://bsky.social), then find the PDS in the DID document
-/// (did:plc via `plc_url`/{did}, e.g. https://plc.directory; did:web via https://{host}/.well-known/did.json; service id `#atproto_pds`).
+/// `com.atproto.identity.resolveHandle` and use it as the PDS. Without: try
+/// `https://{handle}/.well-known/atproto-did`, then `resolveHandle` at
+/// `default_service` (config, e.g. `https://bsky.social`), then find the PDS in
+/// the DID document (did:plc via `{plc_url}/{did}`, e.g. `https://plc.directory`;
+/// did:web via `https://{host}/.well-known/did.json`; service id `#atproto_pds`).
 ///
 /// The handle may come with a leading `@` and in any case. The DID document's
 /// `alsoKnownAs` is not checked: the account proves itself by logging in.
