@@ -3,6 +3,7 @@
 //! `mail`; the publish scheduler joins them here). Every task stops when
 //! `shutdown` flips to true.
 
+pub mod bluesky;
 pub mod mail;
 pub mod mail_intents;
 
