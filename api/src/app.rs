@@ -91,6 +91,16 @@ pub fn public_url(config: &Config) -> String {
         .unwrap_or_else(|| format!("http://{}", config.listen))
 }
 
+/// Connected platform accounts (the Bluesky sessions cache).
+pub fn accounts(
+    config: &Config,
+    db: &Database,
+    keyring: &Keyring,
+) -> anyhow::Result<workers::accounts::Accounts> {
+    workers::accounts::Accounts::new(db.clone(), keyring.clone(), config.directory())
+        .context("cannot set up the HTTP client for Bluesky")
+}
+
 /// Every projection and log-fed process manager, for `herald worker` and
 /// `herald replay`.
 pub fn projectors(config: &Config, db: &Database) -> anyhow::Result<projections::Projectors> {
@@ -109,6 +119,7 @@ pub struct Application {
     state: Arc<AppState>,
     mode: Mode,
     mail: Option<workers::MailSender>,
+    publisher: Option<workers::publisher::Publisher>,
     shutdown: watch::Sender<bool>,
 }
 
@@ -122,12 +133,22 @@ impl Application {
             Mode::Api => None,
         };
         let public_url = public_url(&config);
+        let accounts = accounts(&config, &db, &keyring)?;
         let state = Arc::new(AppState::new(
             db,
             keyring,
             config.access_ttl_seconds,
             public_url,
+            accounts,
         ));
+        let publisher = (mode == Mode::Serve).then(|| {
+            workers::publisher(
+                &state.db,
+                &state.projectors,
+                state.accounts.clone(),
+                config.publisher(),
+            )
+        });
         let http = Http {
             schema: crate::graphql::schema(state.clone()),
             metrics: prometheus(),
@@ -181,6 +202,7 @@ impl Application {
             state,
             mode,
             mail,
+            publisher,
             shutdown: watch::channel(false).0,
         })
     }
@@ -205,12 +227,17 @@ impl Application {
     /// Serves until the shutdown handle fires; in `Serve` mode the workers run
     /// alongside and are stopped with it.
     pub async fn run(mut self) -> anyhow::Result<()> {
-        let mut workers = match self.mail.take() {
-            Some(mail) => workers::start(&self.state.projectors, mail, self.shutdown.subscribe()),
+        let mut workers = match (self.mail.take(), self.publisher.take()) {
+            (Some(mail), Some(publisher)) => workers::start(
+                &self.state.projectors,
+                mail,
+                publisher,
+                self.shutdown.subscribe(),
+            ),
             // The API's mutations wait for read models, so an API process
             // also competes for projector leases: read models advance as long
             // as any process runs (the lease keeps one runner per projection).
-            None => self.state.projectors.spawn(self.shutdown.subscribe()),
+            _ => self.state.projectors.spawn(self.shutdown.subscribe()),
         };
         workers.push(tokio::spawn(housekeeping(
             self.state.clone(),

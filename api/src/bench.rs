@@ -499,6 +499,7 @@ impl Traffic {
         let entry = |text: &str, lang: &str| EntryInput {
             text: text.into(),
             langs: vec![lang.into()],
+            media: vec![],
         };
         let threads = [
             vec![entry(
@@ -512,7 +513,7 @@ impl Traffic {
             vec![entry("Neue Kampagne startet heute #frühling", "de")],
         ]
         .iter()
-        .map(|t| parse_entries(t))
+        .map(|t| parse_entries(t, false))
         .collect::<Result<_, _>>()?;
         let epoch: DateTime<Utc> = "2027-01-01T08:00:00Z".parse()?;
         Ok(Self {
@@ -549,6 +550,7 @@ impl Traffic {
                 PostEvent::PostCreated {
                     tenant_id,
                     campaign_id,
+                    connection_id: None,
                     entries: self.threads[p % self.threads.len()].clone(),
                 },
                 PostEvent::PostScheduled {

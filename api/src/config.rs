@@ -70,6 +70,52 @@ pub struct Config {
     /// e.g. `https://app.example.org`); none when empty.
     #[arg(long, env = "HERALD_CORS_ORIGINS", value_delimiter = ',')]
     pub cors_origins: Vec<String>,
+    /// Server asked to resolve Bluesky handles when `connectBluesky` names
+    /// none.
+    #[arg(long, env = "HERALD_BLUESKY_SERVICE", default_value = "https://bsky.social")]
+    pub bluesky_service: String,
+    /// PLC directory for `did:plc` documents.
+    #[arg(long, env = "HERALD_PLC_URL", default_value = "https://plc.directory")]
+    pub plc_url: String,
+    /// Attempts per occurrence before a post is FAILED (dead letter).
+    #[arg(long, env = "HERALD_PUBLISH_MAX_ATTEMPTS", default_value_t = 5)]
+    pub publish_max_attempts: u32,
+    /// Upper bound of the first retry delay in milliseconds; doubles per
+    /// attempt (full jitter), capped at ten minutes.
+    #[arg(long, env = "HERALD_PUBLISH_RETRY_BASE_MS", default_value_t = 2000)]
+    pub publish_retry_base_ms: u64,
+    /// How long a worker's claim on a post holds before another worker may
+    /// take over (a crashed worker's posts resume after this).
+    #[arg(long, env = "HERALD_PUBLISH_LEASE_SECONDS", default_value_t = 60)]
+    pub publish_lease_seconds: u64,
+    /// Posts of one connection published at once by one worker process.
+    #[arg(long, env = "HERALD_PUBLISH_PER_CONNECTION", default_value_t = 8)]
+    pub publish_per_connection: usize,
+}
+
+impl Config {
+    /// Where Bluesky handles are resolved.
+    pub fn directory(&self) -> workers::accounts::Directory {
+        workers::accounts::Directory {
+            default_service: self.bluesky_service.clone(),
+            plc_url: self.plc_url.clone(),
+        }
+    }
+
+    /// How the publish scheduler runs.
+    pub fn publisher(&self) -> workers::publisher::PublisherConfig {
+        let defaults = workers::publisher::PublisherConfig::default();
+        workers::publisher::PublisherConfig {
+            per_connection: self.publish_per_connection.max(1),
+            lease: std::time::Duration::from_secs(self.publish_lease_seconds.max(1)),
+            retry: domain::publish::RetryPolicy {
+                max_attempts: self.publish_max_attempts.max(1),
+                base: chrono::Duration::milliseconds(self.publish_retry_base_ms as i64),
+                ..defaults.retry
+            },
+            ..defaults
+        }
+    }
 }
 
 impl Config {
@@ -93,6 +139,12 @@ impl Config {
             public_url: None,
             trust_proxy: false,
             cors_origins: Vec::new(),
+            bluesky_service: "https://bsky.social".to_string(),
+            plc_url: "https://plc.directory".to_string(),
+            publish_max_attempts: 5,
+            publish_retry_base_ms: 2000,
+            publish_lease_seconds: 60,
+            publish_per_connection: 8,
         }
     }
 }

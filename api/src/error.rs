@@ -24,6 +24,8 @@ pub enum ApiError {
     RateLimited {
         retry_after_secs: u64,
     },
+    /// A platform Herald depends on did not answer; nothing was changed.
+    Unavailable(String),
     Internal(std::sync::Arc<dyn std::error::Error + Send + Sync>),
 }
 
@@ -38,6 +40,7 @@ impl ApiError {
             Self::Conflict(_) => "CONFLICT",
             Self::SecondFactorRequired => "UNAUTHENTICATED",
             Self::RateLimited { .. } => "RATE_LIMITED",
+            Self::Unavailable(_) => "UNAVAILABLE",
             Self::Internal(_) => "INTERNAL",
         }
     }
@@ -56,6 +59,7 @@ impl ApiError {
             Self::RateLimited { retry_after_secs } => {
                 format!("too many attempts; retry after {retry_after_secs} seconds")
             }
+            Self::Unavailable(m) => m.clone(),
             Self::Internal(_) => "internal error".to_string(),
         }
     }

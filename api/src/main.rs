@@ -84,9 +84,11 @@ async fn main() -> anyhow::Result<()> {
             let db = app::connect(&config).await?;
             let keyring = api::keys::keyring(&config, &db)?;
             let mail = app::mail_sender(&config, db.clone(), &keyring)?;
-            let projectors = workers::projectors(db, &keyring, &app::public_url(&config));
+            let accounts = app::accounts(&config, &db, &keyring)?;
+            let projectors = workers::projectors(db.clone(), &keyring, &app::public_url(&config));
+            let publisher = workers::publisher(&db, &projectors, accounts, config.publisher());
             let (stop, shutdown) = tokio::sync::watch::channel(false);
-            let tasks = workers::start(&projectors, mail, shutdown);
+            let tasks = workers::start(&projectors, mail, publisher, shutdown);
             app::shutdown_signal().await;
             stop.send_replace(true);
             for task in tasks {

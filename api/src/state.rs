@@ -7,12 +7,14 @@ use chrono::Utc;
 use cqrs_es::Aggregate;
 use domain::DomainError;
 use domain::campaign::Campaign;
+use domain::connection::Connection;
 use domain::metadata::EventMetadata;
 use domain::post::Post;
 use domain::tenant::Tenant;
 use domain::user::User;
 use projections::dashboard::DashboardQueries;
 use projections::identity::IdentityQueries;
+use projections::publishing::ConnectionQueries;
 use projections::store::Committed;
 use projections::{Database, Keyring, Projectors, Repository};
 use uuid::Uuid;
@@ -32,8 +34,12 @@ pub struct AppState {
     pub users: Repository<User>,
     pub campaigns: Repository<Campaign>,
     pub posts: Repository<Post>,
+    pub connections: Repository<Connection>,
     pub dashboard: DashboardQueries,
     pub identity: IdentityQueries,
+    pub connection_reads: ConnectionQueries,
+    /// Connected platform accounts and their sessions.
+    pub accounts: workers::accounts::Accounts,
     pub sessions: Sessions,
     pub keyring: Keyring,
     /// Brute-force limits shared by every process.
@@ -49,6 +55,7 @@ impl AppState {
         keyring: Keyring,
         access_ttl_seconds: i64,
         public_url: String,
+        accounts: workers::accounts::Accounts,
     ) -> Self {
         let projectors = workers::projectors(db.clone(), &keyring, &public_url);
         let appended = projectors.appended.clone();
@@ -56,9 +63,12 @@ impl AppState {
             tenants: Repository::new(&db, appended.clone()),
             users: Repository::new(&db, appended.clone()),
             campaigns: Repository::new(&db, appended.clone()),
-            posts: Repository::new(&db, appended),
+            posts: Repository::new(&db, appended.clone()),
+            connections: Repository::new(&db, appended),
             dashboard: DashboardQueries::new(db.any.clone()),
             identity: IdentityQueries::new(db.any.clone()),
+            connection_reads: ConnectionQueries::new(db.any.clone()),
+            accounts,
             sessions: Sessions::new(db.any.clone(), keyring.clone(), access_ttl_seconds),
             limiter: crate::ratelimit::RateLimiter::new(db.any.clone()),
             keyring,

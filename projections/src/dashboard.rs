@@ -6,6 +6,7 @@ use std::collections::{HashMap, HashSet};
 use async_trait::async_trait;
 use domain::campaign::{Campaign, CampaignEvent, CampaignSettings, CampaignStatus};
 use domain::post::{Post, PostEvent, PostStatus};
+use domain::publish::FailureKind;
 use sqlx::{AnyConnection, AnyPool, FromRow};
 use uuid::Uuid;
 
@@ -230,6 +231,7 @@ impl Batch {
         if let PostEvent::PostCreated {
             tenant_id,
             campaign_id,
+            connection_id,
             entries,
         } = event
         {
@@ -255,6 +257,11 @@ impl Batch {
                     sort_key: UNSCHEDULED,
                     created_at: at,
                     updated_at: at,
+                    connection_id: connection_id.map(|c| c.to_string()),
+                    attempts: 0,
+                    last_error: None,
+                    next_retry_at: None,
+                    published: "[]".into(),
                 },
             );
             self.dirty_posts.insert(id.to_string());
@@ -289,10 +296,68 @@ impl Batch {
             }
             PostEvent::PostCancelled => {
                 row.next_run_at = None;
+                row.next_retry_at = None;
                 row.sort_key = UNSCHEDULED;
                 Some(PostStatus::Cancelled)
             }
             PostEvent::PostDeleted => None,
+            PostEvent::PublishStarted { attempt, .. } => {
+                row.attempts = i64::from(attempt);
+                row.next_retry_at = None;
+                Some(PostStatus::Running)
+            }
+            PostEvent::EntryPublished { entry, .. } => {
+                let mut published: Vec<PublishedRow> =
+                    serde_json::from_str(&row.published).unwrap_or_default();
+                published.push(PublishedRow {
+                    url: entry.web_url(),
+                    index: entry.index,
+                    uri: entry.uri,
+                    cid: entry.cid,
+                });
+                row.published = serde_json::to_string(&published).expect("serializes");
+                return;
+            }
+            PostEvent::PublishSucceeded { next_at, .. } => {
+                row.last_error = None;
+                row.next_retry_at = None;
+                row.next_run_at = next_at.map(micros);
+                row.sort_key = next_at.map_or(UNSCHEDULED, micros);
+                Some(match next_at {
+                    Some(_) => PostStatus::Pending,
+                    None => PostStatus::Done,
+                })
+            }
+            PostEvent::PublishFailed {
+                kind,
+                message,
+                retry_at,
+                ..
+            } => {
+                if kind == FailureKind::Auth {
+                    // Waiting for the connection is not an attempt.
+                    row.attempts = (row.attempts - 1).max(0);
+                }
+                row.last_error = Some(format!("{}: {message}", kind.as_str()));
+                row.next_retry_at = retry_at.map(micros);
+                row.next_run_at = retry_at.map(micros);
+                row.sort_key = retry_at.map_or(UNSCHEDULED, micros);
+                Some(match retry_at {
+                    Some(_) => PostStatus::Pending,
+                    None => PostStatus::Failed,
+                })
+            }
+            PostEvent::PublishRetryRequested { at: run_at } => {
+                row.attempts = 0;
+                row.next_retry_at = None;
+                row.next_run_at = Some(micros(run_at));
+                row.sort_key = micros(run_at);
+                Some(PostStatus::Pending)
+            }
+            PostEvent::PostUnpublished { .. } => {
+                row.published = "[]".into();
+                return;
+            }
         };
         self.move_post(id, next);
     }
@@ -346,8 +411,11 @@ impl Batch {
                 "INSERT INTO rm_posts ({POST_COLUMNS}) VALUES {} ON CONFLICT (id) DO UPDATE SET
                    status = excluded.status, entries = excluded.entries, next_run_at = excluded.next_run_at,
                    recurrence = excluded.recurrence, time_zone = excluded.time_zone,
-                   sort_key = excluded.sort_key, updated_at = excluded.updated_at",
-                placeholders(conn, chunk.len(), 11)
+                   sort_key = excluded.sort_key, updated_at = excluded.updated_at,
+                   connection_id = excluded.connection_id, attempts = excluded.attempts,
+                   last_error = excluded.last_error, next_retry_at = excluded.next_retry_at,
+                   published = excluded.published",
+                placeholders(conn, chunk.len(), 16)
             );
             let mut query = sqlx::query(&sql);
             for r in chunk {
@@ -362,7 +430,12 @@ impl Batch {
                     .bind(&r.time_zone)
                     .bind(r.sort_key)
                     .bind(r.created_at)
-                    .bind(r.updated_at);
+                    .bind(r.updated_at)
+                    .bind(&r.connection_id)
+                    .bind(r.attempts)
+                    .bind(&r.last_error)
+                    .bind(r.next_retry_at)
+                    .bind(&r.published);
             }
             query.execute(&mut *conn).await?;
         }
@@ -453,6 +526,24 @@ pub struct PostRow {
     pub sort_key: i64,
     pub created_at: i64,
     pub updated_at: i64,
+    pub connection_id: Option<String>,
+    /// Attempts of the current occurrence.
+    pub attempts: i64,
+    /// `KIND: message` of the last failure.
+    pub last_error: Option<String>,
+    pub next_retry_at: Option<i64>,
+    /// JSON list of [`PublishedRow`].
+    pub published: String,
+}
+
+/// One published entry as the dashboard shows it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct PublishedRow {
+    pub index: u32,
+    pub uri: String,
+    pub cid: String,
+    /// https://bsky.app/profile/…/post/…
+    pub url: Option<String>,
 }
 
 /// Filter of the post queue.
@@ -476,7 +567,7 @@ pub struct DashboardQueries {
 }
 
 const CAMPAIGN_COLUMNS: &str = "id, tenant_id, name, time_zone, starts_on, ends_on, status, created_at, updated_at, count_draft, count_pending, count_running, count_done, count_failed, count_cancelled";
-const POST_COLUMNS: &str = "id, tenant_id, campaign_id, status, entries, next_run_at, recurrence, time_zone, sort_key, created_at, updated_at";
+const POST_COLUMNS: &str = "id, tenant_id, campaign_id, status, entries, next_run_at, recurrence, time_zone, sort_key, created_at, updated_at, connection_id, attempts, last_error, next_retry_at, published";
 
 impl DashboardQueries {
     /// Queries over the `Any` pool.

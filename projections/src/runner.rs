@@ -277,6 +277,8 @@ impl Projectors {
                 Arc::new(crate::dashboard::Dashboard),
                 Arc::new(crate::identity::Identity),
                 Arc::new(crate::audit::Audit),
+                Arc::new(crate::publishing::Connections),
+                Arc::new(crate::publishing::Schedule),
             ],
             owner: format!("{}:{}", std::process::id(), Uuid::new_v4()),
             appended: Arc::new(watch::channel(0).0),

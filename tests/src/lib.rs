@@ -12,6 +12,7 @@ use sqlx::AnyConnection;
 use tokio::sync::watch;
 use uuid::Uuid;
 
+pub mod peer;
 pub mod smtp;
 
 /// Server for tests that need PostgreSQL (`HERALD_TEST_DATABASE_URL`).

@@ -377,7 +377,8 @@ async fn an_old_event_shape_loads_through_the_upcaster(backend: Backend) {
     let entries = parse_entries(&[EntryInput {
         text: "new shape".into(),
         langs: vec![],
-    }])
+        media: vec![],
+    }], false)
     .unwrap();
     let meta = EventMetadata::new(tenant, Actor::System, Uuid::new_v4(), Utc::now());
     repo.execute(
@@ -406,7 +407,8 @@ async fn concurrent_commands_on_one_aggregate_retry_then_report_conflict() {
         parse_entries(&[EntryInput {
             text: t.into(),
             langs: vec![],
-        }])
+            media: vec![],
+        }], false)
         .unwrap()
     };
     repo.execute(
@@ -415,6 +417,7 @@ async fn concurrent_commands_on_one_aggregate_retry_then_report_conflict() {
             tenant_id: tenant,
             command: PostCommand::Create {
                 campaign_id: Uuid::new_v4(),
+                connection_id: None,
                 entries: entries("v0"),
             },
         },
@@ -525,7 +528,8 @@ async fn a_long_stream_loads_from_its_snapshot_to_the_same_state(backend: Backen
         parse_entries(&[EntryInput {
             text: t.into(),
             langs: vec![],
-        }])
+            media: vec![],
+        }], false)
         .unwrap()
     };
     let command = |c| Scoped {
@@ -536,6 +540,7 @@ async fn a_long_stream_loads_from_its_snapshot_to_the_same_state(backend: Backen
         &id,
         command(PostCommand::Create {
             campaign_id: Uuid::new_v4(),
+            connection_id: None,
             entries: entries("v0"),
         }),
         &meta,

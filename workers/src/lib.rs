@@ -1,11 +1,14 @@
 //! Background work of a `herald worker` (or `herald serve`) process: the
-//! projector runners and the process managers (today the mail sender in
-//! `mail`; the publish scheduler joins them here). Every task stops when
-//! `shutdown` flips to true.
+//! projector runners and the process managers (the mail sender in `mail`, the
+//! publish scheduler in `publisher`), and the platform adapters they use
+//! (`bluesky`, with connected accounts and their sessions in `accounts`).
+//! Every task stops when `shutdown` flips to true.
 
+pub mod accounts;
 pub mod bluesky;
 pub mod mail;
 pub mod mail_intents;
+pub mod publisher;
 
 use projections::Projectors;
 use tokio::sync::watch;
@@ -25,14 +28,32 @@ pub fn projectors(db: Database, keyring: &Keyring, public_url: &str) -> Projecto
     )))
 }
 
+/// The publish scheduler over `db`, sharing the projectors' wake-up signal.
+pub fn publisher(
+    db: &Database,
+    projectors: &Projectors,
+    accounts: accounts::Accounts,
+    config: publisher::PublisherConfig,
+) -> publisher::Publisher {
+    publisher::Publisher::new(
+        projections::publishing::ScheduleIndex::new(db),
+        projections::Repository::new(db, projectors.appended.clone()),
+        projections::Repository::new(db, projectors.appended.clone()),
+        accounts,
+        config,
+    )
+}
+
 /// Starts every background task of a worker process.
 pub fn start(
     projectors: &Projectors,
     mail: MailSender,
+    publisher: publisher::Publisher,
     shutdown: watch::Receiver<bool>,
 ) -> Vec<JoinHandle<()>> {
     tracing::info!(projections = ?projectors.names(), "starting projectors");
     let mut tasks = projectors.spawn(shutdown.clone());
-    tasks.push(tokio::spawn(mail.run(shutdown)));
+    tasks.push(tokio::spawn(mail.run(shutdown.clone())));
+    tasks.push(tokio::spawn(publisher.run(shutdown)));
     tasks
 }

@@ -4,6 +4,7 @@
 mod account;
 mod audit;
 mod campaigns;
+mod connections;
 mod members;
 mod posts;
 
@@ -37,6 +38,7 @@ pub struct Query(
     account::AccountQuery,
     members::MemberQuery,
     campaigns::CampaignQuery,
+    connections::ConnectionQuery,
     posts::PostQuery,
     audit::AuditQuery,
 );
@@ -47,6 +49,7 @@ pub struct Mutation(
     account::AccountMutation,
     members::MemberMutation,
     campaigns::CampaignMutation,
+    connections::ConnectionMutation,
     posts::PostMutation,
 );
 

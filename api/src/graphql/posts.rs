@@ -6,11 +6,13 @@ use chrono::{DateTime, Utc};
 use domain::Scoped;
 use domain::access::Action;
 use domain::campaign::CampaignStatus as CStatus;
+use domain::connection::ConnectionStatus;
 use domain::post::{
-    EntryInput as DomainEntry, PostCommand, PostEntry, PostStatus as Status, parse_entries,
+    EntryInput as DomainEntry, MediaUse, PostCommand, PostEntry, PostStatus as Status,
+    ScheduleWindow, parse_entries,
 };
 use domain::text::FacetFeature;
-use projections::dashboard::{PostFilter as Filter, PostRow};
+use projections::dashboard::{PostFilter as Filter, PostRow, PublishedRow};
 use projections::{from_micros, micros};
 use unicode_segmentation::UnicodeSegmentation;
 use uuid::Uuid;
@@ -136,6 +138,49 @@ impl Post {
     async fn updated_at(&self) -> DateTime<Utc> {
         from_micros(self.0.updated_at)
     }
+    /// The account the post is published to.
+    async fn connection_id(&self) -> Option<ID> {
+        self.0.connection_id.clone().map(ID)
+    }
+    /// Attempts made for the current occurrence.
+    async fn attempts(&self) -> i64 {
+        self.0.attempts
+    }
+    /// The last failure, as `KIND: message` (TRANSIENT, RATE_LIMITED, AUTH,
+    /// INVALID).
+    async fn last_error(&self) -> Option<&str> {
+        self.0.last_error.as_deref()
+    }
+    /// When a failed attempt is retried.
+    async fn next_retry_at(&self) -> Option<DateTime<Utc>> {
+        self.0.next_retry_at.map(from_micros)
+    }
+    /// Entries as published, in thread order.
+    async fn published(&self) -> ApiResult<Vec<PublishedEntry>> {
+        let rows: Vec<PublishedRow> =
+            serde_json::from_str(&self.0.published).map_err(ApiError::internal)?;
+        Ok(rows
+            .into_iter()
+            .map(|r| PublishedEntry {
+                index: r.index as i32,
+                uri: r.uri,
+                cid: r.cid,
+                url: r.url,
+            })
+            .collect())
+    }
+}
+
+/// An entry as it exists on Bluesky.
+#[derive(SimpleObject)]
+pub struct PublishedEntry {
+    /// Position in the thread (0-based).
+    pub index: i32,
+    /// `at://` URI of the record.
+    pub uri: String,
+    pub cid: String,
+    /// The post on bsky.app.
+    pub url: Option<String>,
 }
 
 /// A page of posts.
@@ -212,11 +257,37 @@ impl PostQuery {
         post_page(state(ctx), p.tenant_id, filter, first, after).await
     }
 
+    /// Posts that ran out of attempts (dead letters), with their last error;
+    /// `retryPost` tries one again.
+    #[graphql(complexity = "page_cost(first, child_complexity)")]
+    async fn failed_posts(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> ApiResult<PostConnection> {
+        let p = principal(ctx, Action::Read)?;
+        let filter = Filter {
+            status: Some(Status::Failed),
+            ..Default::default()
+        };
+        post_page(state(ctx), p.tenant_id, filter, first, after).await
+    }
+
     /// One post.
     async fn post(&self, ctx: &Context<'_>, id: ID) -> ApiResult<Post> {
         let p = principal(ctx, Action::Read)?;
         post_by_id(ctx, p.tenant_id, parse_id(&id, "id")?).await
     }
+}
+
+/// An image of an entry.
+#[derive(InputObject)]
+pub struct MediaInput {
+    pub asset_id: ID,
+    /// Alt text for this use of the image.
+    #[graphql(default)]
+    pub alt: String,
 }
 
 /// One entry as submitted.
@@ -225,23 +296,41 @@ pub struct EntryInput {
     pub text: String,
     #[graphql(default)]
     pub langs: Vec<String>,
+    /// Up to four images.
+    #[graphql(default)]
+    pub media: Vec<MediaInput>,
 }
 
 fn entries(input: &[EntryInput]) -> ApiResult<Vec<PostEntry>> {
-    let raw: Vec<DomainEntry> = input
-        .iter()
-        .map(|e| DomainEntry {
+    let mut raw = Vec::with_capacity(input.len());
+    for (i, e) in input.iter().enumerate() {
+        let mut media = Vec::with_capacity(e.media.len());
+        for (j, m) in e.media.iter().enumerate() {
+            media.push(MediaUse {
+                asset_id: parse_id(&m.asset_id, &format!("entries.{i}.media.{j}.assetId"))?,
+                alt: m.alt.clone(),
+            });
+        }
+        raw.push(DomainEntry {
             text: e.text.clone(),
             langs: e.langs.clone(),
-        })
-        .collect();
-    Ok(parse_entries(&raw)?)
+            media,
+        });
+    }
+    let entries = parse_entries(&raw, false)?;
+    // Media assets arrive with the media store; until then no id names one.
+    if entries.iter().any(|e| !e.media.is_empty()) {
+        return Err(ApiError::NotFound("media asset"));
+    }
+    Ok(entries)
 }
 
 /// Input of `createPost`.
 #[derive(InputObject)]
 pub struct CreatePostInput {
     pub campaign_id: ID,
+    /// The Bluesky connection it is published to.
+    pub connection_id: Option<ID>,
     pub entries: Vec<EntryInput>,
 }
 
@@ -322,6 +411,20 @@ impl PostMutation {
         if campaign.status == Some(CStatus::Archived) {
             return Err(ApiError::Conflict("the campaign is archived".into()));
         }
+        let connection_id = match &input.connection_id {
+            Some(id) => {
+                let id = parse_id(id, "connectionId")?;
+                let connection = state.load(&state.connections, id).await?;
+                if connection.tenant_id != Some(p.tenant_id) {
+                    return Err(ApiError::NotFound("connection"));
+                }
+                if connection.status == Some(ConnectionStatus::Revoked) {
+                    return Err(ApiError::Conflict("the connection was disconnected".into()));
+                }
+                Some(id)
+            }
+            None => None,
+        };
         let entries = entries(&input.entries)?;
         let id = Uuid::now_v7();
         self.change_and_read(
@@ -329,6 +432,7 @@ impl PostMutation {
             &ID(id.to_string()),
             PostCommand::Create {
                 campaign_id,
+                connection_id,
                 entries,
             },
         )
@@ -363,14 +467,18 @@ impl PostMutation {
             _ => return Err(ApiError::NotFound("post")),
         };
         let campaign = state.load(&state.campaigns, campaign_id).await?;
-        let time_zone = campaign
+        let window = campaign
             .settings
-            .map(|s| s.time_zone)
+            .map(|s| ScheduleWindow {
+                time_zone: s.time_zone,
+                starts_on: s.starts_on,
+                ends_on: s.ends_on,
+            })
             .ok_or(ApiError::NotFound("campaign"))?;
         let command = PostCommand::Schedule {
             at: input.at,
             recurrence: input.recurrence,
-            time_zone,
+            window,
             now: Utc::now(),
         };
         self.change_and_read(ctx, &input.post_id, command).await
@@ -392,5 +500,42 @@ impl PostMutation {
     /// Cancels a PENDING post; it will not be published at its time.
     async fn cancel_post(&self, ctx: &Context<'_>, id: ID) -> ApiResult<Post> {
         self.change_and_read(ctx, &id, PostCommand::Cancel).await
+    }
+
+    /// Tries a FAILED post (a dead letter) again now, with fresh attempts;
+    /// a thread resumes after its last published entry.
+    async fn retry_post(&self, ctx: &Context<'_>, id: ID) -> ApiResult<Post> {
+        let command = PostCommand::Retry { now: Utc::now() };
+        self.change_and_read(ctx, &id, command).await
+    }
+
+    /// Removes every published entry of a post from Bluesky, then records it.
+    async fn delete_published_post(&self, ctx: &Context<'_>, id: ID) -> ApiResult<Post> {
+        let p = principal(ctx, Action::ManagePosts)?;
+        let state = state(ctx);
+        let post_id = parse_id(&id, "id")?;
+        let post = state.load(&state.posts, post_id).await?;
+        if post.tenant_id != Some(p.tenant_id) || post.deleted {
+            return Err(ApiError::NotFound("post"));
+        }
+        if post.records.is_empty() {
+            return Err(ApiError::Conflict("nothing of this post is published".into()));
+        }
+        let connection_id = post.connection_id.ok_or(ApiError::NotFound("connection"))?;
+        let connection = state.load(&state.connections, connection_id).await?;
+        let client = state
+            .accounts
+            .client(connection_id, &connection)
+            .await
+            .map_err(super::connections::account_error)?;
+        // Replies first, so no moment shows a reply without its parent.
+        for record in post.records.iter().rev() {
+            client
+                .delete_post(&record.rkey)
+                .await
+                .map_err(|e| super::connections::account_error(e.into()))?;
+        }
+        self.change_and_read(ctx, &id, PostCommand::RecordUnpublished)
+            .await
     }
 }

@@ -1,0 +1,5 @@
+-- Row-level security for the publishing read models (see 0040).
+GRANT SELECT ON rm_connections TO herald_reader;
+ALTER TABLE rm_connections ENABLE ROW LEVEL SECURITY;
+CREATE POLICY tenant_rows ON rm_connections FOR SELECT TO herald_reader
+    USING (tenant_id = current_setting('herald.tenant', true));
