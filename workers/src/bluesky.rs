@@ -107,7 +107,8 @@ pub struct BlueskyError {
 }
 
 impl BlueskyError {
-    fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+    /// An error of `kind` that is not ambiguous.
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
         Self {
             kind,
             message: message.into(),

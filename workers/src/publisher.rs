@@ -1,0 +1,561 @@
+//! The publish scheduler, a process manager: it claims due posts from the
+//! `schedule` index (any number of worker processes share it), decides from
+//! each post's *current* state whether to publish, and publishes the
+//! occurrence entry by entry at deterministic record keys, recording every
+//! step as an event. A crash at any point leaves a state the next claim
+//! resumes from: entries already recorded are skipped, and an entry created
+//! on the platform but not yet recorded is found at its record key instead
+//! of being created twice.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use domain::Scoped;
+use domain::connection::{Connection, ConnectionCommand, ConnectionStatus};
+use domain::metadata::{Actor, EventMetadata};
+use domain::post::{FireDecision, Post, PostCommand};
+use domain::publish::{FailureKind, PublishedEntry, RetryPolicy};
+use domain::rkey::record_key;
+use projections::publishing::{Claim, ScheduleIndex};
+use projections::{CommandError, Repository, StoreError, micros};
+use rand::Rng;
+use tokio::sync::{Mutex, Semaphore, watch};
+use tokio::task::JoinSet;
+use uuid::Uuid;
+
+use crate::accounts::{AccountError, Accounts};
+use crate::bluesky::{BlueskyError, Client, ErrorKind, PostRecord, Reply, StrongRef};
+
+/// How the scheduler runs.
+#[derive(Debug, Clone)]
+pub struct PublisherConfig {
+    /// Posts claimed per round.
+    pub batch: i64,
+    /// Posts published at once by this process.
+    pub concurrency: usize,
+    /// Posts of one connection published at once by this process.
+    pub per_connection: usize,
+    /// How long a claim holds before another worker may take the post over.
+    pub lease: Duration,
+    /// Longest sleep between rounds when nothing is due.
+    pub idle: Duration,
+    pub retry: RetryPolicy,
+}
+
+impl Default for PublisherConfig {
+    fn default() -> Self {
+        Self {
+            batch: 256,
+            concurrency: 64,
+            per_connection: 8,
+            lease: Duration::from_secs(60),
+            idle: Duration::from_millis(500),
+            retry: RetryPolicy::default(),
+        }
+    }
+}
+
+/// The publish scheduler of one process.
+#[derive(Clone)]
+pub struct Publisher {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    owner: String,
+    index: ScheduleIndex,
+    posts: Repository<Post>,
+    connections: Repository<Connection>,
+    accounts: Accounts,
+    config: PublisherConfig,
+    slots: Arc<Semaphore>,
+    per_connection: Mutex<HashMap<Uuid, Arc<Semaphore>>>,
+    /// Connections the platform asked to slow down, until when.
+    paused: Mutex<HashMap<Uuid, DateTime<Utc>>>,
+}
+
+/// What became of one claimed post.
+#[derive(Debug, PartialEq)]
+enum Outcome {
+    /// Look again from this time (micros).
+    Later(i64),
+}
+
+fn map_kind(kind: ErrorKind) -> FailureKind {
+    match kind {
+        ErrorKind::Transient => FailureKind::Transient,
+        ErrorKind::RateLimited => FailureKind::RateLimited,
+        ErrorKind::Auth => FailureKind::Auth,
+        ErrorKind::Invalid => FailureKind::Invalid,
+    }
+}
+
+impl Publisher {
+    pub fn new(
+        index: ScheduleIndex,
+        posts: Repository<Post>,
+        connections: Repository<Connection>,
+        accounts: Accounts,
+        config: PublisherConfig,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                owner: format!("publisher-{}", Uuid::new_v4()),
+                index,
+                posts,
+                connections,
+                accounts,
+                slots: Arc::new(Semaphore::new(config.concurrency)),
+                config,
+                per_connection: Mutex::default(),
+                paused: Mutex::default(),
+            }),
+        }
+    }
+
+    /// Claims and publishes due posts until `shutdown`.
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        let mut tasks = JoinSet::new();
+        loop {
+            if *shutdown.borrow() {
+                break;
+            }
+            let claimed = match self.round(&mut tasks).await {
+                Ok(n) => n,
+                Err(error) => {
+                    tracing::warn!(%error, "publisher round failed");
+                    0
+                }
+            };
+            while tasks.try_join_next().is_some() {}
+            if claimed > 0 {
+                continue;
+            }
+            let sleep = self.idle_for().await;
+            tokio::select! {
+                _ = tokio::time::sleep(sleep) => {}
+                _ = shutdown.changed() => {}
+                Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+            }
+        }
+        // Let attempts in flight finish and record what they did.
+        while tasks.join_next().await.is_some() {}
+    }
+
+    /// Claims one batch and starts a task per post.
+    async fn round(&self, tasks: &mut JoinSet<()>) -> Result<usize, StoreError> {
+        let free = self.inner.slots.available_permits();
+        if free == 0 {
+            return Ok(0);
+        }
+        let now = Utc::now();
+        let lease = chrono::Duration::from_std(self.inner.config.lease).unwrap_or_default();
+        let claims = self
+            .inner
+            .index
+            .claim(
+                &self.inner.owner,
+                micros(now),
+                micros(now + lease),
+                self.inner.config.batch.min(free as i64),
+            )
+            .await?;
+        let n = claims.len();
+        for claim in claims {
+            let permit = self
+                .inner
+                .slots
+                .clone()
+                .acquire_owned()
+                .await
+                .expect("semaphore is never closed");
+            let me = self.clone();
+            tasks.spawn(async move {
+                let _permit = permit;
+                me.fire(claim).await;
+            });
+        }
+        Ok(n)
+    }
+
+    async fn idle_for(&self) -> Duration {
+        let idle = self.inner.config.idle;
+        match self.inner.index.next_due().await {
+            Ok(Some(at)) => {
+                let wait = at - micros(Utc::now());
+                Duration::from_micros(wait.max(0) as u64).min(idle)
+            }
+            _ => idle,
+        }
+    }
+
+    /// Handles one claimed post and gives the claim back.
+    async fn fire(&self, claim: Claim) {
+        let post = claim.post_id;
+        let not_before = match self.publish(&claim).await {
+            Ok(Outcome::Later(at)) => at,
+            Err(error) => {
+                tracing::warn!(%post, %error, "publishing could not proceed; will look again");
+                micros(Utc::now()) + 5_000_000
+            }
+        };
+        if let Err(error) = self
+            .inner
+            .index
+            .release(&self.inner.owner, post, not_before)
+            .await
+        {
+            tracing::warn!(%post, %error, "could not release a claim; its lease will expire");
+        }
+    }
+
+    fn metadata(&self, tenant: Uuid, correlation: Uuid) -> EventMetadata {
+        EventMetadata::new(tenant, Actor::System, correlation, Utc::now())
+    }
+
+    async fn command(
+        &self,
+        claim: &Claim,
+        correlation: Uuid,
+        command: PostCommand,
+    ) -> Result<(), CommandError<domain::DomainError>> {
+        self.inner
+            .posts
+            .execute(
+                &claim.post_id.to_string(),
+                Scoped {
+                    tenant_id: claim.tenant_id,
+                    command,
+                },
+                &self.metadata(claim.tenant_id, correlation),
+            )
+            .await
+            .map(|_| ())
+    }
+
+    /// Soon after this worker's own change, by which time the index shows it.
+    fn settle() -> i64 {
+        micros(Utc::now()) + 1_000_000
+    }
+
+    async fn publish(&self, claim: &Claim) -> Result<Outcome, PublishError> {
+        let now = Utc::now();
+        let post = self.inner.posts.load(&claim.post_id.to_string()).await?;
+        let (occurrence, resume_from) = match post.fire_decision(now) {
+            FireDecision::Publish {
+                occurrence,
+                resume_from,
+            } => (occurrence, resume_from),
+            FireDecision::NotUntil(at) => return Ok(Outcome::Later(micros(at))),
+            // Cancelled, deleted or finished: the index catches up shortly.
+            FireDecision::Nothing => return Ok(Outcome::Later(Self::settle())),
+        };
+        // Connection checks come first: a degraded account is not an attempt.
+        let connection = match post.connection_id {
+            Some(id) => Some((id, self.inner.connections.load(&id.to_string()).await?)),
+            None => None,
+        };
+        if let Some((id, c)) = &connection {
+            if c.status == Some(ConnectionStatus::Degraded) {
+                return Ok(Outcome::Later(Self::settle()));
+            }
+            if let Some(until) = self.inner.paused.lock().await.get(id).copied()
+                && until > now
+            {
+                return Ok(Outcome::Later(micros(until)));
+            }
+        }
+        let correlation = Uuid::now_v7();
+        match self
+            .command(claim, correlation, PostCommand::StartPublish { now })
+            .await
+        {
+            Ok(()) => {}
+            // Someone changed the post since it was loaded: look again.
+            Err(CommandError::Rejected(_)) => return Ok(Outcome::Later(Self::settle())),
+            Err(other) => return Err(other.into()),
+        }
+        let fail = |kind: FailureKind, message: String, not_before: Option<DateTime<Utc>>| {
+            PostCommand::FailPublish {
+                occurrence,
+                kind,
+                message,
+                now: Utc::now(),
+                jitter: rand::thread_rng().r#gen::<f64>(),
+                not_before,
+                policy: self.inner.config.retry,
+            }
+        };
+        let (connection_id, connection) = match connection {
+            Some((id, c)) if c.tenant_id == Some(claim.tenant_id) && c.status.is_some() => (id, c),
+            _ => {
+                let command = fail(
+                    FailureKind::Invalid,
+                    "the post names no Bluesky connection".into(),
+                    None,
+                );
+                self.record(claim, correlation, command).await?;
+                return Ok(Outcome::Later(Self::settle()));
+            }
+        };
+        if connection.status == Some(ConnectionStatus::Revoked) {
+            let command = fail(
+                FailureKind::Invalid,
+                "the post's connection was disconnected".into(),
+                None,
+            );
+            self.record(claim, correlation, command).await?;
+            return Ok(Outcome::Later(Self::settle()));
+        }
+        let gate = self.gate(connection_id).await;
+        let _slot = gate.acquire().await.expect("semaphore is never closed");
+        let result = self
+            .publish_entries(
+                claim,
+                correlation,
+                &post,
+                occurrence,
+                resume_from,
+                connection_id,
+                &connection,
+            )
+            .await;
+        match result {
+            Ok(()) => {
+                self.record(
+                    claim,
+                    correlation,
+                    PostCommand::CompletePublish {
+                        occurrence,
+                        now: Utc::now(),
+                    },
+                )
+                .await?;
+                tracing::info!(post = %claim.post_id, %occurrence, "published");
+            }
+            Err(PublishError::Platform(error)) => {
+                let kind = map_kind(error.kind);
+                tracing::warn!(post = %claim.post_id, kind = kind.as_str(), error = %error.message, "attempt failed");
+                match kind {
+                    FailureKind::Auth => self.degrade(claim, connection_id, &error).await?,
+                    FailureKind::RateLimited => {
+                        let until = error
+                            .retry_after
+                            .unwrap_or_else(|| Utc::now() + chrono::Duration::seconds(60));
+                        self.inner.paused.lock().await.insert(connection_id, until);
+                    }
+                    _ => {}
+                }
+                self.record(
+                    claim,
+                    correlation,
+                    fail(kind, error.message, error.retry_after),
+                )
+                .await?;
+            }
+            Err(other) => return Err(other),
+        }
+        Ok(Outcome::Later(Self::settle()))
+    }
+
+    /// The per-connection concurrency limit.
+    async fn gate(&self, connection: Uuid) -> Arc<Semaphore> {
+        self.inner
+            .per_connection
+            .lock()
+            .await
+            .entry(connection)
+            .or_insert_with(|| Arc::new(Semaphore::new(self.inner.config.per_connection)))
+            .clone()
+    }
+
+    /// Records a publishing step; a conflict means another worker took over.
+    async fn record(
+        &self,
+        claim: &Claim,
+        correlation: Uuid,
+        command: PostCommand,
+    ) -> Result<(), PublishError> {
+        match self.command(claim, correlation, command).await {
+            Ok(()) => Ok(()),
+            Err(CommandError::Rejected(error)) => Err(PublishError::Superseded(error.to_string())),
+            Err(other) => Err(other.into()),
+        }
+    }
+
+    /// The credentials stopped working: the connection is degraded, and its
+    /// posts wait instead of consuming attempts.
+    async fn degrade(
+        &self,
+        claim: &Claim,
+        connection: Uuid,
+        error: &BlueskyError,
+    ) -> Result<(), PublishError> {
+        self.inner.accounts.forget(connection).await;
+        let result = self
+            .inner
+            .connections
+            .execute(
+                &connection.to_string(),
+                Scoped {
+                    tenant_id: claim.tenant_id,
+                    command: ConnectionCommand::Degrade {
+                        reason: error.message.clone(),
+                    },
+                },
+                &self.metadata(claim.tenant_id, Uuid::now_v7()),
+            )
+            .await;
+        match result {
+            Ok(_) | Err(CommandError::Rejected(_)) => Ok(()),
+            Err(other) => Err(other.into()),
+        }
+    }
+
+    /// A client whose session works: on an auth error the cached session is
+    /// dropped and a fresh login with the sealed app password is tried once.
+    async fn client(
+        &self,
+        claim: &Claim,
+        id: Uuid,
+        connection: &Connection,
+        fresh: bool,
+    ) -> Result<Arc<Client>, PublishError> {
+        let result = if fresh {
+            self.inner.accounts.forget(id).await;
+            self.inner
+                .accounts
+                .log_in(id, claim.tenant_id, connection)
+                .await
+        } else {
+            self.inner.accounts.client(id, connection).await
+        };
+        result.map_err(PublishError::from)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn publish_entries(
+        &self,
+        claim: &Claim,
+        correlation: Uuid,
+        post: &Post,
+        occurrence: DateTime<Utc>,
+        resume_from: usize,
+        connection_id: Uuid,
+        connection: &Connection,
+    ) -> Result<(), PublishError> {
+        let mut client = self.client(claim, connection_id, connection, false).await?;
+        let mut refreshed = false;
+        let mut done: Vec<StrongRef> = post
+            .published
+            .iter()
+            .map(|e| StrongRef {
+                uri: e.uri.clone(),
+                cid: e.cid.clone(),
+            })
+            .collect();
+        for (index, entry) in post.entries.iter().enumerate().skip(resume_from) {
+            if !entry.media.is_empty() {
+                return Err(PublishError::Platform(BlueskyError::new(
+                    ErrorKind::Invalid,
+                    "images are not published yet",
+                )));
+            }
+            let rkey = record_key(claim.post_id, occurrence, index);
+            let reply = match (done.first(), done.last()) {
+                (Some(root), Some(parent)) => Some(Reply {
+                    root: root.clone(),
+                    parent: parent.clone(),
+                }),
+                _ => None,
+            };
+            let record = PostRecord {
+                text: entry.text.as_str().to_string(),
+                langs: entry.langs.clone(),
+                facets: entry.facets.clone(),
+                // Part of the record's CID: the same for every attempt.
+                created_at: occurrence,
+                reply,
+                images: vec![],
+            };
+            let published = loop {
+                let (facets, warnings) = client.resolve_mentions(&record.facets).await;
+                for warning in warnings {
+                    tracing::info!(post = %claim.post_id, %warning, "mention published as plain text");
+                }
+                match client.ensure_post(rkey.as_str(), &record, &facets).await {
+                    Ok(r) => break r,
+                    Err(e) if e.kind == ErrorKind::Auth && !refreshed => {
+                        refreshed = true;
+                        client = self.client(claim, connection_id, connection, true).await?;
+                    }
+                    Err(e) => return Err(PublishError::Platform(e)),
+                }
+            };
+            self.record(
+                claim,
+                correlation,
+                PostCommand::RecordEntry {
+                    occurrence,
+                    entry: PublishedEntry {
+                        index: index as u32,
+                        rkey: rkey.as_str().to_string(),
+                        uri: published.uri.clone(),
+                        cid: published.cid.clone(),
+                    },
+                },
+            )
+            .await?;
+            done.push(published);
+            let lease = chrono::Duration::from_std(self.inner.config.lease).unwrap_or_default();
+            let _ = self
+                .inner
+                .index
+                .extend(&self.inner.owner, claim.post_id, micros(Utc::now() + lease))
+                .await;
+        }
+        if let Err(error) = self
+            .inner
+            .accounts
+            .save_session(connection_id, claim.tenant_id, &client)
+            .await
+        {
+            tracing::warn!(%error, "could not save the refreshed session");
+        }
+        Ok(())
+    }
+}
+
+/// Why publishing a claimed post stopped.
+#[derive(Debug, thiserror::Error)]
+enum PublishError {
+    /// The platform refused or failed: recorded as a failed attempt.
+    #[error(transparent)]
+    Platform(BlueskyError),
+    /// Another worker or a user changed the post meanwhile.
+    #[error("the post changed while publishing: {0}")]
+    Superseded(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<CommandError<domain::DomainError>> for PublishError {
+    fn from(error: CommandError<domain::DomainError>) -> Self {
+        match error {
+            CommandError::Rejected(e) => Self::Superseded(e.to_string()),
+            CommandError::Conflict(what) => Self::Superseded(format!("the {what} kept changing")),
+            CommandError::Store(e) => Self::Store(e),
+        }
+    }
+}
+
+impl From<AccountError> for PublishError {
+    fn from(error: AccountError) -> Self {
+        match error {
+            AccountError::Bluesky(e) => Self::Platform(e),
+            AccountError::Store(e) => Self::Store(e),
+        }
+    }
+}
