@@ -50,6 +50,23 @@ pub enum Which {
         #[arg(long)]
         smoke: bool,
     },
+    /// Posts due in the same second published by one and by two worker
+    /// processes to a local fake PDS: time until all are DONE, lateness,
+    /// duplicates.
+    Publish {
+        /// PostgreSQL server for a scratch database.
+        #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+        database_url: String,
+        /// Posts due at the same instant.
+        #[arg(long, default_value_t = 10_000)]
+        posts: usize,
+        /// Accounts they are spread over.
+        #[arg(long, default_value_t = 50)]
+        connections: usize,
+        /// Tiny, fast run for CI (200 posts).
+        #[arg(long)]
+        smoke: bool,
+    },
     /// Rebuild speed of every read model from a seeded event log.
     Replay {
         /// PostgreSQL server for a scratch database; without it (or with a
@@ -69,7 +86,9 @@ pub enum Which {
 pub async fn run(which: Which) -> anyhow::Result<()> {
     let smoke = matches!(
         which,
-        Which::Commands { smoke: true, .. } | Which::Replay { smoke: true, .. }
+        Which::Commands { smoke: true, .. }
+            | Which::Replay { smoke: true, .. }
+            | Which::Publish { smoke: true, .. }
     );
     SMOKE.store(smoke, std::sync::atomic::Ordering::Relaxed);
     match which {
@@ -82,6 +101,20 @@ pub async fn run(which: Which) -> anyhow::Result<()> {
             let (clients, seconds) = if smoke { (2, 1) } else { (clients, seconds) };
             commands(&database_url, clients.max(1), Duration::from_secs(seconds)).await
         }
+        Which::Publish {
+            database_url,
+            posts,
+            connections,
+            smoke,
+        } => {
+            let (posts, connections) = if smoke {
+                (200, 5)
+            } else {
+                (posts, connections)
+            };
+            crate::bench_publish::publish(&database_url, posts.max(1), connections.max(1), smoke)
+                .await
+        }
         Which::Replay {
             database_url,
             events,
@@ -90,7 +123,7 @@ pub async fn run(which: Which) -> anyhow::Result<()> {
     }
 }
 
-fn is_postgres(url: &str) -> bool {
+pub(crate) fn is_postgres(url: &str) -> bool {
     url.starts_with("postgres://") || url.starts_with("postgresql://")
 }
 
@@ -178,7 +211,7 @@ impl Scratch {
 
 /// Runs `bench` against a fresh scratch database and removes the database
 /// afterwards, whether the benchmark succeeded or not.
-async fn in_scratch<T, F, Fut>(url: Option<&str>, bench: F) -> anyhow::Result<T>
+pub(crate) async fn in_scratch<T, F, Fut>(url: Option<&str>, bench: F) -> anyhow::Result<T>
 where
     F: FnOnce(String) -> Fut,
     Fut: Future<Output = anyhow::Result<T>>,
@@ -191,7 +224,7 @@ where
     Ok(value)
 }
 
-async fn connect(url: &str, max_connections: u32) -> anyhow::Result<Database> {
+pub(crate) async fn connect(url: &str, max_connections: u32) -> anyhow::Result<Database> {
     let db = Database::connect(url, max_connections)
         .await
         .context("connecting to the scratch database")?;
@@ -201,7 +234,7 @@ async fn connect(url: &str, max_connections: u32) -> anyhow::Result<Database> {
     Ok(db)
 }
 
-async fn close(db: Database) {
+pub(crate) async fn close(db: Database) {
     db.any.close().await;
     match db.backend {
         Backend::Postgres(pool) => pool.close().await,
@@ -210,16 +243,16 @@ async fn close(db: Database) {
 }
 
 /// Latencies of one phase, reduced to what the report shows.
-struct Summary {
+pub(crate) struct Summary {
     ops: usize,
     per_sec: f64,
-    p50: Duration,
-    p99: Duration,
-    max: Duration,
+    pub(crate) p50: Duration,
+    pub(crate) p99: Duration,
+    pub(crate) max: Duration,
 }
 
 impl Summary {
-    fn of(mut latencies: Vec<Duration>, elapsed: Duration) -> Self {
+    pub(crate) fn of(mut latencies: Vec<Duration>, elapsed: Duration) -> Self {
         latencies.sort_unstable();
         // Nearest-rank percentile.
         let rank = |p: f64| {
@@ -251,7 +284,7 @@ impl Summary {
 /// Set for `--smoke` runs, which are too small to judge against a target.
 static SMOKE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
-fn verdict(pass: bool) -> &'static str {
+pub(crate) fn verdict(pass: bool) -> &'static str {
     if SMOKE.load(std::sync::atomic::Ordering::Relaxed) {
         "(smoke run: not judged)"
     } else if pass {

@@ -72,7 +72,11 @@ pub struct Config {
     pub cors_origins: Vec<String>,
     /// Server asked to resolve Bluesky handles when `connectBluesky` names
     /// none.
-    #[arg(long, env = "HERALD_BLUESKY_SERVICE", default_value = "https://bsky.social")]
+    #[arg(
+        long,
+        env = "HERALD_BLUESKY_SERVICE",
+        default_value = "https://bsky.social"
+    )]
     pub bluesky_service: String,
     /// PLC directory for `did:plc` documents.
     #[arg(long, env = "HERALD_PLC_URL", default_value = "https://plc.directory")]

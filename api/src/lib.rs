@@ -7,13 +7,15 @@
 //! read-model queries, `auth` passwords, sessions and API keys, `accounts`
 //! the identity flows, `keys` the master key, `totp` the second factor,
 //! `ratelimit` the brute-force guard, `hardening` security headers and CORS,
-//! `pages` the forms mail links open, `bench` the service-level benchmarks.
+//! `pages` the forms mail links open, `bench` and `bench_publish` the
+//! service-level benchmarks.
 
 pub mod accounts;
 pub mod app;
 pub mod audit_cli;
 pub mod auth;
 pub mod bench;
+pub mod bench_publish;
 pub mod client;
 pub mod config;
 pub mod error;

@@ -519,7 +519,9 @@ impl PostMutation {
             return Err(ApiError::NotFound("post"));
         }
         if post.records.is_empty() {
-            return Err(ApiError::Conflict("nothing of this post is published".into()));
+            return Err(ApiError::Conflict(
+                "nothing of this post is published".into(),
+            ));
         }
         let connection_id = post.connection_id.ok_or(ApiError::NotFound("connection"))?;
         let connection = state.load(&state.connections, connection_id).await?;
