@@ -357,7 +357,8 @@ async fn an_old_event_shape_loads_through_the_upcaster(backend: Backend) {
     assert_eq!(post.entries[0].facets.len(), 1);
     // ...so do the global log and the dashboard projection.
     let events = log_events(&db, 1).await;
-    assert_eq!(events[0].event_version, "2");
+    // Upcast through every step to the current version.
+    assert_eq!(events[0].event_version, "3");
     let projectors = projections::Projectors::new(db.clone());
     projectors
         .replay(None, Duration::from_secs(1), |_, _, _| {})
@@ -374,11 +375,14 @@ async fn an_old_event_shape_loads_through_the_upcaster(backend: Backend) {
         row.entries
     );
     // And new events append after it.
-    let entries = parse_entries(&[EntryInput {
-        text: "new shape".into(),
-        langs: vec![],
-        media: vec![],
-    }], false)
+    let entries = parse_entries(
+        &[EntryInput {
+            text: "new shape".into(),
+            langs: vec![],
+            media: vec![],
+        }],
+        false,
+    )
     .unwrap();
     let meta = EventMetadata::new(tenant, Actor::System, Uuid::new_v4(), Utc::now());
     repo.execute(
@@ -404,11 +408,14 @@ async fn concurrent_commands_on_one_aggregate_retry_then_report_conflict() {
     let id = Uuid::new_v4().to_string();
     let meta = EventMetadata::new(tenant, Actor::System, Uuid::new_v4(), Utc::now());
     let entries = |t: &str| {
-        parse_entries(&[EntryInput {
-            text: t.into(),
-            langs: vec![],
-            media: vec![],
-        }], false)
+        parse_entries(
+            &[EntryInput {
+                text: t.into(),
+                langs: vec![],
+                media: vec![],
+            }],
+            false,
+        )
         .unwrap()
     };
     repo.execute(
@@ -525,11 +532,14 @@ async fn a_long_stream_loads_from_its_snapshot_to_the_same_state(backend: Backen
     let id = Uuid::new_v4().to_string();
     let meta = EventMetadata::new(tenant, Actor::System, Uuid::new_v4(), Utc::now());
     let entries = |t: &str| {
-        parse_entries(&[EntryInput {
-            text: t.into(),
-            langs: vec![],
-            media: vec![],
-        }], false)
+        parse_entries(
+            &[EntryInput {
+                text: t.into(),
+                langs: vec![],
+                media: vec![],
+            }],
+            false,
+        )
         .unwrap()
     };
     let command = |c| Scoped {

@@ -25,6 +25,8 @@ fn expected_actions() -> BTreeMap<&'static str, Option<Action>> {
         ("campaign", Some(Read)),
         ("posts", Some(Read)),
         ("post", Some(Read)),
+        ("failedPosts", Some(Read)),
+        ("connections", Some(Read)),
         ("auditLog", Some(ReadAudit)),
         // Mutations
         ("signUp", None),
@@ -61,6 +63,10 @@ fn expected_actions() -> BTreeMap<&'static str, Option<Action>> {
         ("schedulePost", Some(ManagePosts)),
         ("reschedulePost", Some(ManagePosts)),
         ("cancelPost", Some(ManagePosts)),
+        ("retryPost", Some(ManagePosts)),
+        ("deletePublishedPost", Some(ManagePosts)),
+        ("connectBluesky", Some(ManagePosts)),
+        ("disconnectConnection", Some(ManagePosts)),
     ])
 }
 
@@ -416,7 +422,9 @@ async fn another_tenants_ids_are_not_found_by_any_operation() {
         .unwrap()
         .session_id
         .to_string();
+    let connection = connect_peer_account(&app, &owner_b).await;
     let mut foreign: Vec<String> = vec![
+        connection,
         campaign,
         post,
         invitation,
@@ -483,7 +491,7 @@ fn deep_selection(query: &str) -> String {
     let q = query.trim_end_matches('}').trim_end();
     let selection = if q.contains("auditLog") {
         "{ edges { node { actor target summary } } }"
-    } else if q.contains("campaigns") || q.contains("posts") {
+    } else if q.contains("campaigns") || q.contains("posts") || q.contains("failedPosts") {
         "{ edges { node { __typename ... on Campaign { id } ... on Post { id campaignId } } } }"
     } else if q.contains("members") {
         "{ userId email }"
@@ -503,6 +511,7 @@ async fn row_level_security_hides_other_tenants_rows_from_unfiltered_reads() {
     app.create_campaign(&a, "A").await;
     app.create_campaign(&b, "B").await;
     app.add_member(&b, "eve@beta.example.org", "VIEWER").await;
+    connect_peer_account(&app, &b).await;
     let tenant_a = Uuid::parse_str(&tenant_a).unwrap();
     let mut conn = projections::db::scoped(&app.state.db.any, tenant_a)
         .await
@@ -516,6 +525,7 @@ async fn row_level_security_hides_other_tenants_rows_from_unfiltered_reads() {
         ("rm_invitations", 0),
         ("rm_api_keys", 0),
         ("rm_audit_heads", 1),
+        ("rm_connections", 0),
     ] {
         let (n,): (i64,) = sqlx::query_as(&format!("SELECT COUNT(*) FROM {table}"))
             .fetch_one(&mut *conn)
@@ -528,4 +538,21 @@ async fn row_level_security_hides_other_tenants_rows_from_unfiltered_reads() {
         .execute(&mut *conn)
         .await;
     assert!(write.is_err(), "herald_reader has no write grant");
+}
+
+/// Connects the local Bluesky peer's account for the holder of `token`;
+/// returns the connection id.
+async fn connect_peer_account(app: &TestApp, token: &str) -> String {
+    let peer = herald_tests::peer::peer();
+    let body = app
+        .gql(
+            Some(token),
+            "mutation($i: ConnectBlueskyInput!) { connectBluesky(input: $i) { id } }",
+            json!({"i": {"handle": peer.alice.handle, "appPassword": peer.alice.app_password, "serviceUrl": peer.pds}}),
+        )
+        .await;
+    body["data"]["connectBluesky"]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("connectBluesky failed: {body}"))
+        .to_string()
 }

@@ -1,0 +1,178 @@
+//! The local Bluesky network (../shared/peers/bluesky): its accounts, and raw
+//! XRPC reads to check what Herald published — the tests look at the PDS
+//! itself, not at Herald's idea of it.
+
+use serde_json::{Value, json};
+
+/// An account of the peer.
+#[derive(Debug, Clone)]
+pub struct Account {
+    pub handle: String,
+    pub did: String,
+    pub password: String,
+    pub app_password: String,
+}
+
+/// The running network.
+#[derive(Debug, Clone)]
+pub struct Peer {
+    pub pds: String,
+    pub appview: Option<String>,
+    pub alice: Account,
+    pub bob: Account,
+    http: reqwest::Client,
+}
+
+const HOW: &str = "the publishing tests need the local Bluesky network: run \
+    `APPVIEW=1 ../shared/peers/bluesky/peer.sh start` and \
+    `eval \"$(../shared/peers/bluesky/peer.sh env)\"` before `cargo test` (CI does)";
+
+/// The peer named by `BLUESKY_PDS_URL` / `BLUESKY_PEER_JSON`. Panics when it
+/// is not configured: these tests are never skipped silently.
+pub fn peer() -> Peer {
+    let pds = std::env::var("BLUESKY_PDS_URL").unwrap_or_else(|_| panic!("{HOW}"));
+    let path = std::env::var("BLUESKY_PEER_JSON").unwrap_or_else(|_| panic!("{HOW}"));
+    let network: Value = serde_json::from_str(
+        &std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}; {HOW}")),
+    )
+    .expect("network.json is JSON");
+    let account = |name: &str| {
+        let a = &network["accounts"][name];
+        let field = |f: &str| a[f].as_str().expect("account field").to_string();
+        Account {
+            handle: field("handle"),
+            did: field("did"),
+            password: field("password"),
+            app_password: field("appPassword"),
+        }
+    };
+    Peer {
+        pds: pds.trim_end_matches('/').to_string(),
+        appview: network["appview"].as_str().map(str::to_string),
+        alice: account("alice"),
+        bob: account("bob"),
+        http: reqwest::Client::new(),
+    }
+}
+
+impl Peer {
+    /// Every post record in `did`'s repository: (rkey, record value).
+    pub async fn posts(&self, did: &str) -> Vec<(String, Value)> {
+        let mut out = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let mut query = vec![
+                ("repo", did.to_string()),
+                ("collection", "app.bsky.feed.post".to_string()),
+                ("limit", "100".to_string()),
+            ];
+            if let Some(c) = &cursor {
+                query.push(("cursor", c.clone()));
+            }
+            let page: Value = self
+                .http
+                .get(format!("{}/xrpc/com.atproto.repo.listRecords", self.pds))
+                .query(&query)
+                .send()
+                .await
+                .expect("listRecords")
+                .json()
+                .await
+                .expect("listRecords JSON");
+            let records = page["records"].as_array().cloned().unwrap_or_default();
+            for r in &records {
+                let uri = r["uri"].as_str().unwrap_or_default();
+                let rkey = uri.rsplit('/').next().unwrap_or_default().to_string();
+                out.push((rkey, r["value"].clone()));
+            }
+            cursor = page["cursor"].as_str().map(str::to_string);
+            if records.is_empty() || cursor.is_none() {
+                return out;
+            }
+        }
+    }
+
+    /// One post record: (uri, cid, value), or None.
+    pub async fn post(&self, did: &str, rkey: &str) -> Option<(String, String, Value)> {
+        let response = self
+            .http
+            .get(format!("{}/xrpc/com.atproto.repo.getRecord", self.pds))
+            .query(&[
+                ("repo", did),
+                ("collection", "app.bsky.feed.post"),
+                ("rkey", rkey),
+            ])
+            .send()
+            .await
+            .expect("getRecord");
+        if !response.status().is_success() {
+            return None;
+        }
+        let body: Value = response.json().await.expect("getRecord JSON");
+        Some((
+            body["uri"].as_str()?.to_string(),
+            body["cid"].as_str()?.to_string(),
+            body["value"].clone(),
+        ))
+    }
+
+    async fn session(&self, account: &Account) -> String {
+        let body: Value = self
+            .http
+            .post(format!(
+                "{}/xrpc/com.atproto.server.createSession",
+                self.pds
+            ))
+            .json(&json!({"identifier": account.handle, "password": account.password}))
+            .send()
+            .await
+            .expect("createSession")
+            .json()
+            .await
+            .expect("createSession JSON");
+        body["accessJwt"]
+            .as_str()
+            .unwrap_or_else(|| panic!("createSession: {body}"))
+            .to_string()
+    }
+
+    /// Creates an app password called `name` for `account`.
+    pub async fn create_app_password(&self, account: &Account, name: &str) -> String {
+        let token = self.session(account).await;
+        let body: Value = self
+            .http
+            .post(format!(
+                "{}/xrpc/com.atproto.server.createAppPassword",
+                self.pds
+            ))
+            .bearer_auth(token)
+            .json(&json!({"name": name}))
+            .send()
+            .await
+            .expect("createAppPassword")
+            .json()
+            .await
+            .expect("createAppPassword JSON");
+        body["password"]
+            .as_str()
+            .unwrap_or_else(|| panic!("createAppPassword: {body}"))
+            .to_string()
+    }
+
+    /// Revokes `account`'s app password `name` (and the sessions made with it).
+    pub async fn revoke_app_password(&self, account: &Account, name: &str) {
+        let token = self.session(account).await;
+        let response = self
+            .http
+            .post(format!(
+                "{}/xrpc/com.atproto.server.revokeAppPassword",
+                self.pds
+            ))
+            .bearer_auth(token)
+            .json(&json!({"name": name}))
+            .send()
+            .await
+            .expect("revokeAppPassword");
+        assert!(response.status().is_success(), "revokeAppPassword");
+    }
+}
