@@ -361,12 +361,10 @@ impl Post {
                 FireDecision::NotUntil(at)
             }
             // Running here means a worker died mid-publish: resume.
-            (Some(PostStatus::Pending | PostStatus::Running), Some(at)) => {
-                FireDecision::Publish {
-                    occurrence: self.occurrence.unwrap_or(self.scheduled_at.unwrap_or(at)),
-                    resume_from: self.published.len(),
-                }
-            }
+            (Some(PostStatus::Pending | PostStatus::Running), Some(at)) => FireDecision::Publish {
+                occurrence: self.occurrence.unwrap_or(self.scheduled_at.unwrap_or(at)),
+                resume_from: self.published.len(),
+            },
             _ => FireDecision::Nothing,
         }
     }
@@ -993,7 +991,10 @@ mod tests {
             .then_expect_events(vec![]);
         Given::with(())
             .given(history)
-            .when(cmd(PostCommand::CompletePublish { occurrence: at, now: at }))
+            .when(cmd(PostCommand::CompletePublish {
+                occurrence: at,
+                now: at,
+            }))
             .then_expect_error(DomainError::Conflict(
                 "not every entry is published yet".into(),
             ));
@@ -1015,7 +1016,10 @@ mod tests {
                     entry: published(0),
                 },
             ])
-            .when(cmd(PostCommand::CompletePublish { occurrence: at, now: at }))
+            .when(cmd(PostCommand::CompletePublish {
+                occurrence: at,
+                now: at,
+            }))
             .then_expect_events(vec![PostEvent::PublishSucceeded {
                 occurrence: at,
                 next_at: Some(at + chrono::Duration::days(1)),

@@ -72,7 +72,10 @@ fn user_registered_v1_to_v2(payload: Value) -> Value {
 /// `PostCreated` version 2 had no target connection and no images. Version 3
 /// names the connection (none for old drafts) and each entry's `media`.
 fn post_created_v2_to_v3(mut payload: Value) -> Value {
-    if let Some(created) = payload.get_mut("PostCreated").and_then(Value::as_object_mut) {
+    if let Some(created) = payload
+        .get_mut("PostCreated")
+        .and_then(Value::as_object_mut)
+    {
         created.entry("connection_id").or_insert(Value::Null);
         if let Some(entries) = created.get_mut("entries").and_then(Value::as_array_mut) {
             for entry in entries.iter_mut().filter_map(Value::as_object_mut) {
