@@ -7,7 +7,8 @@ use std::sync::{Arc, OnceLock};
 
 use anyhow::Context as _;
 use axum::Router;
-use axum::routing::get;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
 use domain::sealed::Sealed;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use projections::{Database, Keyring, Opened};
@@ -140,12 +141,14 @@ impl Application {
             config.access_ttl_seconds,
             public_url,
             accounts,
+            config.media_store()?,
         ));
         let publisher = (mode == Mode::Serve).then(|| {
             workers::publisher(
                 &state.db,
                 &state.projectors,
                 state.accounts.clone(),
+                state.media_store.clone(),
                 config.publisher(),
             )
         });
@@ -173,9 +176,17 @@ impl Application {
             .route("/ready", get(http::ready))
             .route("/metrics", get(http::metrics))
             .route("/api/v1/audit/export", get(crate::export::audit_export))
-            .with_state(http)
+            .with_state(http.clone())
             // Outside the body limit, so its bare 413 becomes a JSON error.
             .layer(RequestBodyLimitLayer::new(config.max_body_bytes))
+            // Uploads have their own, larger limit.
+            .merge(
+                Router::new()
+                    .route("/api/v1/media", post(crate::media::upload))
+                    .with_state(http)
+                    .layer(DefaultBodyLimit::max(crate::media::MAX_UPLOAD_BYTES))
+                    .layer(RequestBodyLimitLayer::new(crate::media::MAX_UPLOAD_BYTES)),
+            )
             .layer(hardening::cors(&config.cors_origins))
             .layer(axum::middleware::from_fn(http::observe))
             // Outside `observe`, so the JSON error bodies it makes get them too.

@@ -95,6 +95,11 @@ pub struct Config {
     /// Posts of one connection published at once by one worker process.
     #[arg(long, env = "HERALD_PUBLISH_PER_CONNECTION", default_value_t = 8)]
     pub publish_per_connection: usize,
+    /// Object store for uploaded media: `s3://bucket[/prefix]` (credentials
+    /// and, for S3-compatible servers, `AWS_ENDPOINT` from `AWS_*`
+    /// variables); `<data-dir>/media` when unset.
+    #[arg(long, env = "HERALD_MEDIA_URL")]
+    pub media_url: Option<String>,
 }
 
 impl Config {
@@ -104,6 +109,14 @@ impl Config {
             default_service: self.bluesky_service.clone(),
             plc_url: self.plc_url.clone(),
         }
+    }
+
+    /// The object store of uploaded media.
+    pub fn media_store(&self) -> anyhow::Result<workers::media::MediaStore> {
+        Ok(workers::media::MediaStore::from_config(
+            self.media_url.as_deref(),
+            &self.data_dir,
+        )?)
     }
 
     /// How the publish scheduler runs.
@@ -149,6 +162,7 @@ impl Config {
             publish_retry_base_ms: 2000,
             publish_lease_seconds: 60,
             publish_per_connection: 8,
+            media_url: None,
         }
     }
 }

@@ -20,13 +20,12 @@
 
 use std::collections::HashMap;
 
-use axum::Json;
 use axum::body::{Body, Bytes};
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, SecondsFormat};
-use domain::access::{Action, authorize};
+use domain::access::Action;
 use domain::audit::{AuditRow, Head};
 use futures_util::Stream;
 use projections::audit::{AuditQueries, SeqRange};
@@ -34,7 +33,6 @@ use projections::{StoreError, from_micros};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::http::Http;
 
@@ -156,11 +154,7 @@ pub struct Trailer {
 }
 
 fn error(status: StatusCode, e: &ApiError) -> Response {
-    let mut body = json!({"code": e.code(), "message": e.message()});
-    if let ApiError::Validation { field, .. } = e {
-        body["field"] = json!(field);
-    }
-    (status, Json(json!({ "error": body }))).into_response()
+    crate::http::rest_error(status, e)
 }
 
 /// Parses an optional RFC 3339 parameter into microseconds.
@@ -186,31 +180,10 @@ pub async fn audit_export(
     headers: HeaderMap,
     Query(params): Query<HashMap<String, String>>,
 ) -> Response {
-    let auth = headers
-        .get(header::AUTHORIZATION)
-        .map(|v| v.to_str().unwrap_or("invalid"));
-    let principal = match http.state.sessions.authenticate(auth).await {
-        Ok(Caller::Authenticated(p)) => p,
-        Ok(Caller::Invalid) => {
-            return error(
-                StatusCode::UNAUTHORIZED,
-                &ApiError::Unauthenticated("the access token is invalid or has expired"),
-            );
-        }
-        Ok(Caller::Anonymous) => {
-            return error(
-                StatusCode::UNAUTHORIZED,
-                &ApiError::Unauthenticated("sign in and send Authorization: Bearer <accessToken>"),
-            );
-        }
-        Err(e) => {
-            tracing::error!(error = ?e, "session lookup failed");
-            return error(StatusCode::SERVICE_UNAVAILABLE, &e);
-        }
+    let principal = match crate::http::rest_principal(&http, &headers, Action::ReadAudit).await {
+        Ok(p) => p,
+        Err(response) => return response,
     };
-    if let Err(e) = authorize(principal.subject, Action::ReadAudit) {
-        return error(StatusCode::FORBIDDEN, &e.into());
-    }
     let format = match params.get("format").map(String::as_str) {
         None => Format::Ndjson,
         Some(raw) => match Format::parse(raw) {

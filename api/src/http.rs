@@ -174,3 +174,49 @@ pub async fn observe(request: Request, next: Next) -> Response {
     }
     response
 }
+
+/// A JSON error body for the REST routes: `{"error": {code, message, field}}`.
+pub fn rest_error(status: StatusCode, e: &crate::error::ApiError) -> Response {
+    let mut body = json!({"code": e.code(), "message": e.message()});
+    if let crate::error::ApiError::Validation { field, .. } = e {
+        body["field"] = json!(field);
+    }
+    (status, Json(json!({ "error": body }))).into_response()
+}
+
+/// The caller of a REST route, allowed to perform `action`; otherwise the
+/// error response to send (401, 403 or 503).
+pub async fn rest_principal(
+    http: &Http,
+    headers: &HeaderMap,
+    action: domain::access::Action,
+) -> Result<crate::auth::Principal, Response> {
+    use crate::auth::Caller;
+    use crate::error::ApiError;
+    let auth = headers
+        .get(header::AUTHORIZATION)
+        .map(|v| v.to_str().unwrap_or("invalid"));
+    let principal = match http.state.sessions.authenticate(auth).await {
+        Ok(Caller::Authenticated(p)) => p,
+        Ok(Caller::Invalid) => {
+            return Err(rest_error(
+                StatusCode::UNAUTHORIZED,
+                &ApiError::Unauthenticated("the access token is invalid or has expired"),
+            ));
+        }
+        Ok(Caller::Anonymous) => {
+            return Err(rest_error(
+                StatusCode::UNAUTHORIZED,
+                &ApiError::Unauthenticated("sign in and send Authorization: Bearer <accessToken>"),
+            ));
+        }
+        Err(e) => {
+            tracing::error!(error = ?e, "session lookup failed");
+            return Err(rest_error(StatusCode::SERVICE_UNAVAILABLE, &e));
+        }
+    };
+    if let Err(e) = domain::access::authorize(principal.subject, action) {
+        return Err(rest_error(StatusCode::FORBIDDEN, &e.into()));
+    }
+    Ok(principal)
+}

@@ -24,6 +24,7 @@ pub mod graphql;
 pub mod hardening;
 pub mod http;
 pub mod keys;
+pub mod media;
 pub mod pages;
 pub mod ratelimit;
 pub mod state;

@@ -86,7 +86,13 @@ async fn main() -> anyhow::Result<()> {
             let mail = app::mail_sender(&config, db.clone(), &keyring)?;
             let accounts = app::accounts(&config, &db, &keyring)?;
             let projectors = workers::projectors(db.clone(), &keyring, &app::public_url(&config));
-            let publisher = workers::publisher(&db, &projectors, accounts, config.publisher());
+            let publisher = workers::publisher(
+                &db,
+                &projectors,
+                accounts,
+                config.media_store()?,
+                config.publisher(),
+            );
             let (stop, shutdown) = tokio::sync::watch::channel(false);
             let tasks = workers::start(&projectors, mail, publisher, shutdown);
             app::shutdown_signal().await;

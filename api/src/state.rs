@@ -8,12 +8,14 @@ use cqrs_es::Aggregate;
 use domain::DomainError;
 use domain::campaign::Campaign;
 use domain::connection::Connection;
+use domain::media::MediaAsset;
 use domain::metadata::EventMetadata;
 use domain::post::Post;
 use domain::tenant::Tenant;
 use domain::user::User;
 use projections::dashboard::DashboardQueries;
 use projections::identity::IdentityQueries;
+use projections::media::MediaQueries;
 use projections::publishing::ConnectionQueries;
 use projections::store::Committed;
 use projections::{Database, Keyring, Projectors, Repository};
@@ -35,9 +37,13 @@ pub struct AppState {
     pub campaigns: Repository<Campaign>,
     pub posts: Repository<Post>,
     pub connections: Repository<Connection>,
+    pub media: Repository<MediaAsset>,
     pub dashboard: DashboardQueries,
     pub identity: IdentityQueries,
     pub connection_reads: ConnectionQueries,
+    pub media_reads: MediaQueries,
+    /// Where uploaded images are stored.
+    pub media_store: workers::media::MediaStore,
     /// Connected platform accounts and their sessions.
     pub accounts: workers::accounts::Accounts,
     pub sessions: Sessions,
@@ -56,6 +62,7 @@ impl AppState {
         access_ttl_seconds: i64,
         public_url: String,
         accounts: workers::accounts::Accounts,
+        media_store: workers::media::MediaStore,
     ) -> Self {
         let projectors = workers::projectors(db.clone(), &keyring, &public_url);
         let appended = projectors.appended.clone();
@@ -64,10 +71,13 @@ impl AppState {
             users: Repository::new(&db, appended.clone()),
             campaigns: Repository::new(&db, appended.clone()),
             posts: Repository::new(&db, appended.clone()),
-            connections: Repository::new(&db, appended),
+            connections: Repository::new(&db, appended.clone()),
+            media: Repository::new(&db, appended),
             dashboard: DashboardQueries::new(db.any.clone()),
             identity: IdentityQueries::new(db.any.clone()),
             connection_reads: ConnectionQueries::new(db.any.clone()),
+            media_reads: MediaQueries::new(db.any.clone()),
+            media_store,
             accounts,
             sessions: Sessions::new(db.any.clone(), keyring.clone(), access_ttl_seconds),
             limiter: crate::ratelimit::RateLimiter::new(db.any.clone()),

@@ -4,7 +4,7 @@
 //! given/when/then tests beside each aggregate need no database.
 //!
 //! Layout: one module per aggregate (`tenant`, `user`, `campaign`, `post`,
-//! `connection`), the publishing rules (`publish`: failure kinds, backoff), the
+//! `connection`, `media`), the publishing rules (`publish`: failure kinds, backoff), the
 //! shared rules (`text` for grapheme limits and facets, `schedule` for time zones
 //! and RRULEs, `access` for the permission matrix, `audit` for the audit
 //! trail's hash chain, `rkey` for deterministic Bluesky record keys), `sealed`
@@ -16,6 +16,7 @@ pub mod audit;
 pub mod campaign;
 pub mod connection;
 pub mod error;
+pub mod media;
 pub mod metadata;
 pub mod post;
 pub mod publish;

@@ -53,3 +53,22 @@ ALTER TABLE rm_posts ADD COLUMN attempts BIGINT NOT NULL DEFAULT 0;
 ALTER TABLE rm_posts ADD COLUMN last_error TEXT;
 ALTER TABLE rm_posts ADD COLUMN next_retry_at BIGINT;
 ALTER TABLE rm_posts ADD COLUMN published TEXT NOT NULL DEFAULT '[]';
+
+-- Uploaded images (fed by the `media` projection) and which posts use them.
+CREATE TABLE rm_media (
+    id         TEXT PRIMARY KEY,
+    tenant_id  TEXT NOT NULL,
+    mime       TEXT NOT NULL,
+    size       BIGINT NOT NULL,
+    width      BIGINT NOT NULL,
+    height     BIGINT NOT NULL,
+    filename   TEXT NOT NULL,
+    created_at BIGINT NOT NULL
+);
+CREATE INDEX rm_media_tenant ON rm_media (tenant_id, created_at);
+CREATE TABLE rm_media_uses (
+    post_id  TEXT NOT NULL,
+    asset_id TEXT NOT NULL,
+    PRIMARY KEY (post_id, asset_id)
+);
+CREATE INDEX rm_media_uses_asset ON rm_media_uses (asset_id);

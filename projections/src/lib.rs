@@ -13,6 +13,7 @@ pub mod db;
 pub mod error;
 pub mod identity;
 pub mod log;
+pub mod media;
 pub mod publishing;
 pub mod runner;
 pub mod store;

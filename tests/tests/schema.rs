@@ -27,6 +27,8 @@ fn expected_actions() -> BTreeMap<&'static str, Option<Action>> {
         ("post", Some(Read)),
         ("failedPosts", Some(Read)),
         ("connections", Some(Read)),
+        ("mediaAssets", Some(Read)),
+        ("mediaAsset", Some(Read)),
         ("auditLog", Some(ReadAudit)),
         // Mutations
         ("signUp", None),
@@ -67,6 +69,7 @@ fn expected_actions() -> BTreeMap<&'static str, Option<Action>> {
         ("deletePublishedPost", Some(ManagePosts)),
         ("connectBluesky", Some(ManagePosts)),
         ("disconnectConnection", Some(ManagePosts)),
+        ("deleteMedia", Some(ManagePosts)),
     ])
 }
 
@@ -423,7 +426,12 @@ async fn another_tenants_ids_are_not_found_by_any_operation() {
         .session_id
         .to_string();
     let connection = connect_peer_account(&app, &owner_b).await;
+    let (status, media) = app
+        .upload(Some(&owner_b), "b.png", &herald_tests::png(2, 2))
+        .await;
+    assert_eq!(status, 201, "{media}");
     let mut foreign: Vec<String> = vec![
+        media["id"].as_str().unwrap().to_string(),
         connection,
         campaign,
         post,

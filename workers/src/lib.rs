@@ -8,6 +8,7 @@ pub mod accounts;
 pub mod bluesky;
 pub mod mail;
 pub mod mail_intents;
+pub mod media;
 pub mod publisher;
 
 use projections::Projectors;
@@ -33,13 +34,16 @@ pub fn publisher(
     db: &Database,
     projectors: &Projectors,
     accounts: accounts::Accounts,
+    media: media::MediaStore,
     config: publisher::PublisherConfig,
 ) -> publisher::Publisher {
     publisher::Publisher::new(
         projections::publishing::ScheduleIndex::new(db),
         projections::Repository::new(db, projectors.appended.clone()),
         projections::Repository::new(db, projectors.appended.clone()),
+        projections::Repository::new(db, projectors.appended.clone()),
         accounts,
+        media,
         config,
     )
 }

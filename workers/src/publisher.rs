@@ -14,8 +14,9 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use domain::Scoped;
 use domain::connection::{Connection, ConnectionCommand, ConnectionStatus};
+use domain::media::MediaAsset;
 use domain::metadata::{Actor, EventMetadata};
-use domain::post::{FireDecision, Post, PostCommand};
+use domain::post::{FireDecision, Post, PostCommand, PostEntry};
 use domain::publish::{FailureKind, PublishedEntry, RetryPolicy};
 use domain::rkey::record_key;
 use projections::publishing::{Claim, ScheduleIndex};
@@ -26,7 +27,8 @@ use tokio::task::JoinSet;
 use uuid::Uuid;
 
 use crate::accounts::{AccountError, Accounts};
-use crate::bluesky::{BlueskyError, Client, ErrorKind, PostRecord, Reply, StrongRef};
+use crate::bluesky::{BlueskyError, Client, ErrorKind, Image, PostRecord, Reply, StrongRef};
+use crate::media::MediaStore;
 
 /// How the scheduler runs.
 #[derive(Debug, Clone)]
@@ -68,7 +70,9 @@ struct Inner {
     index: ScheduleIndex,
     posts: Repository<Post>,
     connections: Repository<Connection>,
+    media: Repository<MediaAsset>,
     accounts: Accounts,
+    store: MediaStore,
     config: PublisherConfig,
     slots: Arc<Semaphore>,
     per_connection: Mutex<HashMap<Uuid, Arc<Semaphore>>>,
@@ -97,7 +101,9 @@ impl Publisher {
         index: ScheduleIndex,
         posts: Repository<Post>,
         connections: Repository<Connection>,
+        media: Repository<MediaAsset>,
         accounts: Accounts,
+        store: MediaStore,
         config: PublisherConfig,
     ) -> Self {
         Self {
@@ -106,7 +112,9 @@ impl Publisher {
                 index,
                 posts,
                 connections,
+                media,
                 accounts,
+                store,
                 slots: Arc::new(Semaphore::new(config.concurrency)),
                 config,
                 per_connection: Mutex::default(),
@@ -435,6 +443,46 @@ impl Publisher {
         result.map_err(PublishError::from)
     }
 
+    /// Uploads an entry's images (the PDS keeps one copy per content hash,
+    /// so a retry uploading again stores nothing new).
+    async fn images(
+        &self,
+        claim: &Claim,
+        client: &Client,
+        entry: &PostEntry,
+    ) -> Result<Vec<Image>, PublishError> {
+        let mut images = Vec::with_capacity(entry.media.len());
+        for used in &entry.media {
+            let asset = self.inner.media.load(&used.asset_id.to_string()).await?;
+            let facts = match asset.facts {
+                Some(facts) if asset.usable_by(claim.tenant_id) => facts,
+                _ => {
+                    return Err(PublishError::Platform(BlueskyError::new(
+                        ErrorKind::Invalid,
+                        format!("image {} was deleted", used.asset_id),
+                    )));
+                }
+            };
+            let bytes = self.inner.store.get(&asset.key).await.map_err(|e| {
+                PublishError::Platform(BlueskyError {
+                    ambiguous: false,
+                    ..BlueskyError::new(ErrorKind::Transient, e.to_string())
+                })
+            })?;
+            let blob = client
+                .upload_blob(bytes.to_vec(), &facts.mime)
+                .await
+                .map_err(PublishError::Platform)?;
+            images.push(Image {
+                blob,
+                alt: used.alt.clone(),
+                width: facts.width,
+                height: facts.height,
+            });
+        }
+        Ok(images)
+    }
+
     #[allow(clippy::too_many_arguments)]
     async fn publish_entries(
         &self,
@@ -457,12 +505,6 @@ impl Publisher {
             })
             .collect();
         for (index, entry) in post.entries.iter().enumerate().skip(resume_from) {
-            if !entry.media.is_empty() {
-                return Err(PublishError::Platform(BlueskyError::new(
-                    ErrorKind::Invalid,
-                    "images are not published yet",
-                )));
-            }
             let rkey = record_key(claim.post_id, occurrence, index);
             let reply = match (done.first(), done.last()) {
                 (Some(root), Some(parent)) => Some(Reply {
@@ -478,7 +520,7 @@ impl Publisher {
                 // Part of the record's CID: the same for every attempt.
                 created_at: occurrence,
                 reply,
-                images: vec![],
+                images: self.images(claim, &client, entry).await?,
             };
             let published = loop {
                 let (facets, warnings) = client.resolve_mentions(&record.facets).await;

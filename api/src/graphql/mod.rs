@@ -5,6 +5,7 @@ mod account;
 mod audit;
 mod campaigns;
 mod connections;
+mod media;
 mod members;
 mod posts;
 
@@ -39,6 +40,7 @@ pub struct Query(
     members::MemberQuery,
     campaigns::CampaignQuery,
     connections::ConnectionQuery,
+    media::MediaQuery,
     posts::PostQuery,
     audit::AuditQuery,
 );
@@ -50,6 +52,7 @@ pub struct Mutation(
     members::MemberMutation,
     campaigns::CampaignMutation,
     connections::ConnectionMutation,
+    media::MediaMutation,
     posts::PostMutation,
 );
 

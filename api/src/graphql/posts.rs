@@ -301,7 +301,12 @@ pub struct EntryInput {
     pub media: Vec<MediaInput>,
 }
 
-fn entries(input: &[EntryInput]) -> ApiResult<Vec<PostEntry>> {
+/// Validates the entries; every image must be one of the tenant's uploads.
+async fn entries(
+    state: &AppState,
+    tenant: Uuid,
+    input: &[EntryInput],
+) -> ApiResult<Vec<PostEntry>> {
     let mut raw = Vec::with_capacity(input.len());
     for (i, e) in input.iter().enumerate() {
         let mut media = Vec::with_capacity(e.media.len());
@@ -318,9 +323,15 @@ fn entries(input: &[EntryInput]) -> ApiResult<Vec<PostEntry>> {
         });
     }
     let entries = parse_entries(&raw, false)?;
-    // Media assets arrive with the media store; until then no id names one.
-    if entries.iter().any(|e| !e.media.is_empty()) {
-        return Err(ApiError::NotFound("media asset"));
+    for media in entries.iter().flat_map(|e| &e.media) {
+        if state
+            .media_reads
+            .get(tenant, media.asset_id)
+            .await?
+            .is_none()
+        {
+            return Err(ApiError::NotFound("media asset"));
+        }
     }
     Ok(entries)
 }
@@ -425,7 +436,7 @@ impl PostMutation {
             }
             None => None,
         };
-        let entries = entries(&input.entries)?;
+        let entries = entries(state, p.tenant_id, &input.entries).await?;
         let id = Uuid::now_v7();
         self.change_and_read(
             ctx,
@@ -441,8 +452,8 @@ impl PostMutation {
 
     /// Replaces a post's entries.
     async fn update_post(&self, ctx: &Context<'_>, input: UpdatePostInput) -> ApiResult<Post> {
-        principal(ctx, Action::ManagePosts)?;
-        let entries = entries(&input.entries)?;
+        let p = principal(ctx, Action::ManagePosts)?;
+        let entries = entries(state(ctx), p.tenant_id, &input.entries).await?;
         self.change_and_read(ctx, &input.post_id, PostCommand::Update { entries })
             .await
     }
