@@ -167,6 +167,51 @@ mod tests {
     }
 
     #[test]
+    fn weekly_rule_keeps_local_time_across_fall_back_in_berlin() {
+        // Monday 2026-10-19 09:00 CEST (07:00 UTC); DST ends Sunday 2026-10-25.
+        let start = Utc.with_ymd_and_hms(2026, 10, 19, 7, 0, 0).unwrap();
+        let rule = Recurrence::parse("FREQ=WEEKLY;BYDAY=MO", start, berlin()).unwrap();
+        let next = rule.next_after(start, berlin(), start).unwrap();
+        // Monday 2026-10-26 09:00 CET is 08:00 UTC.
+        assert_eq!(next, Utc.with_ymd_and_hms(2026, 10, 26, 8, 0, 0).unwrap());
+    }
+
+    fn new_york() -> TimeZone {
+        TimeZone::parse("America/New_York").unwrap()
+    }
+
+    #[test]
+    fn daily_rule_keeps_local_time_across_spring_forward_in_new_york() {
+        // 2027-03-13 09:00 EST (14:00 UTC); DST starts Sunday 2027-03-14.
+        let start = Utc.with_ymd_and_hms(2027, 3, 13, 14, 0, 0).unwrap();
+        let rule = Recurrence::parse("FREQ=DAILY", start, new_york()).unwrap();
+        let next = rule.next_after(start, new_york(), start).unwrap();
+        // 2027-03-14 09:00 EDT is 13:00 UTC: 23 hours later.
+        assert_eq!(next, Utc.with_ymd_and_hms(2027, 3, 14, 13, 0, 0).unwrap());
+    }
+
+    #[test]
+    fn daily_rule_keeps_local_time_across_fall_back_in_new_york() {
+        // 2026-10-31 09:00 EDT (13:00 UTC); DST ends Sunday 2026-11-01.
+        let start = Utc.with_ymd_and_hms(2026, 10, 31, 13, 0, 0).unwrap();
+        let rule = Recurrence::parse("FREQ=DAILY", start, new_york()).unwrap();
+        let next = rule.next_after(start, new_york(), start).unwrap();
+        // 2026-11-01 09:00 EST is 14:00 UTC: 25 hours later.
+        assert_eq!(next, Utc.with_ymd_and_hms(2026, 11, 1, 14, 0, 0).unwrap());
+    }
+
+    #[test]
+    fn a_time_skipped_by_spring_forward_is_not_lost() {
+        // 02:30 local does not exist in New York on 2027-03-14.
+        let start = Utc.with_ymd_and_hms(2027, 3, 13, 7, 30, 0).unwrap(); // 02:30 EST
+        let rule = Recurrence::parse("FREQ=DAILY", start, new_york()).unwrap();
+        let next = rule.next_after(start, new_york(), start).unwrap();
+        let following = rule.next_after(start, new_york(), next).unwrap();
+        assert!(next > start && following > next, "{next} {following}");
+        assert!(next - start <= chrono::Duration::hours(24));
+    }
+
+    #[test]
     fn monthly_on_the_31st_skips_short_months() {
         let start = Utc.with_ymd_and_hms(2027, 1, 31, 9, 0, 0).unwrap();
         let utc = TimeZone::parse("UTC").unwrap();
