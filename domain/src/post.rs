@@ -859,6 +859,7 @@ mod tests {
             rkey: format!("rkey{index}"),
             uri: format!("at://did:plc:a/app.bsky.feed.post/rkey{index}"),
             cid: format!("cid{index}"),
+            warnings: vec![],
         }
     }
 

@@ -98,6 +98,10 @@ pub struct PublishedEntry {
     pub rkey: String,
     pub uri: String,
     pub cid: String,
+    /// What was published differently from the draft (a mention whose
+    /// handle did not resolve went out as plain text).
+    #[serde(default)]
+    pub warnings: Vec<String>,
 }
 
 impl PublishedEntry {
@@ -182,6 +186,7 @@ mod tests {
             rkey: "3ke6kg42cm222".into(),
             uri: "at://did:plc:abc/app.bsky.feed.post/3ke6kg42cm222".into(),
             cid: "bafy".into(),
+            warnings: vec![],
         };
         assert_eq!(
             entry.web_url().as_deref(),

@@ -314,6 +314,7 @@ impl Batch {
                     index: entry.index,
                     uri: entry.uri,
                     cid: entry.cid,
+                    warnings: entry.warnings,
                 });
                 row.published = serde_json::to_string(&published).expect("serializes");
                 return;
@@ -544,6 +545,8 @@ pub struct PublishedRow {
     pub cid: String,
     /// https://bsky.app/profile/…/post/…
     pub url: Option<String>,
+    #[serde(default)]
+    pub warnings: Vec<String>,
 }
 
 /// Filter of the post queue.

@@ -75,7 +75,7 @@ async fn schedule(app: &TestApp, token: &str, post: &str, at: DateTime<Utc>, rul
 }
 
 const POST_FIELDS: &str =
-    "id status attempts lastError nextRetryAt nextRunAt published { index uri cid url }";
+    "id status attempts lastError nextRetryAt nextRunAt published { index uri cid url warnings }";
 
 async fn post(app: &TestApp, token: &str, id: &str) -> Value {
     let body = app
@@ -141,7 +141,7 @@ async fn a_scheduled_thread_appears_once_on_time_as_a_thread(backend: Backend) {
         .to_string();
     let marker = Uuid::new_v4().simple().to_string();
     let first = format!(
-        "Launch day {marker} with @{} https://example.com/launch #herald",
+        "Launch day {marker} with @{} and @nobody-{marker}.test https://example.com/launch #herald",
         peer.bob.handle
     );
     let texts = [first.as_str(), "second entry", "third entry"];
@@ -209,6 +209,22 @@ async fn a_scheduled_thread_appears_once_on_time_as_a_thread(backend: Backend) {
         feature("app.bsky.richtext.facet#tag").unwrap()["tag"],
         "herald"
     );
+    // The unresolvable mention went out as plain text, with a warning.
+    let mentions = facets
+        .iter()
+        .flat_map(|f| f["features"].as_array().unwrap().iter())
+        .filter(|f| f["$type"] == "app.bsky.richtext.facet#mention")
+        .count();
+    assert_eq!(mentions, 1);
+    let warnings = published[0]["warnings"].as_array().unwrap();
+    assert_eq!(warnings.len(), 1, "{done}");
+    assert!(
+        warnings[0]
+            .as_str()
+            .unwrap()
+            .contains(&format!("nobody-{marker}.test"))
+    );
+    assert_eq!(published[1]["warnings"], json!([]));
     // Published once: exactly one record in the repository carries the marker.
     let copies = peer
         .posts(&peer.alice.did)

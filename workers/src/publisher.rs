@@ -522,13 +522,10 @@ impl Publisher {
                 reply,
                 images: self.images(claim, &client, entry).await?,
             };
-            let published = loop {
+            let (published, warnings) = loop {
                 let (facets, warnings) = client.resolve_mentions(&record.facets).await;
-                for warning in warnings {
-                    tracing::info!(post = %claim.post_id, %warning, "mention published as plain text");
-                }
                 match client.ensure_post(rkey.as_str(), &record, &facets).await {
-                    Ok(r) => break r,
+                    Ok(r) => break (r, warnings),
                     Err(e) if e.kind == ErrorKind::Auth && !refreshed => {
                         refreshed = true;
                         client = self.client(claim, connection_id, connection, true).await?;
@@ -546,6 +543,7 @@ impl Publisher {
                         rkey: rkey.as_str().to_string(),
                         uri: published.uri.clone(),
                         cid: published.cid.clone(),
+                        warnings,
                     },
                 },
             )

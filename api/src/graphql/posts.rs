@@ -166,6 +166,7 @@ impl Post {
                 uri: r.uri,
                 cid: r.cid,
                 url: r.url,
+                warnings: r.warnings,
             })
             .collect())
     }
@@ -181,6 +182,9 @@ pub struct PublishedEntry {
     pub cid: String,
     /// The post on bsky.app.
     pub url: Option<String>,
+    /// What went out differently from the draft, e.g. a mention whose handle
+    /// did not resolve, published as plain text.
+    pub warnings: Vec<String>,
 }
 
 /// A page of posts.
