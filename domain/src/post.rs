@@ -215,10 +215,12 @@ pub enum PostCommand {
         occurrence: DateTime<Utc>,
         entry: PublishedEntry,
     },
-    /// Every entry of the occurrence exists.
+    /// Every entry of the occurrence exists; `last` is the final entry when
+    /// it is recorded in the same step (one append instead of two).
     CompletePublish {
         occurrence: DateTime<Utc>,
         now: DateTime<Utc>,
+        last: Option<PublishedEntry>,
     },
     /// The attempt failed; `jitter` is a uniform sample in [0, 1).
     FailPublish {
@@ -479,8 +481,18 @@ impl Aggregate for Post {
                 }
                 PostEvent::EntryPublished { occurrence, entry }
             }
-            PostCommand::CompletePublish { occurrence, now } => {
+            PostCommand::CompletePublish {
+                occurrence,
+                now,
+                last,
+            } => {
                 self.require_running(occurrence)?;
+                if let Some(entry) = last
+                    && !self.published.iter().any(|e| e.index == entry.index)
+                {
+                    sink.write(PostEvent::EntryPublished { occurrence, entry }, self)
+                        .await;
+                }
                 if self.published.len() < self.entries.len() {
                     return Err(DomainError::Conflict(
                         "not every entry is published yet".into(),
@@ -995,10 +1007,45 @@ mod tests {
             .when(cmd(PostCommand::CompletePublish {
                 occurrence: at,
                 now: at,
+                last: None,
             }))
             .then_expect_error(DomainError::Conflict(
                 "not every entry is published yet".into(),
             ));
+    }
+
+    #[test]
+    fn the_last_entry_and_success_are_recorded_in_one_step() {
+        let at = due();
+        Given::with(())
+            .given(vec![
+                created(),
+                two_entries(),
+                scheduled(None),
+                PostEvent::PublishStarted {
+                    occurrence: at,
+                    attempt: 1,
+                },
+                PostEvent::EntryPublished {
+                    occurrence: at,
+                    entry: published(0),
+                },
+            ])
+            .when(cmd(PostCommand::CompletePublish {
+                occurrence: at,
+                now: at,
+                last: Some(published(1)),
+            }))
+            .then_expect_events(vec![
+                PostEvent::EntryPublished {
+                    occurrence: at,
+                    entry: published(1),
+                },
+                PostEvent::PublishSucceeded {
+                    occurrence: at,
+                    next_at: None,
+                },
+            ]);
     }
 
     #[test]
@@ -1020,6 +1067,7 @@ mod tests {
             .when(cmd(PostCommand::CompletePublish {
                 occurrence: at,
                 now: at,
+                last: None,
             }))
             .then_expect_events(vec![PostEvent::PublishSucceeded {
                 occurrence: at,

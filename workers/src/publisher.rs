@@ -331,13 +331,14 @@ impl Publisher {
             )
             .await;
         match result {
-            Ok(()) => {
+            Ok(last) => {
                 self.record(
                     claim,
                     correlation,
                     PostCommand::CompletePublish {
                         occurrence,
                         now: Utc::now(),
+                        last,
                     },
                 )
                 .await?;
@@ -493,9 +494,10 @@ impl Publisher {
         resume_from: usize,
         connection_id: Uuid,
         connection: &Connection,
-    ) -> Result<(), PublishError> {
+    ) -> Result<Option<PublishedEntry>, PublishError> {
         let mut client = self.client(claim, connection_id, connection, false).await?;
         let mut refreshed = false;
+        let mut last = None;
         let mut done: Vec<StrongRef> = post
             .published
             .iter()
@@ -533,21 +535,24 @@ impl Publisher {
                     Err(e) => return Err(PublishError::Platform(e)),
                 }
             };
-            self.record(
-                claim,
-                correlation,
-                PostCommand::RecordEntry {
-                    occurrence,
-                    entry: PublishedEntry {
-                        index: index as u32,
-                        rkey: rkey.as_str().to_string(),
-                        uri: published.uri.clone(),
-                        cid: published.cid.clone(),
-                        warnings,
-                    },
-                },
-            )
-            .await?;
+            let entry = PublishedEntry {
+                index: index as u32,
+                rkey: rkey.as_str().to_string(),
+                uri: published.uri.clone(),
+                cid: published.cid.clone(),
+                warnings,
+            };
+            if index + 1 == post.entries.len() {
+                // Recorded together with the success: one append, not two.
+                last = Some(entry);
+            } else {
+                self.record(
+                    claim,
+                    correlation,
+                    PostCommand::RecordEntry { occurrence, entry },
+                )
+                .await?;
+            }
             done.push(published);
             let lease = chrono::Duration::from_std(self.inner.config.lease).unwrap_or_default();
             let _ = self
@@ -564,7 +569,7 @@ impl Publisher {
         {
             tracing::warn!(%error, "could not save the refreshed session");
         }
-        Ok(())
+        Ok(last)
     }
 }
 
