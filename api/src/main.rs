@@ -86,9 +86,11 @@ async fn main() -> anyhow::Result<()> {
             let mail = app::mail_sender(&config, db.clone(), &keyring)?;
             let accounts = app::accounts(&config, &db, &keyring)?;
             let projectors = workers::projectors(db.clone(), &keyring, &app::public_url(&config));
-            let publisher = workers::publisher(&db, &projectors, accounts, config.publisher());
+            let publisher =
+                workers::publisher(&db, &projectors, accounts.clone(), config.publisher());
+            let collector = workers::collector(&db, &projectors, accounts, config.collector());
             let (stop, shutdown) = tokio::sync::watch::channel(false);
-            let tasks = workers::start(&projectors, mail, publisher, shutdown);
+            let tasks = workers::start(&projectors, mail, publisher, collector, shutdown);
             app::shutdown_signal().await;
             stop.send_replace(true);
             for task in tasks {
