@@ -12,6 +12,7 @@ use domain::metadata::EventMetadata;
 use domain::post::Post;
 use domain::tenant::Tenant;
 use domain::user::User;
+use projections::analytics::AnalyticsQueries;
 use projections::dashboard::DashboardQueries;
 use projections::identity::IdentityQueries;
 use projections::publishing::ConnectionQueries;
@@ -38,6 +39,7 @@ pub struct AppState {
     pub dashboard: DashboardQueries,
     pub identity: IdentityQueries,
     pub connection_reads: ConnectionQueries,
+    pub analytics: AnalyticsQueries,
     /// Connected platform accounts and their sessions.
     pub accounts: workers::accounts::Accounts,
     pub sessions: Sessions,
@@ -68,6 +70,7 @@ impl AppState {
             dashboard: DashboardQueries::new(db.any.clone()),
             identity: IdentityQueries::new(db.any.clone()),
             connection_reads: ConnectionQueries::new(db.any.clone()),
+            analytics: AnalyticsQueries::new(db.any.clone()),
             accounts,
             sessions: Sessions::new(db.any.clone(), keyring.clone(), access_ttl_seconds),
             limiter: crate::ratelimit::RateLimiter::new(db.any.clone()),

@@ -28,6 +28,8 @@ fn expected_actions() -> BTreeMap<&'static str, Option<Action>> {
         ("failedPosts", Some(Read)),
         ("connections", Some(Read)),
         ("auditLog", Some(ReadAudit)),
+        ("postEngagement", Some(Read)),
+        ("campaignEngagement", Some(Read)),
         // Mutations
         ("signUp", None),
         ("logIn", None),

@@ -2,6 +2,7 @@
 //! execute it with metadata, read the result from a read model.
 
 mod account;
+mod analytics;
 mod audit;
 mod campaigns;
 mod connections;
@@ -41,6 +42,7 @@ pub struct Query(
     connections::ConnectionQuery,
     posts::PostQuery,
     audit::AuditQuery,
+    analytics::AnalyticsQuery,
 );
 
 /// Root mutation.
