@@ -528,6 +528,8 @@ async fn row_level_security_hides_other_tenants_rows_from_unfiltered_reads() {
         ("rm_api_keys", 0),
         ("rm_audit_heads", 1),
         ("rm_connections", 0),
+        ("rm_engagement", 0),
+        ("rm_engagement_posts", 0),
     ] {
         let (n,): (i64,) = sqlx::query_as(&format!("SELECT COUNT(*) FROM {table}"))
             .fetch_one(&mut *conn)
