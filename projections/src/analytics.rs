@@ -10,7 +10,7 @@ use std::collections::{HashMap, HashSet};
 
 use async_trait::async_trait;
 use cqrs_es::Aggregate;
-use domain::post::{EngagementTotals, Post, PostEvent};
+use domain::post::{EngagementTotals, Post};
 use sqlx::{AnyConnection, AnyPool, FromRow};
 use uuid::Uuid;
 
@@ -19,6 +19,21 @@ use crate::{Projection, StoreError, StoredEvent, micros};
 
 /// The `analytics` projection.
 pub struct Analytics;
+
+/// The two `PostEvent` variants this projection reads, with only the fields
+/// it needs: a `PostCreated` is decoded without its entries (texts, facets),
+/// which is most of the cost of a replay here.
+#[derive(serde::Deserialize)]
+enum Relevant {
+    PostCreated {
+        tenant_id: Uuid,
+        campaign_id: Uuid,
+    },
+    EngagementSampled {
+        sampled_at: chrono::DateTime<chrono::Utc>,
+        entries: Vec<domain::post::EntrySample>,
+    },
+}
 
 /// One stored sample.
 #[derive(Debug, Clone, PartialEq, Eq, FromRow)]
@@ -65,11 +80,10 @@ impl Projection for Analytics {
             {
                 continue;
             }
-            match event.decode::<PostEvent>()? {
-                PostEvent::PostCreated {
+            match event.decode::<Relevant>()? {
+                Relevant::PostCreated {
                     tenant_id,
                     campaign_id,
-                    ..
                 } => {
                     let id = event.aggregate_id.clone();
                     if !owners.contains_key(&id) {
@@ -77,7 +91,7 @@ impl Projection for Analytics {
                         new_posts.push(id);
                     }
                 }
-                PostEvent::EngagementSampled {
+                Relevant::EngagementSampled {
                     sampled_at,
                     entries,
                 } => samples.push((
@@ -85,7 +99,6 @@ impl Projection for Analytics {
                     micros(sampled_at),
                     EngagementTotals::of(&entries),
                 )),
-                _ => {}
             }
         }
         for chunk in new_posts.chunks(CHUNK) {
