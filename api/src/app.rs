@@ -121,6 +121,7 @@ pub struct Application {
     mode: Mode,
     mail: Option<workers::MailSender>,
     publisher: Option<workers::publisher::Publisher>,
+    collector: Option<workers::engagement::Collector>,
     shutdown: watch::Sender<bool>,
 }
 
@@ -150,6 +151,14 @@ impl Application {
                 state.accounts.clone(),
                 state.media_store.clone(),
                 config.publisher(),
+            )
+        });
+        let collector = (mode == Mode::Serve).then(|| {
+            workers::collector(
+                &state.db,
+                &state.projectors,
+                state.accounts.clone(),
+                config.collector(),
             )
         });
         let http = Http {
@@ -214,6 +223,7 @@ impl Application {
             mode,
             mail,
             publisher,
+            collector,
             shutdown: watch::channel(false).0,
         })
     }
@@ -238,11 +248,16 @@ impl Application {
     /// Serves until the shutdown handle fires; in `Serve` mode the workers run
     /// alongside and are stopped with it.
     pub async fn run(mut self) -> anyhow::Result<()> {
-        let mut workers = match (self.mail.take(), self.publisher.take()) {
-            (Some(mail), Some(publisher)) => workers::start(
+        let mut workers = match (
+            self.mail.take(),
+            self.publisher.take(),
+            self.collector.take(),
+        ) {
+            (Some(mail), Some(publisher), Some(collector)) => workers::start(
                 &self.state.projectors,
                 mail,
                 publisher,
+                collector,
                 self.shutdown.subscribe(),
             ),
             // The API's mutations wait for read models, so an API process

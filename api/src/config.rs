@@ -100,6 +100,25 @@ pub struct Config {
     /// variables); `<data-dir>/media` when unset.
     #[arg(long, env = "HERALD_MEDIA_URL")]
     pub media_url: Option<String>,
+    /// Seconds between engagement samples of published posts.
+    #[arg(
+        long,
+        env = "HERALD_ENGAGEMENT_INTERVAL_SECONDS",
+        default_value_t = 300
+    )]
+    pub engagement_interval_seconds: u64,
+    /// An AppView's public API to read engagement from directly (e.g. a
+    /// local one). Without it, counts are read through each account's PDS,
+    /// proxied to `HERALD_APPVIEW_DID`.
+    #[arg(long, env = "HERALD_APPVIEW_URL")]
+    pub appview_url: Option<String>,
+    /// DID of the AppView a PDS forwards engagement reads to.
+    #[arg(
+        long,
+        env = "HERALD_APPVIEW_DID",
+        default_value = "did:web:api.bsky.app"
+    )]
+    pub appview_did: String,
 }
 
 impl Config {
@@ -133,6 +152,19 @@ impl Config {
             ..defaults
         }
     }
+
+    /// How the engagement collector runs.
+    pub fn collector(&self) -> workers::engagement::CollectorConfig {
+        workers::engagement::CollectorConfig {
+            interval: std::time::Duration::from_secs(self.engagement_interval_seconds.max(1)),
+            appview: match &self.appview_url {
+                Some(url) => workers::bluesky::Appview::Direct { url: url.clone() },
+                None => workers::bluesky::Appview::Proxy {
+                    did: self.appview_did.clone(),
+                },
+            },
+        }
+    }
 }
 
 impl Config {
@@ -163,6 +195,9 @@ impl Config {
             publish_lease_seconds: 60,
             publish_per_connection: 8,
             media_url: None,
+            engagement_interval_seconds: 300,
+            appview_url: None,
+            appview_did: "did:web:api.bsky.app".to_string(),
         }
     }
 }

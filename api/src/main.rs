@@ -89,12 +89,13 @@ async fn main() -> anyhow::Result<()> {
             let publisher = workers::publisher(
                 &db,
                 &projectors,
-                accounts,
+                accounts.clone(),
                 config.media_store()?,
                 config.publisher(),
             );
+            let collector = workers::collector(&db, &projectors, accounts, config.collector());
             let (stop, shutdown) = tokio::sync::watch::channel(false);
-            let tasks = workers::start(&projectors, mail, publisher, shutdown);
+            let tasks = workers::start(&projectors, mail, publisher, collector, shutdown);
             app::shutdown_signal().await;
             stop.send_replace(true);
             for task in tasks {

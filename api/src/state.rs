@@ -13,6 +13,7 @@ use domain::metadata::EventMetadata;
 use domain::post::Post;
 use domain::tenant::Tenant;
 use domain::user::User;
+use projections::analytics::AnalyticsQueries;
 use projections::dashboard::DashboardQueries;
 use projections::identity::IdentityQueries;
 use projections::media::MediaQueries;
@@ -44,6 +45,7 @@ pub struct AppState {
     pub media_reads: MediaQueries,
     /// Where uploaded images are stored.
     pub media_store: workers::media::MediaStore,
+    pub analytics: AnalyticsQueries,
     /// Connected platform accounts and their sessions.
     pub accounts: workers::accounts::Accounts,
     pub sessions: Sessions,
@@ -78,6 +80,7 @@ impl AppState {
             connection_reads: ConnectionQueries::new(db.any.clone()),
             media_reads: MediaQueries::new(db.any.clone()),
             media_store,
+            analytics: AnalyticsQueries::new(db.any.clone()),
             accounts,
             sessions: Sessions::new(db.any.clone(), keyring.clone(), access_ttl_seconds),
             limiter: crate::ratelimit::RateLimiter::new(db.any.clone()),

@@ -238,6 +238,43 @@ pub enum PostCommand {
     },
     /// The published records were removed from the platform.
     RecordUnpublished,
+    /// The engagement collector read the records' counts at `sampled_at`.
+    RecordEngagement {
+        sampled_at: DateTime<Utc>,
+        entries: Vec<EntrySample>,
+    },
+}
+
+/// Engagement counts of one published record at one moment: cumulative
+/// totals as the platform reports them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EntrySample {
+    pub uri: String,
+    pub likes: i64,
+    pub reposts: i64,
+    pub replies: i64,
+    pub quotes: i64,
+}
+
+/// A post's engagement summed over its records.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EngagementTotals {
+    pub likes: i64,
+    pub reposts: i64,
+    pub replies: i64,
+    pub quotes: i64,
+}
+
+impl EngagementTotals {
+    /// The sum over a sample's entries.
+    pub fn of(entries: &[EntrySample]) -> Self {
+        entries.iter().fold(Self::default(), |t, e| Self {
+            likes: t.likes + e.likes,
+            reposts: t.reposts + e.reposts,
+            replies: t.replies + e.replies,
+            quotes: t.quotes + e.quotes,
+        })
+    }
 }
 
 /// Facts about a post.
@@ -294,6 +331,12 @@ pub enum PostEvent {
     PostUnpublished {
         uris: Vec<String>,
     },
+    /// Engagement counts of the published records at `sampled_at` (a new
+    /// variant; older shapes are unchanged, so the version stays 3).
+    EngagementSampled {
+        sampled_at: DateTime<Utc>,
+        entries: Vec<EntrySample>,
+    },
 }
 // Version 3: `PostCreated` carries `connection_id`, entries carry `media`.
 crate::domain_event!(PostEvent, "3");
@@ -324,6 +367,12 @@ pub struct Post {
     pub records: Vec<PublishedEntry>,
     pub last_error: Option<(FailureKind, String)>,
     pub deleted: bool,
+    /// When engagement was last recorded, and the totals then (a sample
+    /// equal to the previous one is not recorded again).
+    #[serde(default)]
+    pub last_sampled_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub last_engagement: Option<EngagementTotals>,
 }
 
 /// What the scheduler should do with a post it claimed.
@@ -542,6 +591,25 @@ impl Aggregate for Post {
                     uris: self.records.iter().map(|r| r.uri.clone()).collect(),
                 }
             }
+            PostCommand::RecordEngagement {
+                sampled_at,
+                entries,
+            } => {
+                if self.records.is_empty() {
+                    return Err(DomainError::Conflict(
+                        "nothing of this post is published".into(),
+                    ));
+                }
+                // Counts are cumulative: an unchanged sample adds nothing
+                // the previous one does not already say.
+                if self.last_engagement == Some(EngagementTotals::of(&entries)) {
+                    return Ok(());
+                }
+                PostEvent::EngagementSampled {
+                    sampled_at,
+                    entries,
+                }
+            }
         };
         sink.write(event, self).await;
         Ok(())
@@ -641,6 +709,13 @@ impl Aggregate for Post {
             PostEvent::PostUnpublished { .. } => {
                 self.records.clear();
                 self.published.clear();
+            }
+            PostEvent::EngagementSampled {
+                sampled_at,
+                entries,
+            } => {
+                self.last_sampled_at = Some(sampled_at);
+                self.last_engagement = Some(EngagementTotals::of(&entries));
             }
         }
     }
@@ -1179,5 +1254,100 @@ mod tests {
             .then_expect_error(DomainError::Conflict(
                 "nothing of this post is published".into(),
             ));
+    }
+
+    fn sample(likes: i64, replies: i64) -> Vec<EntrySample> {
+        vec![EntrySample {
+            uri: published(0).uri,
+            likes,
+            reposts: 0,
+            replies,
+            quotes: 0,
+        }]
+    }
+
+    fn published_post() -> Vec<PostEvent> {
+        let at = due();
+        vec![
+            created(),
+            scheduled(None),
+            PostEvent::PublishStarted {
+                occurrence: at,
+                attempt: 1,
+            },
+            PostEvent::EntryPublished {
+                occurrence: at,
+                entry: published(0),
+            },
+            PostEvent::PublishSucceeded {
+                occurrence: at,
+                next_at: None,
+            },
+        ]
+    }
+
+    #[test]
+    fn engagement_is_recorded_for_published_posts_once_even_when_zero() {
+        let at = due() + chrono::Duration::minutes(5);
+        let record = |likes, replies| {
+            cmd(PostCommand::RecordEngagement {
+                sampled_at: at,
+                entries: sample(likes, replies),
+            })
+        };
+        // The first sample is recorded even with nothing to count.
+        Given::with(())
+            .given(published_post())
+            .when(record(0, 0))
+            .then_expect_events(vec![PostEvent::EngagementSampled {
+                sampled_at: at,
+                entries: sample(0, 0),
+            }]);
+        let mut sampled = published_post();
+        sampled.push(PostEvent::EngagementSampled {
+            sampled_at: at,
+            entries: sample(1, 0),
+        });
+        // Unchanged counts are not recorded again; changed ones are.
+        Given::with(())
+            .given(sampled.clone())
+            .when(record(1, 0))
+            .then_expect_events(vec![]);
+        Given::with(())
+            .given(sampled.clone())
+            .when(record(1, 1))
+            .then_expect_events(vec![PostEvent::EngagementSampled {
+                sampled_at: at,
+                entries: sample(1, 1),
+            }]);
+        let post = state(sampled);
+        assert_eq!(post.last_sampled_at, Some(at));
+        assert_eq!(
+            post.last_engagement,
+            Some(EngagementTotals {
+                likes: 1,
+                ..Default::default()
+            })
+        );
+    }
+
+    #[test]
+    fn engagement_needs_published_records_and_an_existing_post() {
+        let record = cmd(PostCommand::RecordEngagement {
+            sampled_at: now(),
+            entries: sample(1, 0),
+        });
+        Given::with(())
+            .given(vec![created()])
+            .when(record.clone())
+            .then_expect_error(DomainError::Conflict(
+                "nothing of this post is published".into(),
+            ));
+        let mut deleted = published_post();
+        deleted.push(PostEvent::PostDeleted);
+        Given::with(())
+            .given(deleted)
+            .when(record)
+            .then_expect_error(DomainError::NotFound("post"));
     }
 }

@@ -228,6 +228,9 @@ impl Batch {
     }
 
     fn apply_post(&mut self, id: &str, at: i64, event: PostEvent) {
+        if let PostEvent::EngagementSampled { .. } = event {
+            return;
+        }
         if let PostEvent::PostCreated {
             tenant_id,
             campaign_id,
@@ -359,6 +362,7 @@ impl Batch {
                 row.published = "[]".into();
                 return;
             }
+            PostEvent::EngagementSampled { .. } => unreachable!("skipped above"),
         };
         self.move_post(id, next);
     }
@@ -474,6 +478,9 @@ impl Projection for Dashboard {
         for event in events {
             match event.aggregate_type.as_str() {
                 Campaign::TYPE => decoded.push((event, Decoded::Campaign(event.decode()?))),
+                // Engagement samples change nothing here: skipped before
+                // decoding (and before loading their posts).
+                Post::TYPE if event.event_type == "EngagementSampled" => {}
                 Post::TYPE => decoded.push((event, Decoded::Post(event.decode()?))),
                 _ => {}
             }

@@ -2,10 +2,11 @@
 //! cqrs-es event store on PostgreSQL or SQLite with bounded conflict retries
 //! (`store`), the global commit-ordered event log (`log`), the projector runner
 //! with durable checkpoints and leases (`runner`), and the read models fed by it
-//! (`dashboard`, and the hash-chained `audit` trail). Read models never load
+//! (`dashboard`, the hash-chained `audit` trail, publishing and `analytics`). Read models never load
 //! aggregates: they are plain tables that `herald replay` can rebuild from the
 //! log.
 
+pub mod analytics;
 pub mod audit;
 pub mod crypto;
 pub mod dashboard;

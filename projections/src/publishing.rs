@@ -196,7 +196,7 @@ impl Projection for Schedule {
         let mut touched_connections: Vec<String> = Vec::new();
         let post_ids: HashSet<&str> = events
             .iter()
-            .filter(|e| e.aggregate_type == Post::TYPE)
+            .filter(|e| e.aggregate_type == Post::TYPE && e.event_type != "EngagementSampled")
             .map(|e| e.aggregate_id.as_str())
             .collect();
         for chunk in post_ids.into_iter().collect::<Vec<_>>().chunks(CHUNK) {
@@ -232,7 +232,7 @@ impl Projection for Schedule {
                 touched_connections.push(id.to_string());
                 continue;
             }
-            if event.aggregate_type != Post::TYPE {
+            if event.aggregate_type != Post::TYPE || event.event_type == "EngagementSampled" {
                 continue;
             }
             let event: PostEvent = event.decode()?;
@@ -266,7 +266,8 @@ impl Projection for Schedule {
                 | PostEvent::PostUpdated { .. }
                 | PostEvent::PublishStarted { .. }
                 | PostEvent::EntryPublished { .. }
-                | PostEvent::PostUnpublished { .. } => {}
+                | PostEvent::PostUnpublished { .. }
+                | PostEvent::EngagementSampled { .. } => {}
             }
         }
         // Connection states the new rows need that the batch did not set.

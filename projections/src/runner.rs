@@ -280,6 +280,7 @@ impl Projectors {
                 Arc::new(crate::publishing::Connections),
                 Arc::new(crate::publishing::Schedule),
                 Arc::new(crate::media::Media),
+                Arc::new(crate::analytics::Analytics),
             ],
             owner: format!("{}:{}", std::process::id(), Uuid::new_v4()),
             appended: Arc::new(watch::channel(0).0),

@@ -175,4 +175,70 @@ impl Peer {
             .expect("revokeAppPassword");
         assert!(response.status().is_success(), "revokeAppPassword");
     }
+
+    /// Creates a record in `account`'s repository as `account` (raw XRPC:
+    /// `createSession` with the account password, then `createRecord`);
+    /// returns its (uri, cid).
+    pub async fn create_record(
+        &self,
+        account: &Account,
+        collection: &str,
+        record: Value,
+    ) -> (String, String) {
+        let token = self.session(account).await;
+        let body: Value = self
+            .http
+            .post(format!("{}/xrpc/com.atproto.repo.createRecord", self.pds))
+            .bearer_auth(token)
+            .json(&json!({"repo": account.did, "collection": collection, "record": record}))
+            .send()
+            .await
+            .expect("createRecord")
+            .json()
+            .await
+            .expect("createRecord JSON");
+        let field = |f: &str| {
+            body[f]
+                .as_str()
+                .unwrap_or_else(|| panic!("createRecord: {body}"))
+                .to_string()
+        };
+        (field("uri"), field("cid"))
+    }
+
+    /// `account` likes the post at (uri, cid).
+    pub async fn like(&self, account: &Account, uri: &str, cid: &str) -> (String, String) {
+        self.create_record(
+            account,
+            "app.bsky.feed.like",
+            json!({
+                "$type": "app.bsky.feed.like",
+                "subject": {"uri": uri, "cid": cid},
+                "createdAt": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            }),
+        )
+        .await
+    }
+
+    /// `account` replies `text` to the post at (uri, cid) (a thread root).
+    pub async fn reply(
+        &self,
+        account: &Account,
+        uri: &str,
+        cid: &str,
+        text: &str,
+    ) -> (String, String) {
+        let parent = json!({"uri": uri, "cid": cid});
+        self.create_record(
+            account,
+            "app.bsky.feed.post",
+            json!({
+                "$type": "app.bsky.feed.post",
+                "text": text,
+                "reply": {"root": parent, "parent": parent},
+                "createdAt": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            }),
+        )
+        .await
+    }
 }

@@ -30,6 +30,8 @@ fn expected_actions() -> BTreeMap<&'static str, Option<Action>> {
         ("mediaAssets", Some(Read)),
         ("mediaAsset", Some(Read)),
         ("auditLog", Some(ReadAudit)),
+        ("postEngagement", Some(Read)),
+        ("campaignEngagement", Some(Read)),
         // Mutations
         ("signUp", None),
         ("logIn", None),
@@ -534,6 +536,8 @@ async fn row_level_security_hides_other_tenants_rows_from_unfiltered_reads() {
         ("rm_api_keys", 0),
         ("rm_audit_heads", 1),
         ("rm_connections", 0),
+        ("rm_engagement", 0),
+        ("rm_engagement_posts", 0),
     ] {
         let (n,): (i64,) = sqlx::query_as(&format!("SELECT COUNT(*) FROM {table}"))
             .fetch_one(&mut *conn)

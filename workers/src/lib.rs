@@ -1,11 +1,13 @@
 //! Background work of a `herald worker` (or `herald serve`) process: the
 //! projector runners and the process managers (the mail sender in `mail`, the
-//! publish scheduler in `publisher`), and the platform adapters they use
+//! publish scheduler in `publisher`, the engagement collector in
+//! `engagement`), and the platform adapters they use
 //! (`bluesky`, with connected accounts and their sessions in `accounts`).
 //! Every task stops when `shutdown` flips to true.
 
 pub mod accounts;
 pub mod bluesky;
+pub mod engagement;
 pub mod mail;
 pub mod mail_intents;
 pub mod media;
@@ -48,16 +50,34 @@ pub fn publisher(
     )
 }
 
+/// The engagement collector over `db`.
+pub fn collector(
+    db: &Database,
+    projectors: &Projectors,
+    accounts: accounts::Accounts,
+    config: engagement::CollectorConfig,
+) -> engagement::Collector {
+    engagement::Collector::new(
+        db.clone(),
+        projections::Repository::new(db, projectors.appended.clone()),
+        projections::Repository::new(db, projectors.appended.clone()),
+        accounts,
+        config,
+    )
+}
+
 /// Starts every background task of a worker process.
 pub fn start(
     projectors: &Projectors,
     mail: MailSender,
     publisher: publisher::Publisher,
+    collector: engagement::Collector,
     shutdown: watch::Receiver<bool>,
 ) -> Vec<JoinHandle<()>> {
     tracing::info!(projections = ?projectors.names(), "starting projectors");
     let mut tasks = projectors.spawn(shutdown.clone());
     tasks.push(tokio::spawn(mail.run(shutdown.clone())));
-    tasks.push(tokio::spawn(publisher.run(shutdown)));
+    tasks.push(tokio::spawn(publisher.run(shutdown.clone())));
+    tasks.push(tokio::spawn(collector.run(shutdown)));
     tasks
 }

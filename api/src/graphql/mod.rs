@@ -2,6 +2,7 @@
 //! execute it with metadata, read the result from a read model.
 
 mod account;
+mod analytics;
 mod audit;
 mod campaigns;
 mod connections;
@@ -43,6 +44,7 @@ pub struct Query(
     media::MediaQuery,
     posts::PostQuery,
     audit::AuditQuery,
+    analytics::AnalyticsQuery,
 );
 
 /// Root mutation.
