@@ -1,3 +1,4 @@
+#![recursion_limit = "256"]
 //! The `herald` command.
 
 use std::time::Duration;
