@@ -24,7 +24,7 @@ pub use db::Database;
 pub use error::StoreError;
 pub use log::{GlobalLog, Position, StoredEvent};
 pub use runner::{Projection, Projector, Projectors};
-pub use store::{CommandError, Repository};
+pub use store::{CommandError, Loaded, Repository};
 
 /// Microseconds since the Unix epoch, the time unit of every read-model column.
 pub fn micros(t: chrono::DateTime<chrono::Utc>) -> i64 {

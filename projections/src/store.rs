@@ -192,6 +192,14 @@ pub enum CommandError<E: std::error::Error> {
     Store(#[from] StoreError),
 }
 
+/// An aggregate's state and the sequence of its last event.
+#[derive(Debug, Clone)]
+pub struct Loaded<A> {
+    pub id: String,
+    pub state: A,
+    pub sequence: usize,
+}
+
 /// What a successful command appended.
 #[derive(Debug, Clone)]
 pub struct Committed {
@@ -413,33 +421,102 @@ where
                 .await
                 .map_err(CommandError::Rejected)?;
             let events = sink.collect().await;
-            if events.is_empty() {
-                return Ok(Committed {
+            if let Some(committed) = self.append(id, events, context, &map).await? {
+                return Ok(committed);
+            }
+        }
+        Err(CommandError::Conflict(A::TYPE))
+    }
+
+    /// Appends the events a command produced against `context`; `None` when
+    /// another writer got there first (the caller reloads and retries).
+    async fn append(
+        &self,
+        id: &str,
+        events: Vec<A::Event>,
+        context: EventStoreAggregateContext<A>,
+        map: &HashMap<String, String>,
+    ) -> Result<Option<Committed>, CommandError<A::Error>> {
+        if events.is_empty() {
+            return Ok(Some(Committed {
+                aggregate_type: A::TYPE,
+                aggregate_id: id.to_string(),
+                last_sequence: None,
+            }));
+        }
+        let count = events.len() as u64;
+        let from = context.current_sequence as i64;
+        let to = from + count as i64;
+        let state = (from / SNAPSHOT_EVERY != to / SNAPSHOT_EVERY)
+            .then(|| serde_json::to_string(&context.aggregate).expect("state serializes"));
+        match self.store.commit(events, context, map.clone()).await {
+            Ok(envelopes) => {
+                metrics::counter!("herald_events_appended_total").increment(count);
+                self.appended.send_modify(|n| *n = n.wrapping_add(1));
+                if let Some(state) = state {
+                    self.snapshot(id, from, to, &state).await;
+                }
+                Ok(Some(Committed {
                     aggregate_type: A::TYPE,
                     aggregate_id: id.to_string(),
-                    last_sequence: None,
-                });
+                    last_sequence: envelopes.last().map(|e| e.sequence as i64),
+                }))
             }
-            let count = events.len() as u64;
-            let from = context.current_sequence as i64;
-            let to = from + count as i64;
-            let state = (from / SNAPSHOT_EVERY != to / SNAPSHOT_EVERY)
-                .then(|| serde_json::to_string(&context.aggregate).expect("state serializes"));
-            match self.store.commit(events, context, map.clone()).await {
-                Ok(envelopes) => {
-                    metrics::counter!("herald_events_appended_total").increment(count);
-                    self.appended.send_modify(|n| *n = n.wrapping_add(1));
-                    if let Some(state) = state {
-                        self.snapshot(id, from, to, &state).await;
-                    }
-                    return Ok(Committed {
-                        aggregate_type: A::TYPE,
-                        aggregate_id: id.to_string(),
-                        last_sequence: envelopes.last().map(|e| e.sequence as i64),
-                    });
-                }
-                Err(AggregateError::AggregateConflict) => continue,
-                Err(other) => return Err(store_error(other).into()),
+            Err(AggregateError::AggregateConflict) => Ok(None),
+            Err(other) => Err(store_error(other).into()),
+        }
+    }
+
+    /// The aggregate with the sequence it was read at, for a caller that
+    /// issues several commands in a row (see [`Repository::execute_loaded`]).
+    pub async fn load_versioned(&self, id: &str) -> Result<Loaded<A>, StoreError> {
+        let context = self.load_context(id).await?;
+        Ok(Loaded {
+            id: id.to_string(),
+            state: context.aggregate,
+            sequence: context.current_sequence,
+        })
+    }
+
+    /// Like [`Repository::execute`], against a state the caller already
+    /// holds: no load round trip while nobody else writes the stream, and
+    /// `loaded` is the new state afterwards. A concurrent writer makes the
+    /// append conflict; then the stream is reloaded and the command decided
+    /// again on the fresh state, as `execute` does.
+    pub async fn execute_loaded(
+        &self,
+        loaded: &mut Loaded<A>,
+        command: A::Command,
+        metadata: &EventMetadata,
+    ) -> Result<Committed, CommandError<A::Error>>
+    where
+        A: Clone,
+    {
+        let map = metadata.to_map();
+        for attempt in 0..=MAX_CONFLICT_RETRIES {
+            if attempt > 0 {
+                *loaded = self.load_versioned(&loaded.id).await?;
+            }
+            let mut next = loaded.state.clone();
+            let sink = EventSink::default();
+            next.handle(command.clone(), &(), &sink)
+                .await
+                .map_err(CommandError::Rejected)?;
+            let events = sink.collect().await;
+            let count = events.len();
+            // As in `execute_inner`, the context holds the state after the
+            // events (a snapshot taken on this append must include them).
+            let context = EventStoreAggregateContext {
+                aggregate_id: loaded.id.clone(),
+                aggregate: next.clone(),
+                current_sequence: loaded.sequence,
+                current_snapshot: None,
+            };
+            if let Some(committed) = self.append(&loaded.id, events, context, &map).await? {
+                // The sink applied the events to `next` as they were written.
+                loaded.state = next;
+                loaded.sequence += count;
+                return Ok(committed);
             }
         }
         Err(CommandError::Conflict(A::TYPE))

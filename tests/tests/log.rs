@@ -397,6 +397,83 @@ async fn an_old_event_shape_loads_through_the_upcaster(backend: Backend) {
     .unwrap();
 }
 
+#[tokio::test]
+async fn a_held_state_is_decided_afresh_when_someone_else_wrote_meanwhile() {
+    let db = database(&herald_tests::fresh_sqlite()).await;
+    let repo = Repository::<domain::post::Post>::new(&db, Arc::new(watch::channel(0).0));
+    let tenant = Uuid::new_v4();
+    let id = Uuid::new_v4().to_string();
+    let meta = EventMetadata::new(tenant, Actor::System, Uuid::new_v4(), Utc::now());
+    let command = |c| Scoped {
+        tenant_id: tenant,
+        command: c,
+    };
+    let entries = |t: &str| {
+        parse_entries(
+            &[EntryInput {
+                text: t.into(),
+                ..Default::default()
+            }],
+            false,
+        )
+        .unwrap()
+    };
+    repo.create(
+        &id,
+        command(PostCommand::Create {
+            campaign_id: Uuid::new_v4(),
+            connection_id: None,
+            entries: entries("v0"),
+        }),
+        &meta,
+    )
+    .await
+    .unwrap();
+    let mut held = repo.load_versioned(&id).await.unwrap();
+    // Two commands on the held state: no reload needed, the state follows.
+    repo.execute_loaded(
+        &mut held,
+        command(PostCommand::Update {
+            entries: entries("v1"),
+        }),
+        &meta,
+    )
+    .await
+    .unwrap();
+    assert_eq!(held.sequence, 2);
+    assert_eq!(held.state.entries[0].text.as_str(), "v1");
+    // Someone else deletes the post; the held state is stale.
+    repo.execute(&id, command(PostCommand::Delete), &meta)
+        .await
+        .unwrap();
+    let result = repo
+        .execute_loaded(
+            &mut held,
+            command(PostCommand::Update {
+                entries: entries("v2"),
+            }),
+            &meta,
+        )
+        .await;
+    assert!(
+        matches!(
+            result,
+            Err(projections::CommandError::Rejected(
+                domain::DomainError::NotFound(_)
+            ))
+        ),
+        "decided on the fresh state: {result:?}"
+    );
+    assert!(held.state.deleted, "the held state was reloaded");
+    assert_eq!(held.sequence, 3);
+    let (events,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM events WHERE aggregate_id = $1")
+        .bind(&id)
+        .fetch_one(&db.any)
+        .await
+        .unwrap();
+    assert_eq!(events, 3, "the stale update appended nothing");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_commands_on_one_aggregate_retry_then_report_conflict() {
     let db = database(&fresh_postgres().await).await;

@@ -20,7 +20,7 @@ use domain::post::{FireDecision, Post, PostCommand, PostEntry};
 use domain::publish::{FailureKind, PublishedEntry, RetryPolicy};
 use domain::rkey::record_key;
 use projections::publishing::{Claim, ScheduleIndex};
-use projections::{CommandError, Repository, StoreError, micros};
+use projections::{CommandError, Loaded, Repository, StoreError, micros};
 use rand::Rng;
 use tokio::sync::{Mutex, Semaphore, watch};
 use tokio::task::JoinSet;
@@ -223,16 +223,19 @@ impl Publisher {
         EventMetadata::new(tenant, Actor::System, correlation, Utc::now())
     }
 
+    /// Runs `command` against the post as this worker last saw it (one
+    /// round trip; a concurrent change is detected and decided afresh).
     async fn command(
         &self,
         claim: &Claim,
+        post: &mut Loaded<Post>,
         correlation: Uuid,
         command: PostCommand,
     ) -> Result<(), CommandError<domain::DomainError>> {
         self.inner
             .posts
-            .execute(
-                &claim.post_id.to_string(),
+            .execute_loaded(
+                post,
                 Scoped {
                     tenant_id: claim.tenant_id,
                     command,
@@ -250,8 +253,12 @@ impl Publisher {
 
     async fn publish(&self, claim: &Claim) -> Result<Outcome, PublishError> {
         let now = Utc::now();
-        let post = self.inner.posts.load(&claim.post_id.to_string()).await?;
-        let (occurrence, resume_from) = match post.fire_decision(now) {
+        let mut post = self
+            .inner
+            .posts
+            .load_versioned(&claim.post_id.to_string())
+            .await?;
+        let (occurrence, resume_from) = match post.state.fire_decision(now) {
             FireDecision::Publish {
                 occurrence,
                 resume_from,
@@ -261,7 +268,7 @@ impl Publisher {
             FireDecision::Nothing => return Ok(Outcome::Later(Self::settle())),
         };
         // Connection checks come first: a degraded account is not an attempt.
-        let connection = match post.connection_id {
+        let connection = match post.state.connection_id {
             Some(id) => Some((id, self.inner.connections.load(&id.to_string()).await?)),
             None => None,
         };
@@ -277,7 +284,12 @@ impl Publisher {
         }
         let correlation = Uuid::now_v7();
         match self
-            .command(claim, correlation, PostCommand::StartPublish { now })
+            .command(
+                claim,
+                &mut post,
+                correlation,
+                PostCommand::StartPublish { now },
+            )
             .await
         {
             Ok(()) => {}
@@ -304,7 +316,7 @@ impl Publisher {
                     "the post names no Bluesky connection".into(),
                     None,
                 );
-                self.record(claim, correlation, command).await?;
+                self.record(claim, &mut post, correlation, command).await?;
                 return Ok(Outcome::Later(Self::settle()));
             }
         };
@@ -314,7 +326,7 @@ impl Publisher {
                 "the post's connection was disconnected".into(),
                 None,
             );
-            self.record(claim, correlation, command).await?;
+            self.record(claim, &mut post, correlation, command).await?;
             return Ok(Outcome::Later(Self::settle()));
         }
         let gate = self.gate(connection_id).await;
@@ -323,7 +335,7 @@ impl Publisher {
             .publish_entries(
                 claim,
                 correlation,
-                &post,
+                &mut post,
                 occurrence,
                 resume_from,
                 connection_id,
@@ -334,6 +346,7 @@ impl Publisher {
             Ok(last) => {
                 self.record(
                     claim,
+                    &mut post,
                     correlation,
                     PostCommand::CompletePublish {
                         occurrence,
@@ -359,6 +372,7 @@ impl Publisher {
                 }
                 self.record(
                     claim,
+                    &mut post,
                     correlation,
                     fail(kind, error.message, error.retry_after),
                 )
@@ -384,10 +398,11 @@ impl Publisher {
     async fn record(
         &self,
         claim: &Claim,
+        post: &mut Loaded<Post>,
         correlation: Uuid,
         command: PostCommand,
     ) -> Result<(), PublishError> {
-        match self.command(claim, correlation, command).await {
+        match self.command(claim, post, correlation, command).await {
             Ok(()) => Ok(()),
             Err(CommandError::Rejected(error)) => Err(PublishError::Superseded(error.to_string())),
             Err(other) => Err(other.into()),
@@ -489,7 +504,7 @@ impl Publisher {
         &self,
         claim: &Claim,
         correlation: Uuid,
-        post: &Post,
+        post: &mut Loaded<Post>,
         occurrence: DateTime<Utc>,
         resume_from: usize,
         connection_id: Uuid,
@@ -498,7 +513,9 @@ impl Publisher {
         let mut client = self.client(claim, connection_id, connection, false).await?;
         let mut refreshed = false;
         let mut last = None;
+        let entries = post.state.entries.clone();
         let mut done: Vec<StrongRef> = post
+            .state
             .published
             .iter()
             .map(|e| StrongRef {
@@ -506,7 +523,7 @@ impl Publisher {
                 cid: e.cid.clone(),
             })
             .collect();
-        for (index, entry) in post.entries.iter().enumerate().skip(resume_from) {
+        for (index, entry) in entries.iter().enumerate().skip(resume_from) {
             let rkey = record_key(claim.post_id, occurrence, index);
             let reply = match (done.first(), done.last()) {
                 (Some(root), Some(parent)) => Some(Reply {
@@ -542,12 +559,13 @@ impl Publisher {
                 cid: published.cid.clone(),
                 warnings,
             };
-            if index + 1 == post.entries.len() {
+            if index + 1 == entries.len() {
                 // Recorded together with the success: one append, not two.
                 last = Some(entry);
             } else {
                 self.record(
                     claim,
+                    post,
                     correlation,
                     PostCommand::RecordEntry { occurrence, entry },
                 )
