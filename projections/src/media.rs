@@ -6,7 +6,7 @@ use std::collections::{BTreeSet, HashMap};
 use async_trait::async_trait;
 use cqrs_es::Aggregate;
 use domain::media::{MediaAsset, MediaEvent};
-use domain::post::{Post, PostEntry, PostEvent};
+use domain::post::{MediaUse, Post};
 use sqlx::{AnyConnection, AnyPool, FromRow};
 use uuid::Uuid;
 
@@ -16,7 +16,19 @@ use crate::{Projection, StoreError, StoredEvent, micros};
 /// The `media` projection.
 pub struct Media;
 
-fn assets(entries: &[PostEntry]) -> BTreeSet<String> {
+/// The images of a post's entries, read without decoding the rest.
+#[derive(serde::Deserialize)]
+struct Entries {
+    entries: Vec<EntryMedia>,
+}
+
+#[derive(serde::Deserialize)]
+struct EntryMedia {
+    #[serde(default)]
+    media: Vec<MediaUse>,
+}
+
+fn assets(entries: &[EntryMedia]) -> BTreeSet<String> {
     entries
         .iter()
         .flat_map(|e| e.media.iter().map(|m| m.asset_id.to_string()))
@@ -86,22 +98,21 @@ impl Projection for Media {
             ) {
                 continue;
             }
-            match event.decode::<PostEvent>()? {
-                PostEvent::PostCreated { entries, .. } => {
-                    let used = assets(&entries);
+            match event.event_type.as_str() {
+                "PostCreated" => {
+                    let used = assets(&event.fields::<Entries>()?.entries);
                     if !used.is_empty() {
                         uses.insert(id.to_string(), used);
                     }
                 }
-                PostEvent::PostUpdated { entries } => {
+                "PostUpdated" => {
                     replace.insert(id.to_string());
-                    uses.insert(id.to_string(), assets(&entries));
+                    uses.insert(id.to_string(), assets(&event.fields::<Entries>()?.entries));
                 }
-                PostEvent::PostDeleted => {
+                _ => {
                     replace.insert(id.to_string());
                     uses.remove(id);
                 }
-                _ => {}
             }
         }
         let replace: Vec<String> = replace.into_iter().collect();

@@ -8,7 +8,7 @@ use std::collections::{HashMap, HashSet};
 use async_trait::async_trait;
 use cqrs_es::Aggregate;
 use domain::connection::{Connection, ConnectionEvent, ConnectionStatus};
-use domain::post::{Post, PostEvent};
+use domain::post::Post;
 use sqlx::{AnyConnection, AnyPool, FromRow};
 use uuid::Uuid;
 
@@ -166,6 +166,29 @@ impl ConnectionQueries {
 /// The `schedule` projection: when each post should next be looked at.
 pub struct Schedule;
 
+/// The fields of `PostCreated` the index reads.
+#[derive(serde::Deserialize)]
+struct Created {
+    tenant_id: Uuid,
+    #[serde(default)]
+    connection_id: Option<Uuid>,
+}
+
+#[derive(serde::Deserialize)]
+struct At {
+    at: chrono::DateTime<chrono::Utc>,
+}
+
+#[derive(serde::Deserialize)]
+struct Succeeded {
+    next_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+#[derive(serde::Deserialize)]
+struct Failed {
+    retry_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
 /// A row of the index as the projection folds it.
 #[derive(Debug, Clone)]
 struct IndexRow {
@@ -235,16 +258,13 @@ impl Projection for Schedule {
             if event.aggregate_type != Post::TYPE || event.event_type == "EngagementSampled" {
                 continue;
             }
-            let event: PostEvent = event.decode()?;
-            if let PostEvent::PostCreated {
-                tenant_id,
-                connection_id,
-                ..
-            } = &event
-            {
+            // Only the fields the index needs (see `PostEvent` for the shapes).
+            let kind = event.event_type.as_str();
+            if kind == "PostCreated" {
+                let created: Created = event.fields()?;
                 rows.entry(id.to_string()).or_insert(Some(IndexRow {
-                    tenant_id: tenant_id.to_string(),
-                    connection_id: connection_id.map(|c| c.to_string()),
+                    tenant_id: created.tenant_id.to_string(),
+                    connection_id: created.connection_id.map(|c| c.to_string()),
                     due_at: None,
                 }));
                 continue;
@@ -252,22 +272,19 @@ impl Projection for Schedule {
             let Some(Some(row)) = rows.get_mut(id) else {
                 continue;
             };
-            match event {
-                PostEvent::PostScheduled { at, .. }
-                | PostEvent::PostRescheduled { at }
-                | PostEvent::PublishRetryRequested { at } => row.due_at = Some(micros(at)),
-                PostEvent::PublishSucceeded { next_at, .. } => row.due_at = next_at.map(micros),
-                PostEvent::PublishFailed { retry_at, .. } => row.due_at = retry_at.map(micros),
-                PostEvent::PostCancelled => row.due_at = None,
-                PostEvent::PostDeleted => {
+            match kind {
+                "PostScheduled" | "PostRescheduled" | "PublishRetryRequested" => {
+                    row.due_at = Some(micros(event.fields::<At>()?.at));
+                }
+                "PublishSucceeded" => {
+                    row.due_at = event.fields::<Succeeded>()?.next_at.map(micros);
+                }
+                "PublishFailed" => row.due_at = event.fields::<Failed>()?.retry_at.map(micros),
+                "PostCancelled" => row.due_at = None,
+                "PostDeleted" => {
                     rows.insert(id.to_string(), None);
                 }
-                PostEvent::PostCreated { .. }
-                | PostEvent::PostUpdated { .. }
-                | PostEvent::PublishStarted { .. }
-                | PostEvent::EntryPublished { .. }
-                | PostEvent::PostUnpublished { .. }
-                | PostEvent::EngagementSampled { .. } => {}
+                _ => {}
             }
         }
         // Connection states the new rows need that the batch did not set.

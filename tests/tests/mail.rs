@@ -306,8 +306,19 @@ async fn without_smtp_mail_is_written_to_the_file_outbox(backend: Backend) {
     assert_eq!(written.to, "user9@example.org");
     assert_eq!(written.subject, "Invitation 9");
     assert_eq!(written.body, m.body);
-    let (_, sent, ..) = row(&app.state.db, &m.id).await;
-    assert!(sent);
+    // The file is written before the row is marked sent: wait for the mark.
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let (_, sent, ..) = row(&app.state.db, &m.id).await;
+        if sent {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the mail was written but never marked sent"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     drop(app);
     let _ = std::fs::remove_dir_all(&data_dir);
 }
