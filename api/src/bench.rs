@@ -112,8 +112,7 @@ pub async fn run(which: Which) -> anyhow::Result<()> {
             } else {
                 (posts, connections)
             };
-            crate::bench_publish::publish(&database_url, posts.max(1), connections.max(1), smoke)
-                .await
+            crate::bench_publish::publish(&database_url, posts.max(1), connections.max(1)).await
         }
         Which::Replay {
             database_url,

@@ -137,12 +137,7 @@ async fn start_fake(fake: Fake) -> anyhow::Result<String> {
 }
 
 /// `herald bench publish`.
-pub async fn publish(
-    url: &str,
-    posts: usize,
-    connections: usize,
-    smoke: bool,
-) -> anyhow::Result<()> {
+pub async fn publish(url: &str, posts: usize, connections: usize) -> anyhow::Result<()> {
     if !crate::bench::is_postgres(url) {
         bail!(
             "the publish benchmark runs worker processes on PostgreSQL: pass --database-url postgres://…"
@@ -161,7 +156,6 @@ pub async fn publish(
         TARGET.as_secs(),
         verdict(all_pass)
     );
-    let _ = smoke;
     Ok(())
 }
 

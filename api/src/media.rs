@@ -9,7 +9,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use domain::Scoped;
 use domain::access::Action;
-use domain::media::{BLUESKY_MAX_IMAGE_BYTES, MediaCommand};
+use domain::media::MediaCommand;
 use serde_json::json;
 use uuid::Uuid;
 
@@ -54,7 +54,6 @@ pub async fn upload(State(http): State<Http>, headers: HeaderMap, mut form: Mult
     if let Err(e) = facts.check("file") {
         return rest_error(StatusCode::BAD_REQUEST, &e.into());
     }
-    debug_assert!(facts.size <= BLUESKY_MAX_IMAGE_BYTES);
     let state = &http.state;
     let id = Uuid::now_v7();
     let key = format!("{}/{id}", principal.tenant_id);

@@ -80,13 +80,6 @@ struct Inner {
     paused: Mutex<HashMap<Uuid, DateTime<Utc>>>,
 }
 
-/// What became of one claimed post.
-#[derive(Debug, PartialEq)]
-enum Outcome {
-    /// Look again from this time (micros).
-    Later(i64),
-}
-
 fn map_kind(kind: ErrorKind) -> FailureKind {
     match kind {
         ErrorKind::Transient => FailureKind::Transient,
@@ -203,7 +196,7 @@ impl Publisher {
     async fn fire(&self, claim: Claim) {
         let post = claim.post_id;
         let not_before = match self.publish(&claim).await {
-            Ok(Outcome::Later(at)) => at,
+            Ok(at) => at,
             Err(error) => {
                 tracing::warn!(%post, %error, "publishing could not proceed; will look again");
                 micros(Utc::now()) + 5_000_000
@@ -251,7 +244,9 @@ impl Publisher {
         micros(Utc::now()) + 1_000_000
     }
 
-    async fn publish(&self, claim: &Claim) -> Result<Outcome, PublishError> {
+    /// Publishes a claimed post if it is due; answers when to look at it
+    /// again (microseconds), which becomes the claim's release time.
+    async fn publish(&self, claim: &Claim) -> Result<i64, PublishError> {
         let now = Utc::now();
         let mut post = self
             .inner
@@ -263,9 +258,9 @@ impl Publisher {
                 occurrence,
                 resume_from,
             } => (occurrence, resume_from),
-            FireDecision::NotUntil(at) => return Ok(Outcome::Later(micros(at))),
+            FireDecision::NotUntil(at) => return Ok(micros(at)),
             // Cancelled, deleted or finished: the index catches up shortly.
-            FireDecision::Nothing => return Ok(Outcome::Later(Self::settle())),
+            FireDecision::Nothing => return Ok(Self::settle()),
         };
         // Connection checks come first: a degraded account is not an attempt.
         let connection = match post.state.connection_id {
@@ -274,12 +269,12 @@ impl Publisher {
         };
         if let Some((id, c)) = &connection {
             if c.status == Some(ConnectionStatus::Degraded) {
-                return Ok(Outcome::Later(Self::settle()));
+                return Ok(Self::settle());
             }
             if let Some(until) = self.inner.paused.lock().await.get(id).copied()
                 && until > now
             {
-                return Ok(Outcome::Later(micros(until)));
+                return Ok(micros(until));
             }
         }
         let correlation = Uuid::now_v7();
@@ -294,7 +289,7 @@ impl Publisher {
         {
             Ok(()) => {}
             // Someone changed the post since it was loaded: look again.
-            Err(CommandError::Rejected(_)) => return Ok(Outcome::Later(Self::settle())),
+            Err(CommandError::Rejected(_)) => return Ok(Self::settle()),
             Err(other) => return Err(other.into()),
         }
         let fail = |kind: FailureKind, message: String, not_before: Option<DateTime<Utc>>| {
@@ -317,7 +312,7 @@ impl Publisher {
                     None,
                 );
                 self.record(claim, &mut post, correlation, command).await?;
-                return Ok(Outcome::Later(Self::settle()));
+                return Ok(Self::settle());
             }
         };
         if connection.status == Some(ConnectionStatus::Revoked) {
@@ -327,7 +322,7 @@ impl Publisher {
                 None,
             );
             self.record(claim, &mut post, correlation, command).await?;
-            return Ok(Outcome::Later(Self::settle()));
+            return Ok(Self::settle());
         }
         let gate = self.gate(connection_id).await;
         let _slot = gate.acquire().await.expect("semaphore is never closed");
@@ -380,7 +375,7 @@ impl Publisher {
             }
             Err(other) => return Err(other),
         }
-        Ok(Outcome::Later(Self::settle()))
+        Ok(Self::settle())
     }
 
     /// The per-connection concurrency limit.

@@ -105,7 +105,7 @@ impl MediaMutation {
                 &meta,
             )
             .await?;
-        let key = format!("{}/{asset}", p.tenant_id);
+        let key = state.load(&state.media, asset).await?.key;
         if let Err(error) = state.media_store.delete(&key).await {
             tracing::warn!(%error, "deleted media left its file behind");
         }
