@@ -439,22 +439,49 @@ impl ScheduleIndex {
             .collect())
     }
 
-    /// Gives a claimed post back: it may be claimed again from `not_before`
-    /// (when the index has caught up with what this worker did).
-    pub async fn release(
-        &self,
-        owner: &str,
-        post: Uuid,
-        not_before: i64,
-    ) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE rm_schedule SET lease_until = $3, lease_owner = NULL WHERE post_id = $1 AND lease_owner = $2",
-        )
-        .bind(post.to_string())
-        .bind(owner)
-        .bind(not_before)
-        .execute(&self.pool)
-        .await?;
+    /// Gives claimed posts back, many per statement: each `(post,
+    /// not_before)` may be claimed again from `not_before` (when the index has
+    /// caught up with what this worker did).
+    pub async fn release(&self, owner: &str, releases: &[(Uuid, i64)]) -> Result<(), StoreError> {
+        let param = |n: usize| {
+            if self.postgres {
+                format!("${n}")
+            } else {
+                "?".to_string()
+            }
+        };
+        for chunk in releases.chunks(CHUNK) {
+            let values: Vec<String> = (0..chunk.len())
+                .map(|i| format!("({}, {})", param(2 * i + 1), param(2 * i + 2)))
+                .collect();
+            // Parameters appear in the text in the order they are bound. On
+            // PostgreSQL the rows are locked in key order first, the order
+            // the schedule projection writes them in: no deadlock with it.
+            let owner_param = param(2 * chunk.len() + 1);
+            let mine = if self.postgres {
+                format!(
+                    "SELECT post_id FROM rm_schedule WHERE post_id IN (SELECT post_id FROM v)
+                        AND lease_owner = {owner_param} ORDER BY post_id FOR UPDATE"
+                )
+            } else {
+                format!(
+                    "SELECT post_id FROM rm_schedule WHERE post_id IN (SELECT post_id FROM v)
+                        AND lease_owner = {owner_param}"
+                )
+            };
+            let sql = format!(
+                "WITH v (post_id, not_before) AS (VALUES {}), mine AS ({mine})
+                 UPDATE rm_schedule SET lease_owner = NULL, lease_until = v.not_before
+                   FROM v WHERE rm_schedule.post_id = v.post_id
+                    AND rm_schedule.post_id IN (SELECT post_id FROM mine)",
+                values.join(", "),
+            );
+            let mut query = sqlx::query(&sql);
+            for (post, not_before) in chunk {
+                query = query.bind(post.to_string()).bind(*not_before);
+            }
+            query.bind(owner).execute(&self.pool).await?;
+        }
         Ok(())
     }
 

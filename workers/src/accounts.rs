@@ -14,6 +14,7 @@ use domain::sealed::Sealed;
 use projections::{Database, Keyring, Scope, StoreError};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 use tokio::sync::Mutex;
 use uuid::Uuid;
 
@@ -72,6 +73,9 @@ pub struct Accounts {
     http: reqwest::Client,
     directory: Directory,
     clients: Arc<Mutex<HashMap<Uuid, Arc<Client>>>>,
+    /// Digest of the session last written per connection: an unchanged
+    /// session is not sealed and written again after every post.
+    saved: Arc<Mutex<HashMap<Uuid, [u8; 32]>>>,
 }
 
 impl Accounts {
@@ -82,6 +86,7 @@ impl Accounts {
             http: bluesky::http_client()?,
             directory,
             clients: Arc::default(),
+            saved: Arc::default(),
         })
     }
 
@@ -152,6 +157,8 @@ impl Accounts {
         let resumed = match saved {
             Some((sealed,)) => {
                 let json = self.keyring.reveal(&Sealed::from_stored(sealed)).await?;
+                let digest: [u8; 32] = Sha256::digest(json.as_bytes()).into();
+                self.saved.lock().await.insert(id, digest);
                 Client::resume(self.http.clone(), &connection.service_url, &json).ok()
             }
             None => None,
@@ -196,6 +203,7 @@ impl Accounts {
     /// Drops the cached client of `id` (its session was refused).
     pub async fn forget(&self, id: Uuid) {
         self.clients.lock().await.remove(&id);
+        self.saved.lock().await.remove(&id);
         let _ = sqlx::query("DELETE FROM connection_sessions WHERE connection_id = $1")
             .bind(id.to_string())
             .execute(&self.db.any)
@@ -213,6 +221,10 @@ impl Accounts {
         let Some(json) = client.session_json().await else {
             return Ok(());
         };
+        let digest: [u8; 32] = Sha256::digest(json.as_bytes()).into();
+        if self.saved.lock().await.get(&id) == Some(&digest) {
+            return Ok(());
+        }
         let sealed = self.keyring.seal(&Scope::Tenant(tenant), &json).await?;
         sqlx::query(
             "INSERT INTO connection_sessions (connection_id, tenant_id, session, updated_at) VALUES ($1, $2, $3, $4)
@@ -224,6 +236,7 @@ impl Accounts {
         .bind(projections::micros(Utc::now()))
         .execute(&self.db.any)
         .await?;
+        self.saved.lock().await.insert(id, digest);
         Ok(())
     }
 

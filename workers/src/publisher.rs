@@ -22,13 +22,16 @@ use domain::rkey::record_key;
 use projections::publishing::{Claim, ScheduleIndex};
 use projections::{CommandError, Loaded, Repository, StoreError, micros};
 use rand::Rng;
-use tokio::sync::{Mutex, Semaphore, watch};
+use tokio::sync::{Mutex, Semaphore, mpsc, watch};
 use tokio::task::JoinSet;
 use uuid::Uuid;
 
 use crate::accounts::{AccountError, Accounts};
 use crate::bluesky::{BlueskyError, Client, ErrorKind, Image, PostRecord, Reply, StrongRef};
 use crate::media::MediaStore;
+
+/// Claims given back per statement.
+const RELEASE_BATCH: usize = 500;
 
 /// How the scheduler runs.
 #[derive(Debug, Clone)]
@@ -118,12 +121,14 @@ impl Publisher {
 
     /// Claims and publishes due posts until `shutdown`.
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        let (give_back, returned) = mpsc::unbounded_channel();
+        let releaser = tokio::spawn(self.clone().release(returned));
         let mut tasks = JoinSet::new();
         loop {
             if *shutdown.borrow() {
                 break;
             }
-            let claimed = match self.round(&mut tasks).await {
+            let claimed = match self.round(&mut tasks, &give_back).await {
                 Ok(n) => n,
                 Err(error) => {
                     tracing::warn!(%error, "publisher round failed");
@@ -134,7 +139,12 @@ impl Publisher {
             if claimed > 0 {
                 continue;
             }
-            let sleep = self.idle_for().await;
+            // Busy: look again when a post is done. Idle: when the next is due.
+            let sleep = if tasks.is_empty() {
+                self.idle_for().await
+            } else {
+                self.inner.config.idle
+            };
             tokio::select! {
                 _ = tokio::time::sleep(sleep) => {}
                 _ = shutdown.changed() => {}
@@ -143,14 +153,23 @@ impl Publisher {
         }
         // Let attempts in flight finish and record what they did.
         while tasks.join_next().await.is_some() {}
+        drop(give_back);
+        let _ = releaser.await;
     }
 
-    /// Claims one batch and starts a task per post.
-    async fn round(&self, tasks: &mut JoinSet<()>) -> Result<usize, StoreError> {
-        let free = self.inner.slots.available_permits();
-        if free == 0 {
+    /// Claims a batch and starts a task per post. Up to one batch waits
+    /// behind the posts in flight, so that one claim statement serves many
+    /// posts; the next claim happens once fewer than `concurrency` are left.
+    async fn round(
+        &self,
+        tasks: &mut JoinSet<()>,
+        give_back: &mpsc::UnboundedSender<(Uuid, i64)>,
+    ) -> Result<usize, StoreError> {
+        let concurrency = self.inner.config.concurrency;
+        if tasks.len() >= concurrency {
             return Ok(0);
         }
+        let limit = (2 * concurrency - tasks.len()) as i64;
         let now = Utc::now();
         let lease = chrono::Duration::from_std(self.inner.config.lease).unwrap_or_default();
         let claims = self
@@ -160,22 +179,24 @@ impl Publisher {
                 &self.inner.owner,
                 micros(now),
                 micros(now + lease),
-                self.inner.config.batch.min(free as i64),
+                self.inner.config.batch.min(limit),
             )
             .await?;
         let n = claims.len();
         for claim in claims {
-            let permit = self
-                .inner
-                .slots
-                .clone()
-                .acquire_owned()
-                .await
-                .expect("semaphore is never closed");
             let me = self.clone();
+            let give_back = give_back.clone();
             tasks.spawn(async move {
-                let _permit = permit;
-                me.fire(claim).await;
+                let _permit = me
+                    .inner
+                    .slots
+                    .clone()
+                    .acquire_owned()
+                    .await
+                    .expect("semaphore is never closed");
+                let not_before = me.fire(&claim).await;
+                // The releaser is gone only after every task finished.
+                let _ = give_back.send((claim.post_id, not_before));
             });
         }
         Ok(n)
@@ -192,23 +213,27 @@ impl Publisher {
         }
     }
 
-    /// Handles one claimed post and gives the claim back.
-    async fn fire(&self, claim: Claim) {
-        let post = claim.post_id;
-        let not_before = match self.publish(&claim).await {
+    /// Handles one claimed post; answers when the claim may be taken again.
+    async fn fire(&self, claim: &Claim) -> i64 {
+        match self.publish(claim).await {
             Ok(at) => at,
             Err(error) => {
-                tracing::warn!(%post, %error, "publishing could not proceed; will look again");
+                tracing::warn!(post = %claim.post_id, %error, "publishing could not proceed; will look again");
                 micros(Utc::now()) + 5_000_000
             }
-        };
-        if let Err(error) = self
-            .inner
-            .index
-            .release(&self.inner.owner, post, not_before)
-            .await
-        {
-            tracing::warn!(%post, %error, "could not release a claim; its lease will expire");
+        }
+    }
+
+    /// Gives claims back as the posts are done, many per statement: a
+    /// statement per post would cost a commit each. A claim that is never
+    /// given back (the process died) is free again when its lease ends.
+    async fn release(self, mut returned: mpsc::UnboundedReceiver<(Uuid, i64)>) {
+        let mut batch = Vec::with_capacity(RELEASE_BATCH);
+        while returned.recv_many(&mut batch, RELEASE_BATCH).await > 0 {
+            if let Err(error) = self.inner.index.release(&self.inner.owner, &batch).await {
+                tracing::warn!(count = batch.len(), %error, "could not give claims back; their leases will expire");
+            }
+            batch.clear();
         }
     }
 
@@ -248,11 +273,15 @@ impl Publisher {
     /// again (microseconds), which becomes the claim's release time.
     async fn publish(&self, claim: &Claim) -> Result<i64, PublishError> {
         let now = Utc::now();
-        let mut post = self
-            .inner
-            .posts
-            .load_versioned(&claim.post_id.to_string())
-            .await?;
+        // The post and (as the index knows it) its connection, in parallel.
+        let post_id = claim.post_id.to_string();
+        let (mut post, indexed) =
+            tokio::try_join!(self.inner.posts.load_versioned(&post_id), async {
+                match claim.connection_id {
+                    Some(id) => self.inner.connections.load(&id.to_string()).await.map(Some),
+                    None => Ok(None),
+                }
+            })?;
         let (occurrence, resume_from) = match post.state.fire_decision(now) {
             FireDecision::Publish {
                 occurrence,
@@ -263,9 +292,10 @@ impl Publisher {
             FireDecision::Nothing => return Ok(Self::settle()),
         };
         // Connection checks come first: a degraded account is not an attempt.
-        let connection = match post.state.connection_id {
-            Some(id) => Some((id, self.inner.connections.load(&id.to_string()).await?)),
-            None => None,
+        let connection = match (post.state.connection_id, indexed) {
+            (Some(id), Some(c)) if claim.connection_id == Some(id) => Some((id, c)),
+            (Some(id), _) => Some((id, self.inner.connections.load(&id.to_string()).await?)),
+            (None, _) => None,
         };
         if let Some((id, c)) = &connection {
             if c.status == Some(ConnectionStatus::Degraded) {
@@ -567,12 +597,15 @@ impl Publisher {
                 .await?;
             }
             done.push(published);
-            let lease = chrono::Duration::from_std(self.inner.config.lease).unwrap_or_default();
-            let _ = self
-                .inner
-                .index
-                .extend(&self.inner.owner, claim.post_id, micros(Utc::now() + lease))
-                .await;
+            if index + 1 < entries.len() {
+                // A long thread keeps its claim while the next entry goes out.
+                let lease = chrono::Duration::from_std(self.inner.config.lease).unwrap_or_default();
+                let _ = self
+                    .inner
+                    .index
+                    .extend(&self.inner.owner, claim.post_id, micros(Utc::now() + lease))
+                    .await;
+            }
         }
         if let Err(error) = self
             .inner
