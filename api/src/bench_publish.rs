@@ -116,9 +116,29 @@ async fn get_record(
     }
 }
 
-/// Starts the fake PDS; returns its URL.
+/// Starts the fake PDS on a thread and runtime of its own (the bench's
+/// projectors must not slow the "platform" down); returns its URL.
 async fn start_fake(fake: Fake) -> anyhow::Result<String> {
-    let app = Router::new()
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    listener.set_nonblocking(true)?;
+    let address: SocketAddr = listener.local_addr()?;
+    std::thread::Builder::new()
+        .name("fake-pds".into())
+        .spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a runtime for the fake PDS");
+            runtime.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(listener)?;
+                axum::serve(listener, fake_app(fake)).await
+            })
+        })?;
+    Ok(format!("http://{address}"))
+}
+
+fn fake_app(fake: Fake) -> Router {
+    Router::new()
         .route(
             "/xrpc/com.atproto.server.createSession",
             post(create_session),
@@ -129,11 +149,7 @@ async fn start_fake(fake: Fake) -> anyhow::Result<String> {
         )
         .route("/xrpc/com.atproto.repo.createRecord", post(create_record))
         .route("/xrpc/com.atproto.repo.getRecord", get(get_record))
-        .with_state(fake);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let address: SocketAddr = listener.local_addr()?;
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    Ok(format!("http://{address}"))
+        .with_state(fake)
 }
 
 /// `herald bench publish`.
