@@ -46,6 +46,15 @@ pub async fn graphiql() -> impl IntoResponse {
     )
 }
 
+/// The request's correlation id: its `x-request-id` when that is a UUID.
+pub fn correlation(headers: &HeaderMap) -> Uuid {
+    headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| Uuid::parse_str(v).ok())
+        .unwrap_or_else(Uuid::now_v7)
+}
+
 /// `POST /graphql`.
 pub async fn graphql(
     State(http): State<Http>,
@@ -67,15 +76,10 @@ pub async fn graphql(
                 .into_response();
         }
     };
-    let correlation = headers
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| Uuid::parse_str(v).ok())
-        .unwrap_or_else(Uuid::now_v7);
     let request = request
         .into_inner()
         .data(caller)
-        .data(Correlation(correlation))
+        .data(Correlation(correlation(&headers)))
         .data(ClientInfo::from_request(
             peer.map(|Extension(ConnectInfo(addr))| addr),
             &headers,
