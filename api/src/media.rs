@@ -1,6 +1,6 @@
-//! Uploading an image: `POST /api/v1/media` (multipart, field `file`), and
-//! [`store_upload`], the path every upload takes: the type is sniffed from
-//! the bytes, the size and pixel dimensions checked against Bluesky's
+//! Uploading an image, the one path behind `POST /api/v1/media` (multipart,
+//! field `file`) and the GraphQL mutation `uploadMedia`: the type is sniffed
+//! from the bytes, the size and pixel dimensions checked against Bluesky's
 //! limits, the bytes stored in the object store and the asset recorded.
 //! Nothing is stored when a check fails.
 
