@@ -1,7 +1,7 @@
 //! Media: uploading images over REST and GraphQL (type sniffed from the
 //! bytes, Bluesky's limits), using them with alt text in a thread that is
-//! published to the real local Bluesky network, and refusing to delete an
-//! image a post uses.
+//! published to the real local Bluesky network, campaigns that require alt
+//! text, and refusing to delete an image a post uses.
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -452,4 +452,134 @@ async fn bad_graphql_uploads_are_refused_and_nothing_is_stored() {
         .gql(Some(&token), "{ mediaAssets { id } }", json!({}))
         .await;
     assert_eq!(list["data"]["mediaAssets"], json!([]), "{list}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_campaign_that_requires_alt_text_refuses_images_without_it() {
+    let app = app().await;
+    let (token, _) = app.sign_up("Alt Ltd", "editor@alt.example.org").await;
+    let (_, image) = app.upload_graphql(Some(&token), "a.png", &png(4, 3)).await;
+    let image = image["data"]["uploadMedia"]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{image}"))
+        .to_string();
+    let settings = |name: &str, required: Option<bool>| {
+        let mut input = json!({"name": name, "timeZone": "Europe/Berlin", "startsOn": "2026-01-01", "endsOn": "2030-12-31"});
+        if let Some(required) = required {
+            input["altTextRequired"] = json!(required);
+        }
+        input
+    };
+    let body = app
+        .gql(
+            Some(&token),
+            "mutation($i: CampaignInput!) { createCampaign(input: $i) { id altTextRequired } }",
+            json!({"i": settings("Accessible", Some(true))}),
+        )
+        .await;
+    assert_eq!(
+        body["data"]["createCampaign"]["altTextRequired"], true,
+        "{body}"
+    );
+    let strict = body["data"]["createCampaign"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let lax = app.create_campaign(&token, "Relaxed").await;
+    let body = app
+        .gql(
+            Some(&token),
+            "query($id: ID!) { campaign(id: $id) { altTextRequired } }",
+            json!({"id": lax}),
+        )
+        .await;
+    assert_eq!(body["data"]["campaign"]["altTextRequired"], false, "{body}");
+
+    let entry = |text: &str, alt: Option<&str>| {
+        let mut media = json!({"assetId": image});
+        if let Some(alt) = alt {
+            media["alt"] = json!(alt);
+        }
+        json!({"text": text, "media": [media]})
+    };
+    let before = app.event_count().await;
+    for alt in [Some(""), Some("  \t"), None] {
+        let body = create_post(
+            &app,
+            &token,
+            json!({"campaignId": strict, "entries": [entry("Look", alt)]}),
+        )
+        .await;
+        assert_eq!(error_code(&body), Some("VALIDATION"), "{body}");
+        assert_eq!(
+            body["errors"][0]["extensions"]["field"],
+            "entries.0.media.0.alt"
+        );
+    }
+    assert_eq!(app.event_count().await, before);
+
+    let body = create_post(
+        &app,
+        &token,
+        json!({"campaignId": strict, "entries": [entry("Look", Some("A test pattern"))]}),
+    )
+    .await;
+    let post = body["data"]["createPost"]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{body}"))
+        .to_string();
+    let update = "mutation($i: UpdatePostInput!) { updatePost(input: $i) { id entries { text } } }";
+    let before = app.event_count().await;
+    let body = app
+        .gql(
+            Some(&token),
+            update,
+            json!({"i": {"postId": post, "entries": [entry("one", Some("Described")), entry("two", Some(""))]}}),
+        )
+        .await;
+    assert_eq!(error_code(&body), Some("VALIDATION"), "{body}");
+    assert_eq!(
+        body["errors"][0]["extensions"]["field"],
+        "entries.1.media.0.alt"
+    );
+    assert_eq!(app.event_count().await, before);
+
+    // Without the setting, an image may go without alt text ...
+    let body = create_post(
+        &app,
+        &token,
+        json!({"campaignId": lax, "entries": [entry("Look", None)]}),
+    )
+    .await;
+    let relaxed = body["data"]["createPost"]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{body}"))
+        .to_string();
+    // ... until the campaign turns it on: later edits follow it.
+    let body = app
+        .gql(
+            Some(&token),
+            "mutation($id: ID!, $i: CampaignInput!) { updateCampaign(id: $id, input: $i) { altTextRequired } }",
+            json!({"id": lax, "i": settings("Relaxed", Some(true))}),
+        )
+        .await;
+    assert_eq!(
+        body["data"]["updateCampaign"]["altTextRequired"], true,
+        "{body}"
+    );
+    let body = app
+        .gql(
+            Some(&token),
+            update,
+            json!({"i": {"postId": relaxed, "entries": [entry("Look again", Some(" "))]}}),
+        )
+        .await;
+    assert_eq!(error_code(&body), Some("VALIDATION"), "{body}");
+    let body = app
+        .gql(Some(&token), update, json!({"i": {"postId": relaxed, "entries": [entry("Look again", Some("Now described"))]}}))
+        .await;
+    assert_eq!(
+        body["data"]["updatePost"]["entries"][0]["text"], "Look again",
+        "{body}"
+    );
 }
