@@ -166,9 +166,9 @@ impl Application {
             metrics: prometheus(),
             state: state.clone(),
             trust_proxy: config.trust_proxy,
+            max_body_bytes: config.max_body_bytes,
         };
         let router = Router::new()
-            .route("/graphql", get(http::graphiql).post(http::graphql))
             .route(
                 "/verify-email",
                 get(pages::verify_email_form).post(pages::verify_email),
@@ -188,6 +188,16 @@ impl Application {
             .with_state(http.clone())
             // Outside the body limit, so its bare 413 becomes a JSON error.
             .layer(RequestBodyLimitLayer::new(config.max_body_bytes))
+            // GraphQL takes uploads too: its limit depends on the body's type.
+            .merge(
+                Router::new()
+                    .route("/graphql", get(http::graphiql).post(http::graphql))
+                    .with_state(http.clone())
+                    .layer(axum::middleware::from_fn_with_state(
+                        http.clone(),
+                        http::graphql_body_limit,
+                    )),
+            )
             // Uploads have their own, larger limit.
             .merge(
                 Router::new()

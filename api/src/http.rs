@@ -1,18 +1,21 @@
 //! The HTTP surface besides GraphQL: health, readiness, Prometheus metrics,
 //! and the middleware every request passes (auth context, request ids,
-//! latency metrics, JSON errors for rejected bodies).
+//! latency metrics, body limits, JSON errors for rejected bodies).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
 use async_graphql::http::GraphiQLSource;
+use async_graphql::{ParseRequestError, ServerError};
 use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
+use axum::body::Body;
 use axum::extract::{ConnectInfo, MatchedPath, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Response};
 use axum::{Extension, Json};
+use http_body_util::Limited;
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde_json::json;
 use uuid::Uuid;
@@ -32,6 +35,9 @@ pub struct Http {
     pub metrics: PrometheusHandle,
     /// Whether `X-Forwarded-For` names the client (`HERALD_TRUST_PROXY`).
     pub trust_proxy: bool,
+    /// Largest request body (`HERALD_MAX_BODY_BYTES`); for a GraphQL upload,
+    /// largest operation (query and variables).
+    pub max_body_bytes: usize,
 }
 
 /// `GET /graphql`: GraphiQL, with a CSP that lets its page load (the
@@ -46,13 +52,121 @@ pub async fn graphiql() -> impl IntoResponse {
     )
 }
 
-/// `POST /graphql`.
+/// The request's correlation id: its `x-request-id` when that is a UUID.
+pub fn correlation(headers: &HeaderMap) -> Uuid {
+    headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| Uuid::parse_str(v).ok())
+        .unwrap_or_else(Uuid::now_v7)
+}
+
+/// Whether a body is `multipart/*`: for `/graphql`, a request by the GraphQL
+/// multipart request spec (async-graphql reads any `multipart/*` so).
+fn is_multipart(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim_start().get(..10))
+        .is_some_and(|v| v.eq_ignore_ascii_case("multipart/"))
+}
+
+/// The body limit of `/graphql`: a multipart request (an upload) may be as
+/// large as `POST /api/v1/media` takes, any other body
+/// `HERALD_MAX_BODY_BYTES`. A body that declares a larger length is refused
+/// before any of it is read; one that turns out larger is cut off there.
+pub async fn graphql_body_limit(
+    State(http): State<Http>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let limit = if is_multipart(request.headers()) {
+        crate::media::MAX_UPLOAD_BYTES
+    } else {
+        http.max_body_bytes
+    };
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        // `observe` gives it a JSON body and closes the connection.
+        return StatusCode::PAYLOAD_TOO_LARGE.into_response();
+    }
+    next.run(request.map(|body| Body::new(Limited::new(body, limit))))
+        .await
+}
+
+/// A `/graphql` body that is no GraphQL request: 413 when over the limit,
+/// otherwise 400 `BAD_REQUEST` with a message and the part at fault
+/// (async-graphql's own rejection answers with the error's debug text).
+pub struct BadGraphQLBody(ParseRequestError);
+
+impl From<ParseRequestError> for BadGraphQLBody {
+    fn from(e: ParseRequestError) -> Self {
+        Self(e)
+    }
+}
+
+impl IntoResponse for BadGraphQLBody {
+    fn into_response(self) -> Response {
+        let (field, message) = match self.0 {
+            ParseRequestError::PayloadTooLarge => {
+                return StatusCode::PAYLOAD_TOO_LARGE.into_response();
+            }
+            ParseRequestError::InvalidRequest(e) => ("body", format!("not a GraphQL request: {e}")),
+            ParseRequestError::MissingOperatorsPart => (
+                "operations",
+                "a multipart request needs an `operations` part".into(),
+            ),
+            ParseRequestError::MissingMapPart => {
+                ("map", "a multipart request needs a `map` part".into())
+            }
+            ParseRequestError::InvalidFilesMap(_) => (
+                "map",
+                "expected a JSON object of file part names to lists of variable paths".into(),
+            ),
+            ParseRequestError::MissingFiles => (
+                "map",
+                "names a file part the request does not contain".into(),
+            ),
+            ParseRequestError::UnsupportedBatch => {
+                ("body", "batch requests are not supported".into())
+            }
+            _ => (
+                "body",
+                "the body could not be read: malformed, cut off or over the size limit".into(),
+            ),
+        };
+        let error = json!({"code": "BAD_REQUEST", "field": field, "message": message});
+        (StatusCode::BAD_REQUEST, Json(json!({ "error": error }))).into_response()
+    }
+}
+
+/// `POST /graphql`, JSON or (for uploads) multipart.
 pub async fn graphql(
     State(http): State<Http>,
     peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
-    request: GraphQLRequest,
+    request: GraphQLRequest<BadGraphQLBody>,
 ) -> Response {
+    let mut request = request.into_inner();
+    // A multipart body may be as large as an upload, but the operation in
+    // it gets no more room than a JSON body has.
+    if is_multipart(&headers) {
+        let variables = serde_json::to_vec(&request.variables).map_or(0, |v| v.len());
+        if request.query.len() + variables > http.max_body_bytes {
+            return StatusCode::PAYLOAD_TOO_LARGE.into_response();
+        }
+    }
+    if crate::graphql::forges_upload(&mut request) {
+        let error = ServerError::new(
+            "an upload must be sent as a file of a multipart request",
+            None,
+        );
+        return finish(async_graphql::Response::from_errors(vec![error]));
+    }
     let auth = headers
         .get(header::AUTHORIZATION)
         .map(|v| v.to_str().unwrap_or("invalid"));
@@ -67,24 +181,21 @@ pub async fn graphql(
                 .into_response();
         }
     };
-    let correlation = headers
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| Uuid::parse_str(v).ok())
-        .unwrap_or_else(Uuid::now_v7);
     let request = request
-        .into_inner()
         .data(caller)
-        .data(Correlation(correlation))
+        .data(Correlation(correlation(&headers)))
         .data(ClientInfo::from_request(
             peer.map(|Extension(ConnectInfo(addr))| addr),
             &headers,
             http.trust_proxy,
         ));
-    let mut response = http.schema.execute(request).await;
-    // Resolver errors carry their code; what async-graphql rejects before any
-    // resolver runs (syntax, unknown fields, bad scalars, depth and cost
-    // limits) is the request's fault.
+    finish(http.schema.execute(request).await)
+}
+
+/// Sends a GraphQL response. Resolver errors carry their code; what
+/// async-graphql rejects before any resolver runs (syntax, unknown fields,
+/// bad scalars, depth and cost limits) is the request's fault.
+fn finish(mut response: async_graphql::Response) -> Response {
     for error in &mut response.errors {
         let extensions = error.extensions.get_or_insert_with(Default::default);
         if extensions.get("code").is_none() {

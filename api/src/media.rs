@@ -1,24 +1,93 @@
-//! `POST /api/v1/media`: upload an image (multipart, field `file`). The type
-//! is sniffed from the bytes, the size and pixel dimensions checked against
-//! Bluesky's limits, the bytes stored in the object store and the asset
-//! recorded; the answer is its id. Nothing is stored when a check fails.
+//! Uploading an image, the one path behind `POST /api/v1/media` (multipart,
+//! field `file`) and the GraphQL mutation `uploadMedia`: the type is sniffed
+//! from the bytes, the size and pixel dimensions checked against Bluesky's
+//! limits, the bytes stored in the object store and the asset recorded.
+//! Nothing is stored when a check fails.
 
 use axum::Json;
+use axum::body::Bytes;
 use axum::extract::{Multipart, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use domain::Scoped;
 use domain::access::Action;
-use domain::media::MediaCommand;
+use domain::media::{ImageFacts, MediaCommand};
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::error::ApiError;
-use crate::http::{Http, rest_error, rest_principal};
+use crate::auth::Principal;
+use crate::error::{ApiError, ApiResult};
+use crate::http::{Http, correlation, rest_error, rest_principal};
+use crate::state::AppState;
 
-/// Largest upload body accepted by the route (larger files get 413); files
-/// over Bluesky's own limit but under this get a clear `VALIDATION` error.
+/// Largest upload body accepted (larger bodies get 413, refused from their
+/// declared length before they are read); files over Bluesky's own limit but
+/// under this get a clear `VALIDATION` error.
 pub const MAX_UPLOAD_BYTES: usize = 8 * 1024 * 1024;
+
+/// Longest filename kept, in characters.
+const MAX_FILENAME_CHARS: usize = 255;
+
+/// A recorded upload.
+#[derive(Debug, Clone)]
+pub struct Uploaded {
+    pub id: Uuid,
+    pub facts: ImageFacts,
+    /// The client's filename, without control characters.
+    pub filename: String,
+}
+
+/// Sniffs, checks, stores and records an image for `principal`'s tenant
+/// (`field` names the input in validation errors). The caller has
+/// authorized the principal. When a check fails nothing is stored; when
+/// recording fails the stored bytes are removed again.
+#[tracing::instrument(skip_all, fields(tenant = %principal.tenant_id, size = bytes.len()))]
+pub async fn store_upload(
+    state: &AppState,
+    principal: &Principal,
+    correlation: Uuid,
+    field: &str,
+    filename: &str,
+    bytes: Bytes,
+) -> ApiResult<Uploaded> {
+    let facts = workers::media::sniff(&bytes).ok_or_else(|| {
+        ApiError::invalid(field, "not an image Bluesky shows (PNG, JPEG, WebP or GIF)")
+    })?;
+    facts.check(field)?;
+    let id = Uuid::now_v7();
+    let key = format!("{}/{id}", principal.tenant_id);
+    if let Err(error) = state.media_store.put(&key, bytes).await {
+        tracing::error!(%error, "storing an upload failed");
+        return Err(ApiError::Unavailable(
+            "the media store is unavailable; try again".into(),
+        ));
+    }
+    let filename: String = filename
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(MAX_FILENAME_CHARS)
+        .collect();
+    let command = Scoped {
+        tenant_id: principal.tenant_id,
+        command: MediaCommand::Upload {
+            facts: facts.clone(),
+            key: key.clone(),
+            filename: filename.clone(),
+        },
+    };
+    let meta = state.metadata(principal, correlation);
+    if let Err(e) = state.create(&state.media, id, command, &meta).await {
+        if let Err(error) = state.media_store.delete(&key).await {
+            tracing::warn!(%error, "an upload that was not recorded left its file behind");
+        }
+        return Err(e);
+    }
+    Ok(Uploaded {
+        id,
+        facts,
+        filename,
+    })
+}
 
 fn invalid(message: impl Into<String>) -> Response {
     rest_error(StatusCode::BAD_REQUEST, &ApiError::invalid("file", message))
@@ -48,57 +117,39 @@ pub async fn upload(State(http): State<Http>, headers: HeaderMap, mut form: Mult
     let Some((filename, bytes)) = file else {
         return invalid("expected multipart/form-data with a `file` field");
     };
-    let Some(facts) = workers::media::sniff(&bytes) else {
-        return invalid("not an image Bluesky shows (PNG, JPEG, WebP or GIF)");
-    };
-    if let Err(e) = facts.check("file") {
-        return rest_error(StatusCode::BAD_REQUEST, &e.into());
-    }
-    let state = &http.state;
-    let id = Uuid::now_v7();
-    let key = format!("{}/{id}", principal.tenant_id);
-    if let Err(e) = state.media_store.put(&key, bytes.clone()).await {
-        tracing::error!(error = %e, "storing an upload failed");
-        return rest_error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            &ApiError::Unavailable("the media store is unavailable; try again".into()),
-        );
-    }
-    let filename: String = filename
-        .chars()
-        .filter(|c| !c.is_control())
-        .take(255)
-        .collect();
-    let meta = state.metadata(&principal, Uuid::now_v7());
-    let result = state
-        .create(
-            &state.media,
-            id,
-            Scoped {
-                tenant_id: principal.tenant_id,
-                command: MediaCommand::Upload {
-                    facts: facts.clone(),
-                    key: key.clone(),
-                    filename: filename.clone(),
-                },
-            },
-            &meta,
-        )
-        .await;
-    if let Err(e) = result {
-        let _ = state.media_store.delete(&key).await;
-        let status = match e {
-            ApiError::Validation { .. } => StatusCode::BAD_REQUEST,
-            _ => StatusCode::INTERNAL_SERVER_ERROR,
-        };
-        return rest_error(status, &e);
-    }
-    (
-        StatusCode::CREATED,
-        Json(json!({
-            "id": id, "mime": facts.mime, "size": facts.size,
-            "width": facts.width, "height": facts.height, "filename": filename,
-        })),
+    match store_upload(
+        &http.state,
+        &principal,
+        correlation(&headers),
+        "file",
+        &filename,
+        bytes,
     )
-        .into_response()
+    .await
+    {
+        Ok(Uploaded {
+            id,
+            facts,
+            filename,
+        }) => (
+            StatusCode::CREATED,
+            Json(json!({
+                "id": id, "mime": facts.mime, "size": facts.size,
+                "width": facts.width, "height": facts.height, "filename": filename,
+            })),
+        )
+            .into_response(),
+        Err(e) => {
+            let status = match &e {
+                ApiError::Validation { .. } => StatusCode::BAD_REQUEST,
+                ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+                ApiError::Internal(source) => {
+                    tracing::error!(error = %source, "recording an upload failed");
+                    StatusCode::INTERNAL_SERVER_ERROR
+                }
+                _ => StatusCode::INTERNAL_SERVER_ERROR,
+            };
+            rest_error(status, &e)
+        }
+    }
 }

@@ -49,11 +49,16 @@ pub struct CampaignSettings {
     pub time_zone: TimeZone,
     pub starts_on: NaiveDate,
     pub ends_on: NaiveDate,
+    /// Whether every image in the campaign's posts needs alt text. Campaigns
+    /// recorded before the setting existed do not require it.
+    #[serde(default)]
+    pub alt_text_required: bool,
 }
 
 impl CampaignSettings {
     /// Validates raw input: name 1–200 characters, a known IANA zone, and an end
-    /// date that is not before the start date.
+    /// date that is not before the start date. Alt text is not required
+    /// unless the caller sets [`CampaignSettings::alt_text_required`].
     pub fn parse(
         name: &str,
         time_zone: &str,
@@ -76,6 +81,7 @@ impl CampaignSettings {
             time_zone,
             starts_on,
             ends_on,
+            alt_text_required: false,
         })
     }
 }
@@ -251,6 +257,40 @@ mod tests {
             .given_no_previous_events()
             .when(cmd(CampaignCommand::Create(settings())))
             .then_expect_events(vec![created()]);
+    }
+
+    #[test]
+    fn campaigns_recorded_before_the_alt_text_setting_load_without_it() {
+        let stored = serde_json::json!({"CampaignCreated": {
+            "tenant_id": tenant(),
+            "settings": {
+                "name": "Spring launch",
+                "time_zone": "Europe/Berlin",
+                "starts_on": "2027-03-01",
+                "ends_on": "2027-03-31",
+            },
+        }});
+        let event: CampaignEvent = serde_json::from_value(stored).unwrap();
+        assert_eq!(event, created());
+        let CampaignEvent::CampaignCreated { settings, .. } = event else {
+            unreachable!()
+        };
+        assert!(!settings.alt_text_required);
+
+        let required = CampaignSettings {
+            alt_text_required: true,
+            ..settings
+        };
+        let event = CampaignEvent::CampaignUpdated { settings: required };
+        let stored = serde_json::to_value(&event).unwrap();
+        assert_eq!(
+            stored["CampaignUpdated"]["settings"]["alt_text_required"],
+            true
+        );
+        assert_eq!(
+            serde_json::from_value::<CampaignEvent>(stored).unwrap(),
+            event
+        );
     }
 
     #[test]

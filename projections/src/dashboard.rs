@@ -160,6 +160,7 @@ impl Batch {
                         time_zone: settings.time_zone.name().to_string(),
                         starts_on: settings.starts_on.to_string(),
                         ends_on: settings.ends_on.to_string(),
+                        alt_text_required: settings.alt_text_required.into(),
                         status: CampaignStatus::Draft.as_str().to_string(),
                         created_at: at,
                         updated_at: at,
@@ -179,11 +180,13 @@ impl Batch {
                     time_zone,
                     starts_on,
                     ends_on,
+                    alt_text_required,
                 } = settings;
                 row.name = name;
                 row.time_zone = time_zone.name().to_string();
                 row.starts_on = starts_on.to_string();
                 row.ends_on = ends_on.to_string();
+                row.alt_text_required = alt_text_required.into();
             }),
             CampaignEvent::CampaignActivated | CampaignEvent::CampaignResumed => {
                 self.campaign(id, at, status(CampaignStatus::Active))
@@ -378,11 +381,12 @@ impl Batch {
             let sql = format!(
                 "INSERT INTO rm_campaigns ({CAMPAIGN_COLUMNS}) VALUES {} ON CONFLICT (id) DO UPDATE SET
                    name = excluded.name, time_zone = excluded.time_zone, starts_on = excluded.starts_on,
-                   ends_on = excluded.ends_on, status = excluded.status, updated_at = excluded.updated_at,
+                   ends_on = excluded.ends_on, alt_text_required = excluded.alt_text_required,
+                   status = excluded.status, updated_at = excluded.updated_at,
                    count_draft = excluded.count_draft, count_pending = excluded.count_pending,
                    count_running = excluded.count_running, count_done = excluded.count_done,
                    count_failed = excluded.count_failed, count_cancelled = excluded.count_cancelled",
-                placeholders(conn, chunk.len(), 15)
+                placeholders(conn, chunk.len(), 16)
             );
             let mut query = sqlx::query(&sql);
             for r in chunk {
@@ -393,6 +397,7 @@ impl Batch {
                     .bind(&r.time_zone)
                     .bind(&r.starts_on)
                     .bind(&r.ends_on)
+                    .bind(r.alt_text_required)
                     .bind(&r.status)
                     .bind(r.created_at)
                     .bind(r.updated_at)
@@ -509,6 +514,8 @@ pub struct CampaignRow {
     pub time_zone: String,
     pub starts_on: String,
     pub ends_on: String,
+    /// 1 when every image of the campaign's posts needs alt text, else 0.
+    pub alt_text_required: i64,
     pub status: String,
     pub created_at: i64,
     pub updated_at: i64,
@@ -576,7 +583,7 @@ pub struct DashboardQueries {
     pool: AnyPool,
 }
 
-const CAMPAIGN_COLUMNS: &str = "id, tenant_id, name, time_zone, starts_on, ends_on, status, created_at, updated_at, count_draft, count_pending, count_running, count_done, count_failed, count_cancelled";
+const CAMPAIGN_COLUMNS: &str = "id, tenant_id, name, time_zone, starts_on, ends_on, alt_text_required, status, created_at, updated_at, count_draft, count_pending, count_running, count_done, count_failed, count_cancelled";
 const POST_COLUMNS: &str = "id, tenant_id, campaign_id, status, entries, next_run_at, recurrence, time_zone, sort_key, created_at, updated_at, connection_id, attempts, last_error, next_retry_at, published";
 
 impl DashboardQueries {

@@ -387,20 +387,52 @@ pub fn png(width: u32, height: u32) -> Vec<u8> {
     out
 }
 
+/// One part of a `multipart/form-data` body.
+pub struct FormPart<'a> {
+    pub name: &'a str,
+    /// Makes the part a file.
+    pub filename: Option<&'a str>,
+    pub bytes: &'a [u8],
+}
+
+/// A `multipart/form-data` body of `parts`, with its boundary.
+pub fn form_body(parts: &[FormPart<'_>]) -> (String, Vec<u8>) {
+    let boundary = format!("herald-test-{}", Uuid::new_v4().simple());
+    let mut body = Vec::new();
+    for part in parts {
+        let disposition = match part.filename {
+            Some(filename) => format!(
+                "form-data; name=\"{}\"; filename=\"{filename}\"\r\nContent-Type: application/octet-stream",
+                part.name
+            ),
+            None => format!("form-data; name=\"{}\"", part.name),
+        };
+        body.extend_from_slice(
+            format!("--{boundary}\r\nContent-Disposition: {disposition}\r\n\r\n").as_bytes(),
+        );
+        body.extend_from_slice(part.bytes);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    (boundary, body)
+}
+
+/// The fields `uploadMedia` answers in the tests.
+pub const UPLOAD_MEDIA: &str = "mutation($file: Upload!) { uploadMedia(file: $file) { id mime size width height filename createdAt } }";
+
 impl TestApp {
-    /// `POST /api/v1/media` with `bytes` as the multipart field `file`;
-    /// returns the status and the JSON body.
-    pub async fn upload(&self, token: Option<&str>, filename: &str, bytes: &[u8]) -> (u16, Value) {
-        let boundary = "herald-test-boundary";
-        let mut body = format!(
-            "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{filename}\"\r\nContent-Type: application/octet-stream\r\n\r\n"
-        )
-        .into_bytes();
-        body.extend_from_slice(bytes);
-        body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    /// POSTs `parts` as `multipart/form-data` to `path`; returns the status
+    /// and the JSON body (null when there is none).
+    pub async fn post_form(
+        &self,
+        path: &str,
+        token: Option<&str>,
+        parts: &[FormPart<'_>],
+    ) -> (u16, Value) {
+        let (boundary, body) = form_body(parts);
         let mut request = self
             .client
-            .post(format!("{}/api/v1/media", self.address))
+            .post(format!("{}{path}", self.address))
             .header(
                 "content-type",
                 format!("multipart/form-data; boundary={boundary}"),
@@ -409,8 +441,79 @@ impl TestApp {
         if let Some(token) = token {
             request = request.bearer_auth(token);
         }
-        let response = request.send().await.expect("upload answers");
+        let response = request.send().await.expect("the server answers");
         let status = response.status().as_u16();
         (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// `POST /api/v1/media` with `bytes` as the multipart field `file`;
+    /// returns the status and the JSON body.
+    pub async fn upload(&self, token: Option<&str>, filename: &str, bytes: &[u8]) -> (u16, Value) {
+        let file = FormPart {
+            name: "file",
+            filename: Some(filename),
+            bytes,
+        };
+        self.post_form("/api/v1/media", token, &[file]).await
+    }
+
+    /// A GraphQL operation as a multipart request (the GraphQL multipart
+    /// request spec): each of `files` is (variable path such as
+    /// `variables.file`, filename, bytes); returns the status and the body.
+    pub async fn gql_multipart(
+        &self,
+        token: Option<&str>,
+        query: &str,
+        variables: Value,
+        files: &[(&str, &str, &[u8])],
+    ) -> (u16, Value) {
+        let operations = json!({"query": query, "variables": variables}).to_string();
+        let names: Vec<String> = (0..files.len()).map(|i| i.to_string()).collect();
+        let map: serde_json::Map<String, Value> = files
+            .iter()
+            .zip(&names)
+            .map(|((path, _, _), name)| (name.clone(), json!([path])))
+            .collect();
+        let map = Value::Object(map).to_string();
+        let mut parts = vec![
+            FormPart {
+                name: "operations",
+                filename: None,
+                bytes: operations.as_bytes(),
+            },
+            FormPart {
+                name: "map",
+                filename: None,
+                bytes: map.as_bytes(),
+            },
+        ];
+        parts.extend(
+            files
+                .iter()
+                .zip(&names)
+                .map(|((_, filename, bytes), name)| FormPart {
+                    name,
+                    filename: Some(filename),
+                    bytes,
+                }),
+        );
+        self.post_form("/graphql", token, &parts).await
+    }
+
+    /// `uploadMedia` with `bytes` as the file; returns the status and the
+    /// GraphQL response.
+    pub async fn upload_graphql(
+        &self,
+        token: Option<&str>,
+        filename: &str,
+        bytes: &[u8],
+    ) -> (u16, Value) {
+        self.gql_multipart(
+            token,
+            UPLOAD_MEDIA,
+            json!({"file": null}),
+            &[("variables.file", filename, bytes)],
+        )
+        .await
     }
 }

@@ -1,19 +1,70 @@
-//! Media: uploading images (type sniffed from the bytes, Bluesky's limits),
-//! using them with alt text in a thread that is published to the real local
-//! Bluesky network, and refusing to delete an image a post uses.
+//! Media: uploading images over REST and GraphQL (type sniffed from the
+//! bytes, Bluesky's limits), using them with alt text in a thread that is
+//! published to the real local Bluesky network, campaigns that require alt
+//! text, and refusing to delete an image a post uses.
 
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use chrono::Utc;
 use herald_tests::peer::peer;
-use herald_tests::{TestApp, error_code, fresh_sqlite, png, spawn_with};
+use herald_tests::{FormPart, TestApp, UPLOAD_MEDIA, error_code, fresh_sqlite, png, spawn_with};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
 async fn app() -> TestApp {
+    app_and_media_dir().await.0
+}
+
+/// An app and the directory its object store keeps files in.
+async fn app_and_media_dir() -> (TestApp, PathBuf) {
     let mut config = api::Config::new(&fresh_sqlite());
     config.publish_lease_seconds = 3;
-    spawn_with(config).await
+    let media = config.data_dir.join("media");
+    (spawn_with(config).await, media)
+}
+
+/// Number of files under `dir` (none when it does not exist).
+fn files_in(dir: &Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .map(|e| e.unwrap().path())
+        .map(|p| if p.is_dir() { files_in(&p) } else { 1 })
+        .sum()
+}
+
+/// Sends the head of a POST to `/graphql` that declares `length` bytes of
+/// multipart body, and a few bytes of it; returns the status line of the
+/// answer, which must come without the rest of the body.
+fn declare_multipart_body(address: &str, token: &str, length: u64) -> String {
+    let address = address.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let head = format!(
+        "POST /graphql HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: multipart/form-data; boundary=b\r\nContent-Length: {length}\r\n\r\n\
+         --b\r\nContent-Disposition: form-data; name=\"0\"; filename=\"huge.png\"\r\n\r\n"
+    );
+    stream.write_all(head.as_bytes()).unwrap();
+    stream.write_all(&png(4, 3)).unwrap();
+    let mut answer = Vec::new();
+    let mut buf = [0; 1024];
+    while !answer.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = stream
+            .read(&mut buf)
+            .expect("an answer before the body is complete");
+        if n == 0 {
+            break;
+        }
+        answer.extend_from_slice(&buf[..n]);
+    }
+    let answer = String::from_utf8_lossy(&answer);
+    answer.lines().next().unwrap_or_default().to_string()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -231,5 +282,304 @@ async fn a_thread_with_images_and_alt_text_is_published_with_its_aspect_ratios()
         list["data"]["mediaAssets"].as_array().unwrap().len(),
         1,
         "{list}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upload_media_records_an_image_as_the_rest_route_does() {
+    let (app, media) = app_and_media_dir().await;
+    let (token, _) = app
+        .sign_up("Gallery Ltd", "editor@gallery.example.org")
+        .await;
+    let image = png(40, 20);
+
+    let (status, body) = app.upload_graphql(Some(&token), "wide.png", &image).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(error_code(&body).is_none(), "{body}");
+    let asset = &body["data"]["uploadMedia"];
+    assert_eq!(asset["mime"], "image/png");
+    assert_eq!(asset["size"], image.len());
+    assert_eq!(
+        (asset["width"].as_i64(), asset["height"].as_i64()),
+        (Some(40), Some(20))
+    );
+    assert_eq!(asset["filename"], "wide.png");
+    assert!(asset["createdAt"].is_string(), "{body}");
+    let id = asset["id"].as_str().unwrap().to_string();
+    assert_eq!(files_in(&media), 1);
+
+    // The REST route judges the same bytes the same way.
+    let (status, rest) = app.upload(Some(&token), "wide.png", &image).await;
+    assert_eq!(status, 201, "{rest}");
+    for field in ["mime", "size", "width", "height", "filename"] {
+        assert_eq!(rest[field], asset[field], "{field}");
+    }
+
+    // It is listed and can be used in a post.
+    let body = app
+        .gql(
+            Some(&token),
+            "query($id: ID!) { mediaAsset(id: $id) { id filename } }",
+            json!({"id": id}),
+        )
+        .await;
+    assert_eq!(body["data"]["mediaAsset"]["filename"], "wide.png", "{body}");
+    let campaign = app.create_campaign(&token, "Gallery").await;
+    let body = create_post(
+        &app,
+        &token,
+        json!({"campaignId": campaign, "entries": [{"text": "Look", "media": [{"assetId": id, "alt": "A test pattern"}]}]}),
+    )
+    .await;
+    assert!(body["data"]["createPost"]["id"].is_string(), "{body}");
+
+    // Same permission as the REST route: editors yes, viewers and strangers no.
+    let viewer = app
+        .add_member(&token, "viewer@gallery.example.org", "VIEWER")
+        .await
+        .0;
+    let before = app.event_count().await;
+    let (_, body) = app.upload_graphql(Some(&viewer), "a.png", &image).await;
+    assert_eq!(error_code(&body), Some("FORBIDDEN"), "{body}");
+    let (_, body) = app.upload_graphql(None, "a.png", &image).await;
+    assert_eq!(error_code(&body), Some("UNAUTHENTICATED"), "{body}");
+    assert_eq!(app.event_count().await, before);
+    assert_eq!(files_in(&media), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_graphql_uploads_are_refused_and_nothing_is_stored() {
+    let (app, media) = app_and_media_dir().await;
+    let (token, _) = app.sign_up("Media Ltd", "editor@media.example.org").await;
+    let before = app.event_count().await;
+    let refused = |body: &Value, field: &str| {
+        assert!(body["data"].is_null(), "{body}");
+        assert_eq!(error_code(body), Some("VALIDATION"), "{body}");
+        assert_eq!(body["errors"][0]["extensions"]["field"], field, "{body}");
+    };
+
+    let (_, body) = app
+        .upload_graphql(Some(&token), "notes.png", b"%PDF-1.7 not an image")
+        .await;
+    refused(&body, "file");
+
+    // A real PNG, padded past Bluesky's 1,000,000 bytes; and one past the
+    // body limit of other GraphQL requests (1 MiB), which uploads do not
+    // have: both get the REST route's error.
+    for size in [1_000_001, 3_000_000] {
+        let mut big = png(4, 3);
+        big.resize(size, 0);
+        let (status, body) = app.upload_graphql(Some(&token), "big.png", &big).await;
+        assert_eq!(status, 200, "{body}");
+        refused(&body, "file");
+        let (_, rest) = app.upload(Some(&token), "big.png", &big).await;
+        assert_eq!(body["errors"][0]["message"], rest["error"]["message"]);
+        assert!(
+            rest["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("1000000"),
+            "{rest}"
+        );
+    }
+
+    // No file: the variable left null, or a map naming a part that is not there.
+    let (_, body) = app
+        .gql_multipart(Some(&token), UPLOAD_MEDIA, json!({"file": null}), &[])
+        .await;
+    assert_eq!(error_code(&body), Some("VALIDATION"), "{body}");
+    assert!(body["data"].is_null(), "{body}");
+    let operations = json!({"query": UPLOAD_MEDIA, "variables": {"file": null}}).to_string();
+    let (status, body) = app
+        .post_form(
+            "/graphql",
+            Some(&token),
+            &[
+                FormPart {
+                    name: "operations",
+                    filename: None,
+                    bytes: operations.as_bytes(),
+                },
+                FormPart {
+                    name: "map",
+                    filename: None,
+                    bytes: br#"{"0": ["variables.file"]}"#,
+                },
+            ],
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["code"], "BAD_REQUEST", "{body}");
+    assert_eq!(body["error"]["field"], "map", "{body}");
+
+    // A plain JSON request cannot point at an upload it did not send.
+    for forged in ["#__graphql_file__:0", "#__graphql_file__:x"] {
+        let body = app
+            .gql(Some(&token), UPLOAD_MEDIA, json!({"file": forged}))
+            .await;
+        assert_eq!(error_code(&body), Some("VALIDATION"), "{body}");
+        let inline = format!("mutation {{ uploadMedia(file: \"{forged}\") {{ id }} }}");
+        let body = app.gql(Some(&token), &inline, json!({})).await;
+        assert_eq!(error_code(&body), Some("VALIDATION"), "{body}");
+    }
+
+    // The operation itself has the limit of any GraphQL request.
+    let padded = format!("{}{UPLOAD_MEDIA}", " ".repeat(1024 * 1024 + 1));
+    let (status, body) = app
+        .gql_multipart(
+            Some(&token),
+            &padded,
+            json!({"file": null}),
+            &[("variables.file", "a.png", &png(4, 3))],
+        )
+        .await;
+    assert_eq!(status, 413, "{body}");
+    assert_eq!(body["error"]["code"], "PAYLOAD_TOO_LARGE", "{body}");
+
+    // A body far over the upload limit is refused from its declared length,
+    // before it is sent.
+    let answer = tokio::task::spawn_blocking({
+        let (address, token) = (app.address.clone(), token.clone());
+        move || declare_multipart_body(&address, &token, 100 * 1024 * 1024)
+    })
+    .await
+    .unwrap();
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+
+    assert_eq!(app.event_count().await, before);
+    assert_eq!(files_in(&media), 0);
+    let list = app
+        .gql(Some(&token), "{ mediaAssets { id } }", json!({}))
+        .await;
+    assert_eq!(list["data"]["mediaAssets"], json!([]), "{list}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_campaign_that_requires_alt_text_refuses_images_without_it() {
+    let app = app().await;
+    let (token, _) = app.sign_up("Alt Ltd", "editor@alt.example.org").await;
+    let (_, image) = app.upload_graphql(Some(&token), "a.png", &png(4, 3)).await;
+    let image = image["data"]["uploadMedia"]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{image}"))
+        .to_string();
+    let settings = |name: &str, required: Option<bool>| {
+        let mut input = json!({"name": name, "timeZone": "Europe/Berlin", "startsOn": "2026-01-01", "endsOn": "2030-12-31"});
+        if let Some(required) = required {
+            input["altTextRequired"] = json!(required);
+        }
+        input
+    };
+    let body = app
+        .gql(
+            Some(&token),
+            "mutation($i: CampaignInput!) { createCampaign(input: $i) { id altTextRequired } }",
+            json!({"i": settings("Accessible", Some(true))}),
+        )
+        .await;
+    assert_eq!(
+        body["data"]["createCampaign"]["altTextRequired"], true,
+        "{body}"
+    );
+    let strict = body["data"]["createCampaign"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let lax = app.create_campaign(&token, "Relaxed").await;
+    let body = app
+        .gql(
+            Some(&token),
+            "query($id: ID!) { campaign(id: $id) { altTextRequired } }",
+            json!({"id": lax}),
+        )
+        .await;
+    assert_eq!(body["data"]["campaign"]["altTextRequired"], false, "{body}");
+
+    let entry = |text: &str, alt: Option<&str>| {
+        let mut media = json!({"assetId": image});
+        if let Some(alt) = alt {
+            media["alt"] = json!(alt);
+        }
+        json!({"text": text, "media": [media]})
+    };
+    let before = app.event_count().await;
+    for alt in [Some(""), Some("  \t"), None] {
+        let body = create_post(
+            &app,
+            &token,
+            json!({"campaignId": strict, "entries": [entry("Look", alt)]}),
+        )
+        .await;
+        assert_eq!(error_code(&body), Some("VALIDATION"), "{body}");
+        assert_eq!(
+            body["errors"][0]["extensions"]["field"],
+            "entries.0.media.0.alt"
+        );
+    }
+    assert_eq!(app.event_count().await, before);
+
+    let body = create_post(
+        &app,
+        &token,
+        json!({"campaignId": strict, "entries": [entry("Look", Some("A test pattern"))]}),
+    )
+    .await;
+    let post = body["data"]["createPost"]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{body}"))
+        .to_string();
+    let update = "mutation($i: UpdatePostInput!) { updatePost(input: $i) { id entries { text } } }";
+    let before = app.event_count().await;
+    let body = app
+        .gql(
+            Some(&token),
+            update,
+            json!({"i": {"postId": post, "entries": [entry("one", Some("Described")), entry("two", Some(""))]}}),
+        )
+        .await;
+    assert_eq!(error_code(&body), Some("VALIDATION"), "{body}");
+    assert_eq!(
+        body["errors"][0]["extensions"]["field"],
+        "entries.1.media.0.alt"
+    );
+    assert_eq!(app.event_count().await, before);
+
+    // Without the setting, an image may go without alt text ...
+    let body = create_post(
+        &app,
+        &token,
+        json!({"campaignId": lax, "entries": [entry("Look", None)]}),
+    )
+    .await;
+    let relaxed = body["data"]["createPost"]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{body}"))
+        .to_string();
+    // ... until the campaign turns it on: later edits follow it.
+    let body = app
+        .gql(
+            Some(&token),
+            "mutation($id: ID!, $i: CampaignInput!) { updateCampaign(id: $id, input: $i) { altTextRequired } }",
+            json!({"id": lax, "i": settings("Relaxed", Some(true))}),
+        )
+        .await;
+    assert_eq!(
+        body["data"]["updateCampaign"]["altTextRequired"], true,
+        "{body}"
+    );
+    let body = app
+        .gql(
+            Some(&token),
+            update,
+            json!({"i": {"postId": relaxed, "entries": [entry("Look again", Some(" "))]}}),
+        )
+        .await;
+    assert_eq!(error_code(&body), Some("VALIDATION"), "{body}");
+    let body = app
+        .gql(Some(&token), update, json!({"i": {"postId": relaxed, "entries": [entry("Look again", Some("Now described"))]}}))
+        .await;
+    assert_eq!(
+        body["data"]["updatePost"]["entries"][0]["text"], "Look again",
+        "{body}"
     );
 }

@@ -62,6 +62,10 @@ impl Campaign {
     async fn ends_on(&self) -> ApiResult<NaiveDate> {
         parse_date(&self.0.ends_on)
     }
+    /// Whether every image of the campaign's posts needs alt text.
+    async fn alt_text_required(&self) -> bool {
+        self.0.alt_text_required != 0
+    }
     /// Current status; an active campaign is COMPLETED once its end date has
     /// passed in its time zone.
     async fn status(&self) -> ApiResult<CampaignStatus> {
@@ -132,16 +136,20 @@ pub struct CampaignInput {
     pub time_zone: String,
     pub starts_on: NaiveDate,
     pub ends_on: NaiveDate,
+    /// Whether every image of the campaign's posts needs alt text. The
+    /// settings are replaced as a whole: leaving it out turns it off.
+    #[graphql(default)]
+    pub alt_text_required: bool,
 }
 
 impl CampaignInput {
     fn parse(&self) -> ApiResult<CampaignSettings> {
-        Ok(CampaignSettings::parse(
-            &self.name,
-            &self.time_zone,
-            self.starts_on,
-            self.ends_on,
-        )?)
+        let settings =
+            CampaignSettings::parse(&self.name, &self.time_zone, self.starts_on, self.ends_on)?;
+        Ok(CampaignSettings {
+            alt_text_required: self.alt_text_required,
+            ..settings
+        })
     }
 }
 
@@ -239,7 +247,7 @@ impl CampaignMutation {
         .await
     }
 
-    /// Changes name, time zone or dates.
+    /// Changes name, time zone, dates or whether images need alt text.
     async fn update_campaign(
         &self,
         ctx: &Context<'_>,

@@ -1,7 +1,9 @@
-//! Uploaded images: list, look up, delete. Uploading is `POST /api/v1/media`
-//! (multipart), which answers the asset id used in `createPost`.
+//! Uploaded images: upload, list, look up, delete. `uploadMedia` takes the
+//! file as a multipart request (the GraphQL multipart request spec) and goes
+//! the same way as `POST /api/v1/media`; either answers the asset id used in
+//! `createPost`.
 
-use async_graphql::{Context, ID, Object, SimpleObject};
+use async_graphql::{Context, ID, Object, SimpleObject, Upload};
 use chrono::{DateTime, Utc};
 use domain::Scoped;
 use domain::access::Action;
@@ -86,6 +88,24 @@ pub struct MediaMutation;
 
 #[Object]
 impl MediaMutation {
+    /// Uploads an image: PNG, JPEG, WebP or GIF (judged from the bytes), at
+    /// most 1,000,000 bytes. Send it as a multipart request by the GraphQL
+    /// multipart request spec, the file mapped to this argument.
+    async fn upload_media(&self, ctx: &Context<'_>, file: Upload) -> ApiResult<MediaAsset> {
+        let p = principal(ctx, Action::ManagePosts)?;
+        let file = file.value(ctx).map_err(ApiError::internal)?;
+        let uploaded = crate::media::store_upload(
+            state(ctx),
+            p,
+            correlation(ctx),
+            "file",
+            &file.filename,
+            file.content,
+        )
+        .await?;
+        asset_by_id(ctx, p.tenant_id, uploaded.id).await
+    }
+
     /// Deletes an image no post uses (`CONFLICT` otherwise).
     async fn delete_media(&self, ctx: &Context<'_>, id: ID) -> ApiResult<DeletedMedia> {
         let p = principal(ctx, Action::ManagePosts)?;

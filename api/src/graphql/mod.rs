@@ -9,6 +9,7 @@ mod connections;
 mod media;
 mod members;
 mod posts;
+mod uploads;
 
 use std::sync::Arc;
 
@@ -18,6 +19,8 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use domain::access::{Action, authorize};
 use uuid::Uuid;
+
+pub(crate) use uploads::forges_upload;
 
 use crate::auth::{Caller, ClientInfo, Principal};
 use crate::error::{ApiError, ApiResult};

@@ -5,7 +5,7 @@ use async_graphql::{Context, Enum, ID, InputObject, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 use domain::Scoped;
 use domain::access::Action;
-use domain::campaign::CampaignStatus as CStatus;
+use domain::campaign::{Campaign as DomainCampaign, CampaignStatus as CStatus};
 use domain::connection::ConnectionStatus;
 use domain::post::{
     EntryInput as DomainEntry, MediaUse, PostCommand, PostEntry, PostStatus as Status,
@@ -305,10 +305,12 @@ pub struct EntryInput {
     pub media: Vec<MediaInput>,
 }
 
-/// Validates the entries; every image must be one of the tenant's uploads.
+/// Validates the entries for a post of `campaign`: every image must be one of
+/// the tenant's uploads, with alt text if the campaign requires it.
 async fn entries(
     state: &AppState,
     tenant: Uuid,
+    campaign: &DomainCampaign,
     input: &[EntryInput],
 ) -> ApiResult<Vec<PostEntry>> {
     let mut raw = Vec::with_capacity(input.len());
@@ -326,7 +328,11 @@ async fn entries(
             media,
         });
     }
-    let entries = parse_entries(&raw, false)?;
+    let alt_required = campaign
+        .settings
+        .as_ref()
+        .is_some_and(|s| s.alt_text_required);
+    let entries = parse_entries(&raw, alt_required)?;
     for media in entries.iter().flat_map(|e| &e.media) {
         if state
             .media_reads
@@ -377,6 +383,18 @@ pub struct ReschedulePostInput {
 #[derive(SimpleObject)]
 pub struct DeletedPost {
     pub id: ID,
+}
+
+/// The campaign of one of the tenant's posts (`NOT_FOUND` for a post the
+/// tenant does not have, or no longer has).
+async fn campaign_of_post(state: &AppState, tenant: Uuid, post: Uuid) -> ApiResult<DomainCampaign> {
+    let post = state.load(&state.posts, post).await?;
+    match post.campaign_id {
+        Some(campaign) if post.tenant_id == Some(tenant) && !post.deleted => {
+            state.load(&state.campaigns, campaign).await
+        }
+        _ => Err(ApiError::NotFound("post")),
+    }
 }
 
 #[derive(Default)]
@@ -440,7 +458,7 @@ impl PostMutation {
             }
             None => None,
         };
-        let entries = entries(state, p.tenant_id, &input.entries).await?;
+        let entries = entries(state, p.tenant_id, &campaign, &input.entries).await?;
         let id = Uuid::now_v7();
         self.change_and_read(
             ctx,
@@ -457,7 +475,10 @@ impl PostMutation {
     /// Replaces a post's entries.
     async fn update_post(&self, ctx: &Context<'_>, input: UpdatePostInput) -> ApiResult<Post> {
         let p = principal(ctx, Action::ManagePosts)?;
-        let entries = entries(state(ctx), p.tenant_id, &input.entries).await?;
+        let state = state(ctx);
+        let post_id = parse_id(&input.post_id, "postId")?;
+        let campaign = campaign_of_post(state, p.tenant_id, post_id).await?;
+        let entries = entries(state, p.tenant_id, &campaign, &input.entries).await?;
         self.change_and_read(ctx, &input.post_id, PostCommand::Update { entries })
             .await
     }
@@ -476,12 +497,7 @@ impl PostMutation {
         let p = principal(ctx, Action::ManagePosts)?;
         let state = state(ctx);
         let post_id = parse_id(&input.post_id, "postId")?;
-        let post = state.load(&state.posts, post_id).await?;
-        let campaign_id = match post.campaign_id {
-            Some(c) if post.tenant_id == Some(p.tenant_id) && !post.deleted => c,
-            _ => return Err(ApiError::NotFound("post")),
-        };
-        let campaign = state.load(&state.campaigns, campaign_id).await?;
+        let campaign = campaign_of_post(state, p.tenant_id, post_id).await?;
         let window = campaign
             .settings
             .map(|s| ScheduleWindow {
