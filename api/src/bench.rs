@@ -429,7 +429,7 @@ async fn measure_commands(
 /// `herald bench replay`.
 async fn replay(url: Option<&str>, events: usize) -> anyhow::Result<()> {
     let (backend, seeded, applied, elapsed, read_model) = in_scratch(url, |url| async move {
-        let db = connect(&url, 4).await?;
+        let db = connect(&url, 12).await?;
         let result = async {
             let seeded = seed(&db, events).await.context("seeding events")?;
             let started = Instant::now();

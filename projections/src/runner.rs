@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use futures_util::future::try_join_all;
 use sqlx::AnyConnection;
 use tokio::sync::watch;
 use uuid::Uuid;
@@ -176,6 +177,27 @@ impl Projector {
         metrics::counter!("herald_projected_events_total", "projection" => self.name())
             .increment(events.len() as u64);
         Ok(true)
+    }
+
+    /// Applies the part of `events` after `from` (a replay's batch, which may
+    /// start before this projection's position); answers the new position.
+    async fn catch_up(
+        &self,
+        from: Position,
+        events: &[StoredEvent],
+    ) -> Result<Position, StoreError> {
+        let mine = &events[events.partition_point(|e| e.position <= from)..];
+        let Some(last) = mine.last() else {
+            return Ok(from);
+        };
+        if self.apply_batch(from, mine).await? {
+            Ok(last.position)
+        } else if self.acquire_lease().await? {
+            // A runner of this process stepped in between: resume from there.
+            self.checkpoint().await
+        } else {
+            Err(StoreError::ProjectionBusy(self.name()))
+        }
     }
 
     /// Empties the projection's tables and rewinds its checkpoint to zero, in
@@ -389,7 +411,8 @@ impl Projectors {
     /// read and decoded once and then applied to every projection, each in
     /// its own fenced transaction. Reading the log is a large share of a
     /// rebuild, so a pass per projection would slow replay down with every
-    /// read model added.
+    /// read model added. The next batch is read while one is applied, and on
+    /// PostgreSQL the projections apply a batch side by side.
     pub async fn replay(
         &self,
         only: Option<&str>,
@@ -427,9 +450,20 @@ impl Projectors {
         let mut at = vec![Position::default(); runners.len()];
         let mut frontier = Position::default();
         let mut seen = 0u64;
+        // The batch after the one being applied, read meanwhile: reading and
+        // decoding overlap with writing.
+        let mut ahead: Option<(
+            Position,
+            tokio::task::JoinHandle<Result<Vec<StoredEvent>, StoreError>>,
+        )> = None;
         loop {
             let from = at.iter().copied().min().unwrap_or_default();
-            let events = log.read_after(from, REPLAY_BATCH).await?;
+            let events = match ahead.take() {
+                Some((after, read)) if after == from => read
+                    .await
+                    .map_err(|e| StoreError::EventStore(format!("reading the log: {e}")))??,
+                _ => log.read_after(from, REPLAY_BATCH).await?,
+            };
             if events.is_empty() {
                 // Every counted event was committed before replay began, so
                 // the rebuild is complete once that many have been seen. On
@@ -447,21 +481,28 @@ impl Projectors {
                 tokio::time::sleep(Duration::from_millis(20)).await;
                 continue;
             }
-            for (runner, at) in runners.iter().zip(at.iter_mut()) {
-                let start = events.partition_point(|e| e.position <= *at);
-                let mine = &events[start..];
-                if mine.is_empty() {
-                    continue;
-                }
-                if runner.apply_batch(*at, mine).await? {
-                    *at = mine[mine.len() - 1].position;
-                } else if runner.acquire_lease().await? {
-                    *at = runner.checkpoint().await?;
-                } else {
-                    return Err(StoreError::ProjectionBusy(runner.name()));
+            let last = events[events.len() - 1].position;
+            let next = log.clone();
+            ahead = Some((
+                last,
+                tokio::spawn(async move { next.read_after(last, REPLAY_BATCH).await }),
+            ));
+            if self.db.is_postgres() {
+                // Each projection writes its own tables in its own
+                // transaction: on PostgreSQL they go side by side.
+                at = try_join_all(
+                    runners
+                        .iter()
+                        .zip(at)
+                        .map(|(r, from)| r.catch_up(from, &events)),
+                )
+                .await?;
+            } else {
+                // SQLite has one writer at a time.
+                for (runner, at) in runners.iter().zip(at.iter_mut()) {
+                    *at = runner.catch_up(*at, &events).await?;
                 }
             }
-            let last = events[events.len() - 1].position;
             seen += events.iter().filter(|e| e.position > frontier).count() as u64;
             frontier = frontier.max(last);
             progress(&label, seen, total.max(seen));
