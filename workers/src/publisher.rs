@@ -128,7 +128,7 @@ impl Publisher {
             if *shutdown.borrow() {
                 break;
             }
-            let claimed = match self.round(&mut tasks, &give_back).await {
+            let claimed = match self.round(&mut tasks, &give_back, &shutdown).await {
                 Ok(n) => n,
                 Err(error) => {
                     tracing::warn!(%error, "publisher round failed");
@@ -164,6 +164,7 @@ impl Publisher {
         &self,
         tasks: &mut JoinSet<()>,
         give_back: &mpsc::UnboundedSender<(Uuid, i64)>,
+        shutdown: &watch::Receiver<bool>,
     ) -> Result<usize, StoreError> {
         let concurrency = self.inner.config.concurrency;
         if tasks.len() >= concurrency {
@@ -186,6 +187,7 @@ impl Publisher {
         for claim in claims {
             let me = self.clone();
             let give_back = give_back.clone();
+            let shutdown = shutdown.clone();
             tasks.spawn(async move {
                 let _permit = me
                     .inner
@@ -194,7 +196,13 @@ impl Publisher {
                     .acquire_owned()
                     .await
                     .expect("semaphore is never closed");
-                let not_before = me.fire(&claim).await;
+                // A post still waiting at shutdown goes back to the queue
+                // at once, for another worker.
+                let not_before = if *shutdown.borrow() {
+                    micros(Utc::now())
+                } else {
+                    me.fire(&claim).await
+                };
                 // The releaser is gone only after every task finished.
                 let _ = give_back.send((claim.post_id, not_before));
             });
