@@ -40,6 +40,9 @@ pub trait Projection: Send + Sync + 'static {
     ) -> Result<(), StoreError>;
 }
 
+/// A batch of the log being read in the background during a replay.
+type ReadAhead = tokio::task::JoinHandle<Result<Vec<StoredEvent>, StoreError>>;
+
 fn now_micros() -> i64 {
     crate::micros(chrono::Utc::now())
 }
@@ -452,10 +455,7 @@ impl Projectors {
         let mut seen = 0u64;
         // The batch after the one being applied, read meanwhile: reading and
         // decoding overlap with writing.
-        let mut ahead: Option<(
-            Position,
-            tokio::task::JoinHandle<Result<Vec<StoredEvent>, StoreError>>,
-        )> = None;
+        let mut ahead: Option<(Position, ReadAhead)> = None;
         loop {
             let from = at.iter().copied().min().unwrap_or_default();
             let events = match ahead.take() {
