@@ -77,7 +77,11 @@ impl Database {
                 Box::pin(async move {
                     if conn.backend_name() == "SQLite" {
                         sqlx::query("PRAGMA busy_timeout = 30000")
-                            .execute(conn)
+                            .execute(&mut *conn)
+                            .await?;
+                        // Read models outgrow SQLite's default 2 MiB page cache.
+                        sqlx::query("PRAGMA cache_size = -65536")
+                            .execute(&mut *conn)
                             .await?;
                     }
                     Ok(())

@@ -8,7 +8,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use futures_util::future::try_join_all;
 use sqlx::AnyConnection;
 use tokio::sync::watch;
 use uuid::Uuid;
@@ -39,9 +38,6 @@ pub trait Projection: Send + Sync + 'static {
         events: &[StoredEvent],
     ) -> Result<(), StoreError>;
 }
-
-/// A batch of the log being read in the background during a replay.
-type ReadAhead = tokio::task::JoinHandle<Result<Vec<StoredEvent>, StoreError>>;
 
 fn now_micros() -> i64 {
     crate::micros(chrono::Utc::now())
@@ -270,6 +266,23 @@ impl Projector {
     }
 }
 
+/// A replay's applier: applies every batch to each projection of `group` in
+/// turn. Each resumes from its own position, which moves past the batch —
+/// or further, should a runner of this same process (same lease owner) have
+/// stepped in between.
+async fn apply_all(
+    group: Vec<Projector>,
+    mut batches: tokio::sync::mpsc::Receiver<Arc<Vec<StoredEvent>>>,
+) -> Result<(), StoreError> {
+    let mut at = vec![Position::default(); group.len()];
+    while let Some(batch) = batches.recv().await {
+        for (runner, at) in group.iter().zip(at.iter_mut()) {
+            *at = runner.catch_up(*at, &batch).await?;
+        }
+    }
+    Ok(())
+}
+
 async fn checkpoint(db: &Database, name: &str) -> Result<Position, StoreError> {
     let row: Option<(i64, i64)> =
         sqlx::query_as("SELECT tx, position FROM projection_checkpoints WHERE name = $1")
@@ -414,8 +427,8 @@ impl Projectors {
     /// read and decoded once and then applied to every projection, each in
     /// its own fenced transaction. Reading the log is a large share of a
     /// rebuild, so a pass per projection would slow replay down with every
-    /// read model added. The next batch is read while one is applied, and on
-    /// PostgreSQL the projections apply a batch side by side.
+    /// read model added. The log is read while batches are applied, and on
+    /// PostgreSQL each projection applies them at its own pace.
     pub async fn replay(
         &self,
         only: Option<&str>,
@@ -447,66 +460,63 @@ impl Projectors {
             runner.reset().await?;
         }
         progress(&label, 0, total);
-        // Where each projection stands. They move together, unless a runner
-        // of this same process (same lease owner) stepped in between: then
-        // that projection resumes from its own checkpoint.
-        let mut at = vec![Position::default(); runners.len()];
-        let mut frontier = Position::default();
-        let mut seen = 0u64;
-        // The batch after the one being applied, read meanwhile: reading and
-        // decoding overlap with writing.
-        let mut ahead: Option<(Position, ReadAhead)> = None;
-        loop {
-            let from = at.iter().copied().min().unwrap_or_default();
-            let events = match ahead.take() {
-                Some((after, read)) if after == from => read
-                    .await
-                    .map_err(|e| StoreError::EventStore(format!("reading the log: {e}")))??,
-                _ => log.read_after(from, REPLAY_BATCH).await?,
-            };
-            if events.is_empty() {
-                // Every counted event was committed before replay began, so
-                // the rebuild is complete once that many have been seen. On
-                // PostgreSQL the log may still hold some back while an older
-                // transaction (in any database of the server) is open: wait,
-                // keeping the leases.
-                if seen >= total {
-                    break;
-                }
-                for runner in &runners {
-                    if !runner.acquire_lease().await? {
-                        return Err(StoreError::ProjectionBusy(runner.name()));
+        // Appliers, fed batch by batch through short queues: the log is read
+        // while batches are applied, and on PostgreSQL every projection is an
+        // applier of its own (its own tables, its own transactions), so a
+        // fast one runs ahead while a slow one is still busy. SQLite has one
+        // writer at a time: there one applier takes every projection in turn.
+        let groups: Vec<Vec<Projector>> = if self.db.is_postgres() {
+            runners.iter().map(|r| vec![r.clone()]).collect()
+        } else {
+            vec![runners.clone()]
+        };
+        let mut feeds = Vec::with_capacity(groups.len());
+        let mut appliers = tokio::task::JoinSet::new();
+        for group in groups {
+            let (feed, batches) = tokio::sync::mpsc::channel::<Arc<Vec<StoredEvent>>>(3);
+            feeds.push(feed);
+            appliers.spawn(apply_all(group, batches));
+        }
+        let read = async {
+            let mut from = Position::default();
+            let mut seen = 0u64;
+            loop {
+                let events = log.read_after(from, REPLAY_BATCH).await?;
+                let Some(last) = events.last().map(|e| e.position) else {
+                    // Every counted event was committed before replay began,
+                    // so the rebuild is complete once that many have been
+                    // seen. On PostgreSQL the log may still hold some back
+                    // while an older transaction (in any database of the
+                    // server) is open: wait, keeping the leases.
+                    if seen >= total {
+                        return Ok(seen);
+                    }
+                    for runner in &runners {
+                        if !runner.acquire_lease().await? {
+                            return Err(StoreError::ProjectionBusy(runner.name()));
+                        }
+                    }
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    continue;
+                };
+                seen += events.len() as u64;
+                from = last;
+                let batch = Arc::new(events);
+                for feed in &feeds {
+                    if feed.send(batch.clone()).await.is_err() {
+                        // An applier stopped: its error is reported below.
+                        return Ok(seen);
                     }
                 }
-                tokio::time::sleep(Duration::from_millis(20)).await;
-                continue;
+                progress(&label, seen, total.max(seen));
             }
-            let last = events[events.len() - 1].position;
-            let next = log.clone();
-            ahead = Some((
-                last,
-                tokio::spawn(async move { next.read_after(last, REPLAY_BATCH).await }),
-            ));
-            if self.db.is_postgres() {
-                // Each projection writes its own tables in its own
-                // transaction: on PostgreSQL they go side by side.
-                at = try_join_all(
-                    runners
-                        .iter()
-                        .zip(at)
-                        .map(|(r, from)| r.catch_up(from, &events)),
-                )
-                .await?;
-            } else {
-                // SQLite has one writer at a time.
-                for (runner, at) in runners.iter().zip(at.iter_mut()) {
-                    *at = runner.catch_up(*at, &events).await?;
-                }
-            }
-            seen += events.iter().filter(|e| e.position > frontier).count() as u64;
-            frontier = frontier.max(last);
-            progress(&label, seen, total.max(seen));
+        };
+        let read: Result<u64, StoreError> = read.await;
+        drop(feeds);
+        while let Some(applied) = appliers.join_next().await {
+            applied.map_err(|e| StoreError::EventStore(format!("replay applier: {e}")))??;
         }
+        let seen = read?;
         for runner in &runners {
             runner.release_lease().await?;
         }
