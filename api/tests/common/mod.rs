@@ -80,12 +80,11 @@ pub async fn records(pds: &str, did: &str) -> Vec<(String, String, Value)> {
     }
 }
 
-/// A fresh PostgreSQL database (dropped by CI's clean-up of `herald_test_*`).
-pub async fn fresh_database() -> String {
-    let server = std::env::var("HERALD_TEST_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+/// A fresh PostgreSQL database on `server` (dropped by CI's clean-up of
+/// `herald_test_*`).
+pub async fn fresh_database(server: &str) -> String {
     let name = format!("herald_test_{}", Uuid::new_v4().simple());
-    let mut conn = sqlx::PgConnection::connect(&server)
+    let mut conn = sqlx::PgConnection::connect(server)
         .await
         .expect("PostgreSQL");
     sqlx::query(&format!("CREATE DATABASE {name}"))
@@ -112,11 +111,19 @@ pub struct Deployment {
 }
 
 impl Deployment {
+    /// On the server of `HERALD_TEST_DATABASE_URL`.
     pub async fn new() -> Self {
+        let server = std::env::var("HERALD_TEST_DATABASE_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+        Self::on(&server).await
+    }
+
+    /// On the PostgreSQL server at `server` (any database URL of it).
+    pub async fn on(server: &str) -> Self {
         let key: [u8; 32] = rand::random();
         let data_dir = std::env::temp_dir().join(format!("herald-pub-{}", Uuid::new_v4().simple()));
         Self {
-            database_url: fresh_database().await,
+            database_url: fresh_database(server).await,
             master_key: base64::engine::general_purpose::STANDARD.encode(key),
             data_dir,
         }
