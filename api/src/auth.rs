@@ -8,7 +8,7 @@ use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, Salt
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
-use domain::access::{Role, Subject};
+use domain::access::{Action, Role, Subject};
 use domain::metadata::Actor;
 use domain::sealed::Sealed;
 use projections::identity::IdentityQueries;
@@ -51,6 +51,19 @@ pub struct Principal {
 }
 
 impl Principal {
+    /// Whether this caller may do `action`: the permission matrix, and while
+    /// a required 2FA enrollment is pending, nothing but their own account.
+    /// GraphQL resolvers and REST routes both decide here.
+    pub fn permit(&self, action: Action) -> ApiResult<()> {
+        domain::access::authorize(self.subject, action)?;
+        if self.mfa_pending && action != Action::OwnAccount {
+            return Err(ApiError::Forbidden(
+                "this organisation requires two-factor authentication: enroll with beginTotpEnrollment first".into(),
+            ));
+        }
+        Ok(())
+    }
+
     /// The member role, for role-escalation rules.
     pub fn role(&self) -> Option<Role> {
         self.subject.role()

@@ -326,8 +326,8 @@ pub async fn rest_principal(
             return Err(rest_error(StatusCode::SERVICE_UNAVAILABLE, &e));
         }
     };
-    if let Err(e) = domain::access::authorize(principal.subject, action) {
-        return Err(rest_error(StatusCode::FORBIDDEN, &e.into()));
+    if let Err(e) = principal.permit(action) {
+        return Err(rest_error(StatusCode::FORBIDDEN, &e));
     }
     Ok(principal)
 }

@@ -530,6 +530,17 @@ async fn totp_enrollment_sign_in_backup_codes_and_tenant_requirement() {
         )
         .await;
     assert_eq!(error_code(&blocked), Some("FORBIDDEN"));
+    // The REST routes decide the same way (an upload stores nothing).
+    let events = app.event_count().await;
+    let (status, body) = app
+        .upload(Some(&vic), "a.png", &herald_tests::png(4, 4))
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (403, Some("FORBIDDEN")),
+        "{body}"
+    );
+    assert_eq!(app.event_count().await, events);
     let body = app
         .gql(
             Some(&vic),

@@ -17,7 +17,7 @@ use async_graphql::connection::{Connection, Edge};
 use async_graphql::{Context, EmptySubscription, MergedObject, Schema};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use domain::access::{Action, authorize};
+use domain::access::Action;
 use uuid::Uuid;
 
 pub(crate) use uploads::forges_upload;
@@ -102,12 +102,7 @@ pub(crate) fn correlation(ctx: &Context<'_>) -> Uuid {
 pub(crate) fn principal<'a>(ctx: &Context<'a>, action: Action) -> ApiResult<&'a Principal> {
     match ctx.data_opt::<Caller>() {
         Some(Caller::Authenticated(p)) => {
-            authorize(p.subject, action)?;
-            if p.mfa_pending && action != Action::OwnAccount {
-                return Err(ApiError::Forbidden(
-                    "this organisation requires two-factor authentication: enroll with beginTotpEnrollment first".into(),
-                ));
-            }
+            p.permit(action)?;
             Ok(p)
         }
         Some(Caller::Invalid) => Err(ApiError::Unauthenticated(
