@@ -16,6 +16,7 @@ pub mod audit;
 pub mod campaign;
 pub mod connection;
 pub mod error;
+pub mod manifest;
 pub mod media;
 pub mod metadata;
 pub mod post;
