@@ -22,7 +22,7 @@ use std::collections::HashMap;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, SecondsFormat};
 use domain::access::Action;
@@ -35,6 +35,7 @@ use serde_json::json;
 
 use crate::error::ApiError;
 use crate::http::Http;
+use crate::http::rest_error;
 
 /// Rows read and encoded per step of the stream.
 pub const PAGE_ROWS: i64 = 1000;
@@ -153,10 +154,6 @@ pub struct Trailer {
     pub rows: u64,
 }
 
-fn error(status: StatusCode, e: &ApiError) -> Response {
-    crate::http::rest_error(status, e)
-}
-
 /// Parses an optional RFC 3339 parameter into microseconds.
 fn instant(params: &HashMap<String, String>, name: &str) -> Result<Option<i64>, ApiError> {
     params
@@ -189,24 +186,18 @@ pub async fn audit_export(
         Some(raw) => match Format::parse(raw) {
             Some(f) => f,
             None => {
-                return error(
-                    StatusCode::BAD_REQUEST,
-                    &ApiError::invalid("format", "must be csv, json or ndjson"),
-                );
+                return rest_error(&ApiError::invalid("format", "must be csv, json or ndjson"));
             }
         },
     };
     let (from, to) = match (instant(&params, "from"), instant(&params, "to")) {
         (Ok(from), Ok(to)) => (from, to),
-        (Err(e), _) | (_, Err(e)) => return error(StatusCode::BAD_REQUEST, &e),
+        (Err(e), _) | (_, Err(e)) => return rest_error(&e),
     };
     if let (Some(from), Some(to)) = (from, to)
         && from >= to
     {
-        return error(
-            StatusCode::BAD_REQUEST,
-            &ApiError::invalid("from", "must be before to"),
-        );
+        return rest_error(&ApiError::invalid("from", "must be before to"));
     }
     let tenant = principal.tenant_id.to_string();
     let queries = AuditQueries::new(http.state.db.any.clone());
@@ -217,7 +208,7 @@ pub async fn audit_export(
             if let ApiError::Internal(source) = &e {
                 tracing::error!(error = %source, cause = ?source.source(), "audit export failed");
             }
-            return error(StatusCode::INTERNAL_SERVER_ERROR, &e);
+            return rest_error(&e);
         }
     };
     let disposition = format!(

@@ -287,7 +287,8 @@ pub async fn observe(request: Request, next: Next) -> Response {
 }
 
 /// A JSON error body for the REST routes: `{"error": {code, message, field}}`.
-pub fn rest_error(status: StatusCode, e: &crate::error::ApiError) -> Response {
+pub fn rest_error(e: &crate::error::ApiError) -> Response {
+    let status = e.status();
     let mut body = json!({"code": e.code(), "message": e.message()});
     if let crate::error::ApiError::Validation { field, .. } = e {
         body["field"] = json!(field);
@@ -310,24 +311,22 @@ pub async fn rest_principal(
     let principal = match http.state.sessions.authenticate(auth).await {
         Ok(Caller::Authenticated(p)) => p,
         Ok(Caller::Invalid) => {
-            return Err(rest_error(
-                StatusCode::UNAUTHORIZED,
-                &ApiError::Unauthenticated("the access token is invalid or has expired"),
-            ));
+            return Err(rest_error(&ApiError::Unauthenticated(
+                "the access token is invalid or has expired",
+            )));
         }
         Ok(Caller::Anonymous) => {
-            return Err(rest_error(
-                StatusCode::UNAUTHORIZED,
-                &ApiError::Unauthenticated("sign in and send Authorization: Bearer <accessToken>"),
-            ));
+            return Err(rest_error(&ApiError::Unauthenticated(
+                "sign in and send Authorization: Bearer <accessToken>",
+            )));
         }
         Err(e) => {
             tracing::error!(error = ?e, "session lookup failed");
-            return Err(rest_error(StatusCode::SERVICE_UNAVAILABLE, &e));
+            return Err(rest_error(&e));
         }
     };
     if let Err(e) = principal.permit(action) {
-        return Err(rest_error(StatusCode::FORBIDDEN, &e));
+        return Err(rest_error(&e));
     }
     Ok(principal)
 }

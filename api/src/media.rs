@@ -90,7 +90,7 @@ pub async fn store_upload(
 }
 
 fn invalid(message: impl Into<String>) -> Response {
-    rest_error(StatusCode::BAD_REQUEST, &ApiError::invalid("file", message))
+    rest_error(&ApiError::invalid("file", message))
 }
 
 /// `POST /api/v1/media`.
@@ -140,16 +140,10 @@ pub async fn upload(State(http): State<Http>, headers: HeaderMap, mut form: Mult
         )
             .into_response(),
         Err(e) => {
-            let status = match &e {
-                ApiError::Validation { .. } => StatusCode::BAD_REQUEST,
-                ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-                ApiError::Internal(source) => {
-                    tracing::error!(error = %source, "recording an upload failed");
-                    StatusCode::INTERNAL_SERVER_ERROR
-                }
-                _ => StatusCode::INTERNAL_SERVER_ERROR,
-            };
-            rest_error(status, &e)
+            if let ApiError::Internal(source) = &e {
+                tracing::error!(error = %source, "recording an upload failed");
+            }
+            rest_error(&e)
         }
     }
 }
