@@ -247,6 +247,22 @@ impl TestApp {
             .to_string()
     }
 
+    /// Connects the Bluesky peer's account `alice` for the holder of
+    /// `token`; returns the connection id.
+    pub async fn connect_bluesky(&self, token: &str, peer: &peer::Peer) -> String {
+        let body = self
+            .gql(
+                Some(token),
+                "mutation($i: ConnectBlueskyInput!) { connectBluesky(input: $i) { id } }",
+                json!({"i": {"handle": peer.alice.handle, "appPassword": peer.alice.app_password, "serviceUrl": peer.pds}}),
+            )
+            .await;
+        body["data"]["connectBluesky"]["id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("connectBluesky failed: {body}"))
+            .to_string()
+    }
+
     /// Creates a single-entry post; returns its id.
     pub async fn create_post(&self, token: &str, campaign: &str, text: &str) -> String {
         let body = self

@@ -29,20 +29,6 @@ async fn app(backend: Backend, peer: &Peer) -> TestApp {
     spawn_with(config).await
 }
 
-async fn connect(app: &TestApp, token: &str, peer: &Peer) -> String {
-    let body = app
-        .gql(
-            Some(token),
-            "mutation($i: ConnectBlueskyInput!) { connectBluesky(input: $i) { id } }",
-            json!({"i": {"handle": peer.alice.handle, "appPassword": peer.alice.app_password, "serviceUrl": peer.pds}}),
-        )
-        .await;
-    body["data"]["connectBluesky"]["id"]
-        .as_str()
-        .unwrap_or_else(|| panic!("connectBluesky failed: {body}"))
-        .to_string()
-}
-
 /// Creates a one-entry post for `connection` and schedules it 2 s ahead.
 async fn publish(app: &TestApp, token: &str, campaign: &str, connection: &str) -> String {
     let body = app
@@ -123,7 +109,7 @@ async fn likes_and_replies_show_up_in_the_series_and_survive_a_replay(backend: B
     let app = app(backend, &peer).await;
     let (token, _) = app.sign_up("Engage Ltd", "editor@engage.example.org").await;
     let campaign = app.create_campaign(&token, "Launch").await;
-    let connection = connect(&app, &token, &peer).await;
+    let connection = app.connect_bluesky(&token, &peer).await;
     let post = publish(&app, &token, &campaign, &connection).await;
     let (uri, cid) = wait_until_published(&app, &token, &post).await;
 

@@ -127,17 +127,7 @@ async fn a_thread_with_images_and_alt_text_is_published_with_its_aspect_ratios()
         .sign_up("Pictures Ltd", "editor@pictures.example.org")
         .await;
     let campaign = app.create_campaign(&token, "Pictures").await;
-    let body = app
-        .gql(
-            Some(&token),
-            "mutation($i: ConnectBlueskyInput!) { connectBluesky(input: $i) { id } }",
-            json!({"i": {"handle": peer.alice.handle, "appPassword": peer.alice.app_password, "serviceUrl": peer.pds}}),
-        )
-        .await;
-    let connection = body["data"]["connectBluesky"]["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let connection = app.connect_bluesky(&token, &peer).await;
 
     let (status, wide) = app.upload(Some(&token), "wide.png", &png(40, 20)).await;
     assert_eq!(status, 201, "{wide}");

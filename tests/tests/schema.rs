@@ -453,7 +453,9 @@ async fn another_tenants_ids_are_not_found_by_any_operation() {
         .unwrap()
         .session_id
         .to_string();
-    let connection = connect_peer_account(&app, &owner_b).await;
+    let connection = app
+        .connect_bluesky(&owner_b, &herald_tests::peer::peer())
+        .await;
     let (status, media) = app
         .upload(Some(&owner_b), "b.png", &herald_tests::png(2, 2))
         .await;
@@ -547,7 +549,7 @@ async fn row_level_security_hides_other_tenants_rows_from_unfiltered_reads() {
     app.create_campaign(&a, "A").await;
     app.create_campaign(&b, "B").await;
     app.add_member(&b, "eve@beta.example.org", "VIEWER").await;
-    connect_peer_account(&app, &b).await;
+    app.connect_bluesky(&b, &herald_tests::peer::peer()).await;
     let tenant_a = Uuid::parse_str(&tenant_a).unwrap();
     let mut conn = projections::db::scoped(&app.state.db.any, tenant_a)
         .await
@@ -576,21 +578,4 @@ async fn row_level_security_hides_other_tenants_rows_from_unfiltered_reads() {
         .execute(&mut *conn)
         .await;
     assert!(write.is_err(), "herald_reader has no write grant");
-}
-
-/// Connects the local Bluesky peer's account for the holder of `token`;
-/// returns the connection id.
-async fn connect_peer_account(app: &TestApp, token: &str) -> String {
-    let peer = herald_tests::peer::peer();
-    let body = app
-        .gql(
-            Some(token),
-            "mutation($i: ConnectBlueskyInput!) { connectBluesky(input: $i) { id } }",
-            json!({"i": {"handle": peer.alice.handle, "appPassword": peer.alice.app_password, "serviceUrl": peer.pds}}),
-        )
-        .await;
-    body["data"]["connectBluesky"]["id"]
-        .as_str()
-        .unwrap_or_else(|| panic!("connectBluesky failed: {body}"))
-        .to_string()
 }
