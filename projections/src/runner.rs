@@ -37,6 +37,11 @@ pub trait Projection: Send + Sync + 'static {
         conn: &mut AnyConnection,
         events: &[StoredEvent],
     ) -> Result<(), StoreError>;
+
+    /// Called after a batch's transaction committed (live runs only): for
+    /// effects that must not be seen before the read model shows the batch,
+    /// such as pushes to displays in a single-process deployment.
+    async fn committed(&self) {}
 }
 
 fn now_micros() -> i64 {
@@ -173,6 +178,7 @@ impl Projector {
         }
         self.projection.apply(&mut tx, events).await?;
         tx.commit().await?;
+        self.projection.committed().await;
         metrics::counter!("herald_projected_events_total", "projection" => self.name())
             .increment(events.len() as u64);
         Ok(true)
