@@ -186,6 +186,7 @@ impl Application {
             .route("/metrics", get(http::metrics))
             .route("/api/v1/audit/export", get(crate::export::audit_export))
             .with_state(http.clone())
+            .merge(crate::player::routes())
             // Outside the body limit, so its bare 413 becomes a JSON error.
             .layer(RequestBodyLimitLayer::new(config.max_body_bytes))
             // GraphQL takes uploads too: its limit depends on the body's type.

@@ -7,8 +7,8 @@
 //! read-model queries, `auth` passwords, sessions and API keys, `accounts`
 //! the identity flows, `keys` the master key, `totp` the second factor,
 //! `ratelimit` the brute-force guard, `hardening` security headers and CORS,
-//! `pages` the forms mail links open, `bench` and `bench_publish` the
-//! service-level benchmarks.
+//! `pages` the forms mail links open, `player` the display player page,
+//! `bench` and `bench_publish` the service-level benchmarks.
 
 pub mod accounts;
 pub mod app;
@@ -26,6 +26,7 @@ pub mod http;
 pub mod keys;
 pub mod media;
 pub mod pages;
+pub mod player;
 pub mod ratelimit;
 pub mod state;
 pub mod telemetry;
