@@ -1,0 +1,478 @@
+//! The display player page in a real browser: Debian's headless Chromium,
+//! driven through chromedriver (WebDriver), against Herald started in this
+//! process on an SQLite file. It pairs the page as a display, schedules a
+//! notice, raises and clears an emergency, then stops the server and starts
+//! it again on the same port and file to check that the page keeps playing
+//! offline and comes back by itself.
+//!
+//! Needs `/usr/bin/chromium` and `/usr/bin/chromedriver` (Debian packages
+//! `chromium` and `chromium-driver`; CI installs them). Screenshots land in
+//! the temp directory (`herald-display-*`); the path is printed.
+
+use std::net::{SocketAddr, TcpListener};
+use std::os::unix::process::CommandExt as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use api::{Application, Config, Mode};
+use fantoccini::{Client, ClientBuilder};
+use serde_json::{Value, json};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use uuid::Uuid;
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+const HOW: &str = "install Chromium and its WebDriver: apt-get install -y chromium chromium-driver";
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .expect("a free port")
+        .local_addr()
+        .expect("bound")
+        .port()
+}
+
+/// A chromedriver process on a free port, killed when dropped together with
+/// the Chromium it started (a failed test never closes its session).
+struct Chromedriver {
+    child: Child,
+    url: String,
+}
+
+impl Chromedriver {
+    async fn start(log: &Path) -> Self {
+        assert!(Path::new(CHROMEDRIVER).exists(), "{HOW}");
+        assert!(Path::new(CHROMIUM).exists(), "{HOW}");
+        let port = free_port();
+        let child = Command::new(CHROMEDRIVER)
+            .arg(format!("--port={port}"))
+            .arg(format!("--log-path={}", log.display()))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            // Its own process group, so the browsers it starts go with it.
+            .process_group(0)
+            .spawn()
+            .expect(HOW);
+        let driver = Self {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+        };
+        let http = reqwest::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let ready = http
+                .get(format!("{}/status", driver.url))
+                .send()
+                .await
+                .ok()
+                .filter(|r| r.status().is_success());
+            if ready.is_some() {
+                return driver;
+            }
+            assert!(Instant::now() < deadline, "chromedriver did not start");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// A new headless Chromium session with its own, empty profile.
+    async fn browser(&self, profile: &Path) -> Client {
+        let mut capabilities = serde_json::Map::new();
+        capabilities.insert(
+            "goog:chromeOptions".into(),
+            json!({
+                "binary": CHROMIUM,
+                "args": [
+                    "--headless=new",
+                    // Containers run tests as root, where the sandbox cannot start.
+                    "--no-sandbox",
+                    "--disable-dev-shm-usage",
+                    "--disable-gpu",
+                    "--window-size=1280,720",
+                    "--no-first-run",
+                    "--disable-crash-reporter",
+                    "--disable-breakpad",
+                    format!("--user-data-dir={}", profile.display()),
+                ],
+            }),
+        );
+        ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+            .capabilities(capabilities)
+            .connect(&self.url)
+            .await
+            .expect("a Chromium session through chromedriver")
+    }
+}
+
+impl Drop for Chromedriver {
+    fn drop(&mut self) {
+        let group = format!("-{}", self.child.id());
+        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Herald serving in this process until stopped.
+struct Server {
+    shutdown: watch::Sender<bool>,
+    task: JoinHandle<anyhow::Result<()>>,
+}
+
+impl Server {
+    /// Starts Herald on `listen` (retrying while the port is still held by
+    /// a server just stopped) with the database at `database_url`.
+    async fn start(database_url: &str, listen: SocketAddr) -> Self {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let app = loop {
+            let mut config = Config::new(database_url);
+            config.listen = listen;
+            match Application::build(config, Mode::Serve).await {
+                Ok(app) => break app,
+                Err(error) if Instant::now() < deadline => {
+                    eprintln!("herald does not start yet: {error:#}");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(error) => panic!("herald does not start: {error:#}"),
+            }
+        };
+        let shutdown = app.shutdown_handle();
+        Self {
+            shutdown,
+            task: tokio::spawn(app.run()),
+        }
+    }
+
+    /// Stops it and waits until it has let go of its port.
+    async fn stop(self) {
+        self.shutdown.send_replace(true);
+        let stopped = tokio::time::timeout(Duration::from_secs(10), self.task)
+            .await
+            .expect("herald stops within 10 s of its shutdown signal (open event streams must not hold it)");
+        stopped.expect("task").expect("herald stops cleanly");
+    }
+}
+
+/// A GraphQL client for a tenant's user.
+struct Admin {
+    http: reqwest::Client,
+    url: String,
+    token: String,
+}
+
+impl Admin {
+    async fn sign_up(base: &str) -> Self {
+        let mut admin = Self {
+            http: reqwest::Client::new(),
+            url: format!("{base}/graphql"),
+            token: String::new(),
+        };
+        let email = format!("signage-{}@example.org", Uuid::new_v4().simple());
+        let body = admin
+            .gql(
+                "mutation($i: SignUpInput!) { signUp(input: $i) { accessToken } }",
+                json!({"i": {"organization": "Lobby Ltd", "email": email, "password": "correct horse battery"}}),
+            )
+            .await;
+        admin.token = body["data"]["signUp"]["accessToken"]
+            .as_str()
+            .unwrap_or_else(|| panic!("signUp failed: {body}"))
+            .to_string();
+        admin
+    }
+
+    async fn gql(&self, query: &str, variables: Value) -> Value {
+        let mut request = self
+            .http
+            .post(&self.url)
+            .json(&json!({"query": query, "variables": variables}));
+        if !self.token.is_empty() {
+            request = request.bearer_auth(&self.token);
+        }
+        request
+            .send()
+            .await
+            .expect("GraphQL answers")
+            .json()
+            .await
+            .expect("GraphQL JSON")
+    }
+
+    /// Runs a mutation and returns `data.<field>`, failing on errors.
+    async fn mutate(&self, field: &str, query: &str, variables: Value) -> Value {
+        let body = self.gql(query, variables).await;
+        let data = &body["data"][field];
+        assert!(
+            body["errors"].is_null() && !data.is_null(),
+            "{field} failed: {body}"
+        );
+        data.clone()
+    }
+}
+
+/// The value of a JavaScript expression in the page.
+async fn eval(browser: &Client, expression: &str) -> Value {
+    browser
+        .execute(&format!("return {expression};"), Vec::new())
+        .await
+        .unwrap_or_else(|e| panic!("cannot evaluate `{expression}`: {e}"))
+}
+
+async fn text(browser: &Client, id: &str) -> String {
+    let value = eval(
+        browser,
+        &format!("(document.getElementById('{id}') || {{}}).textContent || ''"),
+    )
+    .await;
+    value.as_str().unwrap_or_default().trim().to_string()
+}
+
+async fn dataset(browser: &Client, key: &str) -> String {
+    eval(browser, &format!("document.body.dataset.{key} || ''"))
+        .await
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// Polls `check` every 20 ms until it returns `Some`, for at most `within`;
+/// returns the value and how long it took.
+async fn wait_for<T, F, Fut>(what: &str, within: Duration, mut check: F) -> (T, Duration)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let started = Instant::now();
+    loop {
+        if let Some(value) = check().await {
+            return (value, started.elapsed());
+        }
+        assert!(
+            started.elapsed() < within,
+            "timed out after {within:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Waits until element `id` shows `expected`; returns how long it took.
+async fn wait_for_text(browser: &Client, id: &str, expected: &str, within: Duration) -> Duration {
+    wait_for(&format!("#{id} to show {expected:?}"), within, || async {
+        (text(browser, id).await == expected).then_some(())
+    })
+    .await
+    .1
+}
+
+async fn wait_for_dataset(browser: &Client, key: &str, expected: &str, within: Duration) {
+    wait_for(&format!("data-{key}={expected}"), within, || async {
+        (dataset(browser, key).await == expected).then_some(())
+    })
+    .await;
+}
+
+/// Takes a screenshot, saves it as `dir/name.png`, and checks it is a real
+/// picture of the page: a PNG of the window's size with more than a few
+/// colours (a blank or failed page is one colour).
+async fn screenshot(browser: &Client, dir: &Path, name: &str) -> PathBuf {
+    let bytes = browser.screenshot().await.expect("screenshot");
+    let path = dir.join(format!("{name}.png"));
+    std::fs::write(&path, &bytes).expect("write screenshot");
+    let mut reader = png::Decoder::new(std::io::Cursor::new(&bytes))
+        .read_info()
+        .expect("the screenshot is a PNG");
+    let mut pixels = vec![0; reader.output_buffer_size().expect("size")];
+    let frame = reader.next_frame(&mut pixels).expect("the PNG decodes");
+    assert!(
+        frame.width >= 640 && frame.height >= 360,
+        "{name}: {}x{}",
+        frame.width,
+        frame.height
+    );
+    let pixel = frame.line_size / frame.width as usize;
+    let colours: std::collections::HashSet<&[u8]> = pixels[..frame.buffer_size()]
+        .chunks(frame.line_size)
+        .flat_map(|line| line.chunks(pixel))
+        .collect();
+    assert!(
+        colours.len() > 16,
+        "{name}: only {} colours, the page drew nothing ({})",
+        colours.len(),
+        path.display()
+    );
+    path
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn display_pairs_plays_shows_emergencies_and_survives_a_server_restart() {
+    let started = Instant::now();
+    let dir = std::env::temp_dir().join(format!("herald-display-{}", Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    eprintln!("screenshots and logs in {}", dir.display());
+    let database_url = format!("sqlite://{}", dir.join("herald.db").display());
+    let listen: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let base = format!("http://{listen}");
+
+    let driver = Chromedriver::start(&dir.join("chromedriver.log")).await;
+    let server = Server::start(&database_url, listen).await;
+    let browser = driver.browser(&dir.join("profile")).await;
+
+    // 1. A new display registers by itself and shows its pairing code.
+    browser.goto(&format!("{base}/display")).await.unwrap();
+    let (code, _) = wait_for("a pairing code", Duration::from_secs(15), || async {
+        let code = text(&browser, "pairing-code").await;
+        (code.len() == 9 && code.as_bytes()[4] == b'-').then_some(code)
+    })
+    .await;
+    assert_eq!(dataset(&browser, "state").await, "pairing");
+    screenshot(&browser, &dir, "1-pairing").await;
+
+    // 2. A tenant pairs it and gives its group a default playlist.
+    let admin = Admin::sign_up(&base).await;
+    let display = admin
+        .mutate(
+            "pairDisplay",
+            "mutation($i: PairDisplayInput!) { pairDisplay(input: $i) { id } }",
+            json!({"i": {"code": code, "name": "Lobby"}}),
+        )
+        .await;
+    let notice = admin
+        .mutate(
+            "createNotice",
+            "mutation($i: CreateNoticeInput!) { createNotice(input: $i) { id } }",
+            json!({"i": {"title": "Soup of the day", "body": "Lentils, with bread", "category": "Canteen"}}),
+        )
+        .await;
+    let playlist = admin
+        .mutate(
+            "createPlaylist",
+            "mutation($i: CreatePlaylistInput!) { createPlaylist(input: $i) { id } }",
+            json!({"i": {"name": "Lobby loop", "items": [{"noticeId": notice["id"], "durationSeconds": 2}]}}),
+        )
+        .await;
+    let group = admin
+        .mutate(
+            "createDisplayGroup",
+            "mutation($i: CreateDisplayGroupInput!) { createDisplayGroup(input: $i) { id } }",
+            json!({"i": {"name": "Ground floor", "defaultPlaylistId": playlist["id"]}}),
+        )
+        .await;
+    admin
+        .mutate(
+            "moveDisplay",
+            "mutation($id: ID!, $group: ID!) { moveDisplay(id: $id, groupId: $group) { id } }",
+            json!({"id": display["id"], "group": group["id"]}),
+        )
+        .await;
+
+    // 3. The page notices the pairing and plays the notice.
+    wait_for_text(
+        &browser,
+        "slide-title",
+        "Soup of the day",
+        Duration::from_secs(15),
+    )
+    .await;
+    assert_eq!(dataset(&browser, "state").await, "playing");
+    assert_eq!(text(&browser, "slide-body").await, "Lentils, with bread");
+    wait_for_dataset(&browser, "connection", "online", Duration::from_secs(10)).await;
+    screenshot(&browser, &dir, "2-playing").await;
+    // Each 2-second showing is queued as a play for the proof-of-play report.
+    wait_for("a queued play", Duration::from_secs(10), || async {
+        let queued = eval(
+            &browser,
+            "JSON.parse(localStorage.getItem('herald.display.plays') || '[]').length \
+             + (JSON.parse(localStorage.getItem('herald.display.report') || 'null') || {plays: []}).plays.length",
+        )
+        .await;
+        (queued.as_u64().unwrap_or(0) > 0).then_some(())
+    })
+    .await;
+
+    // 4. An emergency takes over the screen within a second, and goes.
+    let start_emergency = "mutation($i: StartEmergencyInput!) { startEmergency(input: $i) { id } }";
+    let clear_emergency = "mutation($id: ID!) { clearEmergency(id: $id) { id } }";
+    let sent = Instant::now();
+    let emergency = admin
+        .mutate(
+            "startEmergency",
+            start_emergency,
+            json!({"i": {"message": "Fire drill", "severity": "HIGH"}}),
+        )
+        .await;
+    let answered = sent.elapsed();
+    wait_for_text(
+        &browser,
+        "emergency-message",
+        "Fire drill",
+        Duration::from_secs(5),
+    )
+    .await;
+    let shown = sent.elapsed();
+    eprintln!("emergency: mutation answered after {answered:?}, shown after {shown:?}");
+    assert!(
+        shown < Duration::from_millis(1000),
+        "the emergency took {shown:?} to appear"
+    );
+    assert_eq!(dataset(&browser, "state").await, "emergency");
+    screenshot(&browser, &dir, "3-emergency").await;
+    admin
+        .mutate(
+            "clearEmergency",
+            clear_emergency,
+            json!({"id": emergency["id"]}),
+        )
+        .await;
+    wait_for_text(
+        &browser,
+        "slide-title",
+        "Soup of the day",
+        Duration::from_secs(5),
+    )
+    .await;
+    assert_eq!(dataset(&browser, "state").await, "playing");
+
+    // 5. With the server gone, the page keeps playing what it has.
+    server.stop().await;
+    wait_for_dataset(&browser, "connection", "offline", Duration::from_secs(10)).await;
+    let offline = Instant::now();
+    while offline.elapsed() < Duration::from_secs(4) {
+        assert_eq!(dataset(&browser, "state").await, "playing");
+        assert_eq!(text(&browser, "slide-title").await, "Soup of the day");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    screenshot(&browser, &dir, "4-offline").await;
+
+    // Back on the same port and database: the page reconnects by itself,
+    // and pushes reach it again.
+    let server = Server::start(&database_url, listen).await;
+    wait_for_dataset(&browser, "connection", "online", Duration::from_secs(40)).await;
+    assert_eq!(text(&browser, "slide-title").await, "Soup of the day");
+    let sent = Instant::now();
+    admin
+        .mutate(
+            "startEmergency",
+            start_emergency,
+            json!({"i": {"message": "Evacuate now", "severity": "CRITICAL"}}),
+        )
+        .await;
+    wait_for_text(
+        &browser,
+        "emergency-message",
+        "Evacuate now",
+        Duration::from_secs(5),
+    )
+    .await;
+    eprintln!(
+        "after the restart, the emergency showed after {:?}",
+        sent.elapsed()
+    );
+    screenshot(&browser, &dir, "5-emergency-after-restart").await;
+
+    browser.close().await.expect("close the browser");
+    server.stop().await;
+    drop(driver);
+    eprintln!("display browser test took {:?}", started.elapsed());
+}
