@@ -319,6 +319,31 @@ async fn display_pairs_plays_shows_emergencies_and_survives_a_server_restart() {
     let server = Server::start(&database_url, listen).await;
     let browser = driver.browser(&dir.join("profile")).await;
 
+    // The page's own files, with their types and a policy that lets them run.
+    for (path, content_type) in [
+        ("/display", "text/html"),
+        ("/display/player.js", "text/javascript"),
+        ("/display/player.css", "text/css"),
+    ] {
+        let response = reqwest::get(format!("{base}{path}")).await.unwrap();
+        assert_eq!(response.status(), 200, "{path}");
+        let header = |name: &str| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_string()
+        };
+        assert!(header("content-type").starts_with(content_type), "{path}");
+        assert_eq!(header("cache-control"), "no-cache", "{path}");
+        assert_eq!(
+            header("content-security-policy"),
+            api::hardening::PLAYER_CSP,
+            "{path}"
+        );
+    }
+
     // 1. A new display registers by itself and shows its pairing code.
     browser.goto(&format!("{base}/display")).await.unwrap();
     let (code, _) = wait_for("a pairing code", Duration::from_secs(15), || async {
