@@ -25,4 +25,6 @@ pub enum StoreError {
     Crypto(#[from] crate::crypto::CryptoError),
     #[error("the data key was destroyed (erased)")]
     Erased,
+    #[error("a push of {bytes} bytes does not fit in one PostgreSQL notification")]
+    PushTooLarge { bytes: usize },
 }

@@ -2,7 +2,8 @@
 //! cqrs-es event store on PostgreSQL or SQLite with bounded conflict retries
 //! (`store`), the global commit-ordered event log (`log`), the projector runner
 //! with durable checkpoints and leases (`runner`), and the read models fed by it
-//! (`dashboard`, the hash-chained `audit` trail, publishing and `analytics`). Read models never load
+//! (`dashboard`, the hash-chained `audit` trail, publishing and `analytics`),
+//! and the live `push` hub that signals connected displays. Read models never load
 //! aggregates: they are plain tables that `herald replay` can rebuild from the
 //! log.
 
@@ -16,6 +17,7 @@ pub mod identity;
 pub mod log;
 pub mod media;
 pub mod publishing;
+pub mod push;
 pub mod runner;
 pub mod store;
 
