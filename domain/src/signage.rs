@@ -9,7 +9,7 @@
 //! must not be able to grow the immutable log). `DisplayPaired` is the first
 //! event of a Display.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Duration, Utc};
 use cqrs_es::Aggregate;
@@ -906,13 +906,15 @@ pub struct NoticeInfo {
 
 /// A tenant's signage content: the fold of its content events.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+/// Ordered maps, so equal states serialize equally (a replay rebuilds the
+/// same rows).
 pub struct SignageState {
-    pub groups: HashMap<Uuid, GroupInfo>,
-    pub categories: HashMap<Uuid, String>,
-    pub notices: HashMap<Uuid, NoticeInfo>,
-    pub playlists: HashMap<Uuid, (String, Vec<PlaylistItem>)>,
-    pub schedules: HashMap<Uuid, SignageSchedule>,
-    pub emergencies: HashMap<Uuid, Emergency>,
+    pub groups: BTreeMap<Uuid, GroupInfo>,
+    pub categories: BTreeMap<Uuid, String>,
+    pub notices: BTreeMap<Uuid, NoticeInfo>,
+    pub playlists: BTreeMap<Uuid, (String, Vec<PlaylistItem>)>,
+    pub schedules: BTreeMap<Uuid, SignageSchedule>,
+    pub emergencies: BTreeMap<Uuid, Emergency>,
 }
 
 /// One content event of any signage aggregate, with its aggregate id.
@@ -1054,7 +1056,11 @@ impl SignageState {
                 .filter_map(|(id, g)| Some((*id, g.default_playlist_id?)))
                 .collect(),
             emergencies: self.emergencies.values().cloned().collect(),
-            categories: self.categories.clone(),
+            categories: self
+                .categories
+                .iter()
+                .map(|(k, v)| (*k, v.clone()))
+                .collect(),
         }
     }
 

@@ -180,6 +180,8 @@ impl SignageProjection {
 struct TenantBatch {
     before: Option<SignageState>,
     after: SignageState,
+    /// When its last event was recorded.
+    last_at: i64,
     content_changed: bool,
     /// Content changed by a recent event: work out pushes.
     push: bool,
@@ -227,6 +229,7 @@ impl Projection for SignageProjection {
                 }
                 batch.push |= recent(event);
                 batch.content_changed = true;
+                batch.last_at = micros(event.metadata.recorded_at);
                 batch.after.apply(content, event.metadata.recorded_at);
                 continue;
             }
@@ -352,7 +355,7 @@ impl Projection for SignageProjection {
                 )
                 .bind(tenant.to_string())
                 .bind(serde_json::to_string(&batch.after).expect("states serialize"))
-                .bind(micros(now))
+                .bind(batch.last_at)
                 .execute(&mut *conn)
                 .await?;
             }

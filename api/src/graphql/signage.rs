@@ -683,11 +683,11 @@ impl SignageQuery {
     ) -> ApiResult<Vec<NoticePlays>> {
         let p = principal(ctx, Action::Read)?;
         let notice = parse_id(&notice_id, "noticeId")?;
-        if to <= from {
-            return Err(ApiError::invalid("to", "must be after from"));
-        }
         if !content(ctx, p).await?.notices.contains_key(&notice) {
             return Err(ApiError::NotFound("notice"));
+        }
+        if to <= from {
+            return Err(ApiError::invalid("to", "must be after from"));
         }
         Ok(state(ctx)
             .signage
@@ -1020,6 +1020,20 @@ impl SignageMutation {
         let p = principal(ctx, Action::ManageSignage)?;
         let st = state(ctx);
         let s = content(ctx, p).await?;
+        let playlist = parse_id(&input.playlist_id, "playlistId")?;
+        check_playlist(&s, playlist)?;
+        let mut displays = Vec::new();
+        for (i, d) in input.display_ids.iter().enumerate() {
+            let d = parse_id(d, &format!("displayIds.{i}"))?;
+            display_of(ctx, p, d).await?;
+            displays.push(d);
+        }
+        let mut groups = Vec::new();
+        for (i, g) in input.group_ids.iter().enumerate() {
+            let g = parse_id(g, &format!("groupIds.{i}"))?;
+            check_group(&s, g)?;
+            groups.push(g);
+        }
         let dayparts = input
             .dayparts
             .iter()
@@ -1035,20 +1049,6 @@ impl SignageMutation {
                 )?)
             })
             .collect::<ApiResult<Vec<_>>>()?;
-        let playlist = parse_id(&input.playlist_id, "playlistId")?;
-        check_playlist(&s, playlist)?;
-        let mut displays = Vec::new();
-        for (i, d) in input.display_ids.iter().enumerate() {
-            let d = parse_id(d, &format!("displayIds.{i}"))?;
-            display_of(ctx, p, d).await?;
-            displays.push(d);
-        }
-        let mut groups = Vec::new();
-        for (i, g) in input.group_ids.iter().enumerate() {
-            let g = parse_id(g, &format!("groupIds.{i}"))?;
-            check_group(&s, g)?;
-            groups.push(g);
-        }
         let schedule_id = Uuid::now_v7();
         let schedule = DomainSchedule {
             id: schedule_id,
