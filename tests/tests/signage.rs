@@ -650,3 +650,118 @@ async fn a_change_made_through_one_process_reaches_a_display_connected_to_anothe
         sent.elapsed()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_notice_shows_a_media_asset_which_only_its_tenants_displays_can_fetch() {
+    let app = spawn_app(&herald_tests::fresh_sqlite()).await;
+    let (token, _) = app.sign_up("Pics", "owner@pics.example.org").await;
+    let (other, _) = app.sign_up("Else", "owner@else.example.org").await;
+    let image = herald_tests::png(4, 3);
+    let (status, uploaded) = app.upload(Some(&token), "menu.png", &image).await;
+    assert_eq!(status, 201, "{uploaded}");
+    let asset = uploaded["id"].as_str().unwrap().to_string();
+    let device = register(&app).await;
+    pair(&app, &token, &device.code, "Canteen").await;
+    let stranger = register(&app).await;
+    pair(&app, &other, &stranger.code, "Elsewhere").await;
+
+    // A notice with the image, through a schedule targeting the display.
+    let notice = ok(
+        &app,
+        &token,
+        "mutation($m: ID) { createNotice(input: {title: \"Menu\", mediaId: $m}) { id mediaId } }",
+        json!({"m": asset}),
+    )
+    .await;
+    assert_eq!(notice["mediaId"], asset.as_str());
+    let playlist = ok(
+        &app,
+        &token,
+        "mutation($n: ID!) { createPlaylist(input: {name: \"Menu\", items: [{noticeId: $n, durationSeconds: 5}]}) { id } }",
+        json!({"n": notice["id"]}),
+    )
+    .await;
+    let every_day = json!({"i": {"name": "Always", "startsOn": "2020-01-01", "endsOn": "2100-01-01",
+        "dayparts": [{"days": ["MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN"], "start": "00:00", "end": "23:59"}],
+        "displayIds": [device.id], "playlistId": playlist["id"]}});
+    ok(
+        &app,
+        &token,
+        "mutation($i: SignageScheduleInput!) { createSignageSchedule(input: $i) { id } }",
+        every_day,
+    )
+    .await;
+    let shown = manifest(&app, &device).await;
+    assert_eq!(shown["source"]["kind"], "SCHEDULE", "{shown}");
+    assert_eq!(shown["slides"][0]["mediaId"], asset.as_str());
+
+    let path = format!("/display/v1/media/{asset}");
+    let fetched = get(&app, &device, &path).await;
+    assert_eq!(fetched.status(), 200);
+    assert_eq!(fetched.headers()["content-type"], "image/png");
+    assert_eq!(fetched.bytes().await.unwrap().as_ref(), image.as_slice());
+    // Another tenant's display: as if it did not exist.
+    assert_eq!(get(&app, &stranger, &path).await.status(), 404);
+    // A media id of another tenant in a notice: NOT_FOUND, nothing stored.
+    let foreign = app
+        .gql(
+            Some(&other),
+            "mutation($m: ID) { createNotice(input: {title: \"x\", mediaId: $m}) { id } }",
+            json!({"m": asset}),
+        )
+        .await;
+    assert_eq!(error_code(&foreign), Some("NOT_FOUND"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_is_pushed_to_exactly_the_displays_whose_manifest_it_changes() {
+    let app = spawn_app(&herald_tests::fresh_sqlite()).await;
+    let (token, _) = app.sign_up("Exact", "owner@exact.example.org").await;
+    let lobby = register(&app).await;
+    let kitchen = register(&app).await;
+    pair(&app, &token, &lobby.code, "Lobby").await;
+    pair(&app, &token, &kitchen.code, "Kitchen").await;
+    let (notice, _, lobby_group) = lobby_content(&app, &token, &lobby.id).await;
+    let mut lobby_events = Events::open(&app, &lobby).await;
+    let mut kitchen_events = Events::open(&app, &kitchen).await;
+
+    // An override of the lobby group only.
+    ok(
+        &app,
+        &token,
+        "mutation($g: ID!) { startEmergency(input: {message: \"Lobby closed\", severity: WARNING, groupIds: [$g]}) { id } }",
+        json!({"g": lobby_group}),
+    )
+    .await;
+    let (_, data) = lobby_events.next(Duration::from_secs(5)).await.unwrap();
+    assert_eq!(data["emergency"]["message"], "Lobby closed");
+    assert!(
+        kitchen_events
+            .next(Duration::from_millis(1500))
+            .await
+            .is_none(),
+        "the kitchen's manifest did not change"
+    );
+    assert_eq!(manifest(&app, &kitchen).await["source"]["kind"], "NONE");
+
+    // Editing a notice nobody shows (the lobby is overridden) pushes nothing.
+    ok(
+        &app,
+        &token,
+        "mutation($n: ID!) { updateNotice(id: $n, input: {title: \"Dinner\"}) { id } }",
+        json!({"n": notice}),
+    )
+    .await;
+    assert!(
+        lobby_events
+            .next(Duration::from_millis(1500))
+            .await
+            .is_none()
+    );
+    assert!(
+        kitchen_events
+            .next(Duration::from_millis(200))
+            .await
+            .is_none()
+    );
+}
