@@ -52,6 +52,22 @@ impl Daypart {
         })
     }
 
+    /// Its weekdays, Monday first.
+    pub fn days(&self) -> Vec<Weekday> {
+        self.days
+            .iter()
+            .filter_map(|d| Weekday::try_from(*d as u8).ok())
+            .collect()
+    }
+
+    pub fn start(&self) -> NaiveTime {
+        self.start
+    }
+
+    pub fn end(&self) -> NaiveTime {
+        self.end
+    }
+
     fn covers(&self, local_day: Weekday, time: NaiveTime) -> bool {
         self.days.contains(&local_day.num_days_from_monday())
             && self.start <= time

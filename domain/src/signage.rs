@@ -9,7 +9,7 @@
 //! must not be able to grow the immutable log). `DisplayPaired` is the first
 //! event of a Display.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Duration, Utc};
 use cqrs_es::Aggregate;
@@ -18,8 +18,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::manifest::{
-    DisplayContext, Emergency, Notice, PlaylistItem, Signage, SignageSchedule, Targets,
-    Validity,
+    DisplayContext, Emergency, Notice, PlaylistItem, Signage, SignageSchedule, Targets, Validity,
 };
 use crate::schedule::TimeZone;
 use crate::text::graphemes;
@@ -119,8 +118,12 @@ impl DisplayProfile {
 #[derive(Debug, Clone)]
 pub enum DisplayCommand {
     Pair(DisplayProfile),
-    Rename { name: String },
-    Move { group_id: Option<Uuid> },
+    Rename {
+        name: String,
+    },
+    Move {
+        group_id: Option<Uuid>,
+    },
     Unpair,
     Reload,
     /// Presence transitions: no event when the display is already there.
@@ -224,6 +227,7 @@ impl Aggregate for Display {
 macro_rules! tenant_owned {
     ($agg:ident, $name:literal) => {
         impl $agg {
+            #[allow(dead_code)] // not every one changes after creation
             fn owned_by(&self, tenant: Uuid) -> Result<(), DomainError> {
                 if self.tenant_id == Some(tenant) && !self.deleted {
                     Ok(())
@@ -233,7 +237,9 @@ macro_rules! tenant_owned {
             }
             fn fresh(&self) -> Result<(), DomainError> {
                 if self.tenant_id.is_some() {
-                    Err(DomainError::Conflict(concat!($name, " already exists").into()))
+                    Err(DomainError::Conflict(
+                        concat!($name, " already exists").into(),
+                    ))
                 } else {
                     Ok(())
                 }
@@ -601,7 +607,10 @@ pub fn check_schedule(s: &SignageSchedule) -> Result<(), DomainError> {
         return Err(DomainError::invalid("endsOn", "ends before it starts"));
     }
     if s.dayparts.is_empty() {
-        return Err(DomainError::invalid("dayparts", "name at least one daypart"));
+        return Err(DomainError::invalid(
+            "dayparts",
+            "name at least one daypart",
+        ));
     }
     if s.targets.displays.is_empty() && s.targets.groups.is_empty() {
         return Err(DomainError::invalid(
@@ -801,7 +810,11 @@ pub struct PlayReport {
 }
 
 /// The rules for a batch of plays.
-pub fn check_plays(plays: &[Play], unknown: &[Uuid], now: DateTime<Utc>) -> Result<(), DomainError> {
+pub fn check_plays(
+    plays: &[Play],
+    unknown: &[Uuid],
+    now: DateTime<Utc>,
+) -> Result<(), DomainError> {
     if plays.len() > MAX_PLAYS_PER_REPORT {
         return Err(DomainError::invalid(
             "plays",
@@ -893,13 +906,15 @@ pub struct NoticeInfo {
 
 /// A tenant's signage content: the fold of its content events.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+/// Ordered maps, so equal states serialize equally (a replay rebuilds the
+/// same rows).
 pub struct SignageState {
-    pub groups: HashMap<Uuid, GroupInfo>,
-    pub categories: HashMap<Uuid, String>,
-    pub notices: HashMap<Uuid, NoticeInfo>,
-    pub playlists: HashMap<Uuid, (String, Vec<PlaylistItem>)>,
-    pub schedules: HashMap<Uuid, SignageSchedule>,
-    pub emergencies: HashMap<Uuid, Emergency>,
+    pub groups: BTreeMap<Uuid, GroupInfo>,
+    pub categories: BTreeMap<Uuid, String>,
+    pub notices: BTreeMap<Uuid, NoticeInfo>,
+    pub playlists: BTreeMap<Uuid, (String, Vec<PlaylistItem>)>,
+    pub schedules: BTreeMap<Uuid, SignageSchedule>,
+    pub emergencies: BTreeMap<Uuid, Emergency>,
 }
 
 /// One content event of any signage aggregate, with its aggregate id.
@@ -1041,7 +1056,11 @@ impl SignageState {
                 .filter_map(|(id, g)| Some((*id, g.default_playlist_id?)))
                 .collect(),
             emergencies: self.emergencies.values().cloned().collect(),
-            categories: self.categories.clone(),
+            categories: self
+                .categories
+                .iter()
+                .map(|(k, v)| (*k, v.clone()))
+                .collect(),
         }
     }
 
@@ -1060,7 +1079,9 @@ impl SignageState {
 
     /// Whether `group` may be a parent (exists and is top-level).
     pub fn top_level_group(&self, group: Uuid) -> bool {
-        self.groups.get(&group).is_some_and(|g| g.parent_id.is_none())
+        self.groups
+            .get(&group)
+            .is_some_and(|g| g.parent_id.is_none())
     }
 
     /// Every schedule but `except`, for the conflict check.
@@ -1095,8 +1116,14 @@ mod tests {
     }
 
     fn profile() -> DisplayProfile {
-        DisplayProfile::parse("Lobby", None, vec!["ground".into()], None, Some("Europe/Berlin"))
-            .unwrap()
+        DisplayProfile::parse(
+            "Lobby",
+            None,
+            vec!["ground".into()],
+            None,
+            Some("Europe/Berlin"),
+        )
+        .unwrap()
     }
 
     #[test]
@@ -1160,7 +1187,9 @@ mod tests {
         assert!(matches!(err, DomainError::Validation { ref field, .. } if field == "validTo"));
         assert!(NoticeContent::parse("", "", None, None, None, None, 0, 10).is_err());
         assert!(NoticeContent::parse("x", "", None, None, None, None, 0, 0).is_err());
-        assert!(NoticeContent::parse("x", &"b".repeat(2001), None, None, None, None, 0, 5).is_err());
+        assert!(
+            NoticeContent::parse("x", &"b".repeat(2001), None, None, None, None, 0, 5).is_err()
+        );
         assert!(NoticeContent::parse("x", "", None, None, None, None, 0, 5).is_ok());
     }
 
@@ -1187,7 +1216,10 @@ mod tests {
         TestFramework::<PlayReport>::with(())
             .given_no_previous_events()
             .when(report(vec![play(now + Duration::minutes(10))], vec![]))
-            .then_expect_error(DomainError::invalid("plays.0.playedAt", "lies in the future"));
+            .then_expect_error(DomainError::invalid(
+                "plays.0.playedAt",
+                "lies in the future",
+            ));
         TestFramework::<PlayReport>::with(())
             .given_no_previous_events()
             .when(report(vec![play(now)], vec![notice]))
@@ -1278,7 +1310,10 @@ mod tests {
         assert_eq!(m.slides[0].duration_seconds, 7);
         state.apply(ContentEvent::Notice(notice, NoticeEvent::NoticeDeleted), at);
         assert!(resolve(&display, &state.signage(), at).slides.is_empty());
-        assert!(state.notices.contains_key(&notice), "kept for late play reports");
+        assert!(
+            state.notices.contains_key(&notice),
+            "kept for late play reports"
+        );
         assert!(!state.top_level_group(floor));
         assert!(state.top_level_group(lobby));
     }
