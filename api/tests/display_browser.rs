@@ -363,17 +363,24 @@ async fn display_pairs_plays_shows_emergencies_and_survives_a_server_restart() {
             json!({"i": {"code": code, "name": "Lobby"}}),
         )
         .await;
+    let category = admin
+        .mutate(
+            "createNoticeCategory",
+            "mutation { createNoticeCategory(name: \"Canteen\") { id } }",
+            json!({}),
+        )
+        .await;
     let notice = admin
         .mutate(
             "createNotice",
-            "mutation($i: CreateNoticeInput!) { createNotice(input: $i) { id } }",
-            json!({"i": {"title": "Soup of the day", "body": "Lentils, with bread", "category": "Canteen"}}),
+            "mutation($i: NoticeInput!) { createNotice(input: $i) { id } }",
+            json!({"i": {"title": "Soup of the day", "body": "Lentils, with bread", "categoryId": category["id"]}}),
         )
         .await;
     let playlist = admin
         .mutate(
             "createPlaylist",
-            "mutation($i: CreatePlaylistInput!) { createPlaylist(input: $i) { id } }",
+            "mutation($i: PlaylistInput!) { createPlaylist(input: $i) { id } }",
             json!({"i": {"name": "Lobby loop", "items": [{"noticeId": notice["id"], "durationSeconds": 2}]}}),
         )
         .await;
@@ -402,6 +409,7 @@ async fn display_pairs_plays_shows_emergencies_and_survives_a_server_restart() {
     .await;
     assert_eq!(dataset(&browser, "state").await, "playing");
     assert_eq!(text(&browser, "slide-body").await, "Lentils, with bread");
+    assert_eq!(text(&browser, "slide-category").await, "Canteen");
     wait_for_dataset(&browser, "connection", "online", Duration::from_secs(10)).await;
     screenshot(&browser, &dir, "2-playing").await;
     // Each 2-second showing is queued as a play for the proof-of-play report.
