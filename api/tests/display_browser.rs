@@ -3,7 +3,7 @@
 //! process on an SQLite file. It pairs the page as a display, schedules a
 //! notice, raises and clears an emergency, then stops the server and starts
 //! it again on the same port and file to check that the page keeps playing
-//! offline and comes back by itself.
+//! offline, comes back by itself, reports its plays and obeys a reload.
 //!
 //! Needs `/usr/bin/chromium` and `/usr/bin/chromedriver` (Debian packages
 //! `chromium` and `chromium-driver`; CI installs them). Screenshots land in
@@ -483,6 +483,26 @@ async fn display_pairs_plays_shows_emergencies_and_survives_a_server_restart() {
     let server = Server::start(&database_url, listen).await;
     wait_for_dataset(&browser, "connection", "online", Duration::from_secs(40)).await;
     assert_eq!(text(&browser, "slide-title").await, "Soup of the day");
+
+    // 6. The plays queued before and during the outage reach the server
+    // (the player reports when it reconnects, besides every 30 s).
+    let (counted, _) = wait_for("plays counted by the server", Duration::from_secs(20), || async {
+        let now = chrono::Utc::now();
+        let body = admin
+            .gql(
+                "query($n: ID!, $f: DateTime!, $t: DateTime!) { noticePlays(noticeId: $n, from: $f, to: $t) { displayId plays seconds } }",
+                json!({"n": notice["id"], "f": now - chrono::Duration::hours(1), "t": now + chrono::Duration::hours(1)}),
+            )
+            .await;
+        let rows = body["data"]["noticePlays"].as_array()?;
+        let plays: i64 = rows.iter().filter_map(|r| r["plays"].as_i64()).sum();
+        (plays > 0).then_some((plays, rows[0]["displayId"].clone()))
+    })
+    .await;
+    assert_eq!(counted.1, display["id"], "plays of this display");
+    eprintln!("plays reported: {}", counted.0);
+
+    // 7. Pushes reach it again after the restart.
     let sent = Instant::now();
     admin
         .mutate(
@@ -504,8 +524,37 @@ async fn display_pairs_plays_shows_emergencies_and_survives_a_server_restart() {
     );
     screenshot(&browser, &dir, "5-emergency-after-restart").await;
 
+    // 8. A remote reload: the page loads again and, still paired, shows at
+    // once what its stored manifest says.
+    eval(&browser, "window.beforeReload = true").await;
+    admin
+        .mutate(
+            "reloadDisplay",
+            "mutation($id: ID!) { reloadDisplay(id: $id) { id } }",
+            json!({"id": display["id"]}),
+        )
+        .await;
+    wait_for("the page to reload", Duration::from_secs(10), || async {
+        let reloaded = eval(&browser, "window.beforeReload === undefined").await;
+        (reloaded == json!(true)).then_some(())
+    })
+    .await;
+    wait_for_text(
+        &browser,
+        "emergency-message",
+        "Evacuate now",
+        Duration::from_secs(5),
+    )
+    .await;
+    assert_eq!(dataset(&browser, "state").await, "emergency");
+
     browser.close().await.expect("close the browser");
     server.stop().await;
     drop(driver);
+    // Keep the screenshots; the browser profile and the database go.
+    let _ = std::fs::remove_dir_all(dir.join("profile"));
+    for file in ["herald.db", "herald.db-wal", "herald.db-shm"] {
+        let _ = std::fs::remove_file(dir.join(file));
+    }
     eprintln!("display browser test took {:?}", started.elapsed());
 }
