@@ -200,6 +200,34 @@ impl Admin {
             .expect("GraphQL JSON")
     }
 
+    /// Uploads an image (`POST /api/v1/media`); returns its asset id.
+    async fn upload(&self, base: &str, filename: &str, bytes: &[u8]) -> Value {
+        let boundary = format!("herald-{}", Uuid::new_v4().simple());
+        let mut body = format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{filename}\"\r\n\
+             Content-Type: application/octet-stream\r\n\r\n"
+        )
+        .into_bytes();
+        body.extend_from_slice(bytes);
+        body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+        let response = self
+            .http
+            .post(format!("{base}/api/v1/media"))
+            .bearer_auth(&self.token)
+            .header(
+                "content-type",
+                format!("multipart/form-data; boundary={boundary}"),
+            )
+            .body(body)
+            .send()
+            .await
+            .expect("upload answers");
+        let status = response.status();
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        assert_eq!(status, 201, "upload failed: {body}");
+        body["id"].clone()
+    }
+
     /// Runs a mutation and returns `data.<field>`, failing on errors.
     async fn mutate(&self, field: &str, query: &str, variables: Value) -> Value {
         let body = self.gql(query, variables).await;
@@ -210,6 +238,21 @@ impl Admin {
         );
         data.clone()
     }
+}
+
+/// A `width` × `height` RGB PNG with a colour gradient.
+fn picture(width: u32, height: u32) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut encoder = png::Encoder::new(&mut out, width, height);
+    encoder.set_color(png::ColorType::Rgb);
+    encoder.set_depth(png::BitDepth::Eight);
+    let mut writer = encoder.write_header().expect("PNG header");
+    let pixels: Vec<u8> = (0..height)
+        .flat_map(|y| (0..width).flat_map(move |x| [(x % 256) as u8, (y % 256) as u8, 160]))
+        .collect();
+    writer.write_image_data(&pixels).expect("PNG data");
+    writer.finish().expect("PNG end");
+    out
 }
 
 /// The value of a JavaScript expression in the page.
@@ -370,11 +413,13 @@ async fn display_pairs_plays_shows_emergencies_and_survives_a_server_restart() {
             json!({}),
         )
         .await;
+    let image = admin.upload(&base, "soup.png", &picture(400, 300)).await;
     let notice = admin
         .mutate(
             "createNotice",
             "mutation($i: NoticeInput!) { createNotice(input: $i) { id } }",
-            json!({"i": {"title": "Soup of the day", "body": "Lentils, with bread", "categoryId": category["id"]}}),
+            json!({"i": {"title": "Soup of the day", "body": "Lentils, with bread",
+                         "categoryId": category["id"], "mediaId": image}}),
         )
         .await;
     let playlist = admin
@@ -411,6 +456,18 @@ async fn display_pairs_plays_shows_emergencies_and_survives_a_server_restart() {
     assert_eq!(text(&browser, "slide-body").await, "Lentils, with bread");
     assert_eq!(text(&browser, "slide-category").await, "Canteen");
     wait_for_dataset(&browser, "connection", "online", Duration::from_secs(10)).await;
+    // The image came through the display API (with the device secret) and
+    // shows from a blob: URL, which the player's CSP allows.
+    wait_for("the slide's image", Duration::from_secs(10), || async {
+        let image = eval(
+            &browser,
+            "(() => { const i = document.getElementById('slide-image'); \
+             return [i.hidden, i.src.slice(0, 5), i.complete ? i.naturalWidth : 0]; })()",
+        )
+        .await;
+        (image == json!([false, "blob:", 400])).then_some(())
+    })
+    .await;
     screenshot(&browser, &dir, "2-playing").await;
     // Each 2-second showing is queued as a play for the proof-of-play report.
     wait_for("a queued play", Duration::from_secs(10), || async {
@@ -496,7 +553,7 @@ async fn display_pairs_plays_shows_emergencies_and_survives_a_server_restart() {
             .await;
         let rows = body["data"]["noticePlays"].as_array()?;
         let plays: i64 = rows.iter().filter_map(|r| r["plays"].as_i64()).sum();
-        (plays > 0).then_some((plays, rows[0]["displayId"].clone()))
+        (plays > 0).then(|| (plays, rows[0]["displayId"].clone()))
     })
     .await;
     assert_eq!(counted.1, display["id"], "plays of this display");
