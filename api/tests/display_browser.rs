@@ -1,9 +1,10 @@
 //! The display player page in a real browser: Debian's headless Chromium,
 //! driven through chromedriver (WebDriver), against Herald started in this
-//! process on an SQLite file. It pairs the page as a display, schedules a
-//! notice, raises and clears an emergency, then stops the server and starts
-//! it again on the same port and file to check that the page keeps playing
-//! offline, comes back by itself, reports its plays and obeys a reload.
+//! process on an SQLite file. It pairs the page as a display (after its
+//! first code expired), schedules a notice with an image, raises and clears
+//! an emergency, then stops the server and starts it again on the same port
+//! and file to check that the page keeps playing offline, comes back by
+//! itself, reports its plays and obeys a reload.
 //!
 //! Needs `/usr/bin/chromium` and `/usr/bin/chromedriver` (Debian packages
 //! `chromium` and `chromium-driver`; CI installs them). Screenshots land in
@@ -117,6 +118,7 @@ impl Drop for Chromedriver {
 
 /// Herald serving in this process until stopped.
 struct Server {
+    state: std::sync::Arc<api::state::AppState>,
     shutdown: watch::Sender<bool>,
     task: JoinHandle<anyhow::Result<()>>,
 }
@@ -140,6 +142,7 @@ impl Server {
         };
         let shutdown = app.shutdown_handle();
         Self {
+            state: app.state(),
             shutdown,
             task: tokio::spawn(app.run()),
         }
@@ -396,6 +399,23 @@ async fn display_pairs_plays_shows_emergencies_and_survives_a_server_restart() {
     .await;
     assert_eq!(dataset(&browser, "state").await, "pairing");
     screenshot(&browser, &dir, "1-pairing").await;
+
+    // Its code expires unused: the page registers again and shows a new one.
+    let device_id = eval(
+        &browser,
+        "JSON.parse(localStorage.getItem('herald.display.credentials')).deviceId",
+    )
+    .await;
+    sqlx::query("UPDATE display_devices SET code_expires_at = 0 WHERE device_id = $1")
+        .bind(device_id.as_str().expect("a stored device id"))
+        .execute(&server.state.db.any)
+        .await
+        .unwrap();
+    let (code, _) = wait_for("a new pairing code", Duration::from_secs(10), || async {
+        let new = text(&browser, "pairing-code").await;
+        (new.len() == 9 && new != code).then_some(new)
+    })
+    .await;
 
     // 2. A tenant pairs it and gives its group a default playlist.
     let admin = Admin::sign_up(&base).await;
