@@ -219,15 +219,22 @@
   }
 
   let changeTimer = null;
+  let changedAt = NaN; // the boundary the timer last fired for
 
   // At `nextChange` the manifest may change by itself: fetch it then (or,
-  // offline, show again what we have).
+  // offline, show again what we have). Once per boundary: a manifest that
+  // still names a past one (offline, or a server clock behind ours) waits
+  // for the next push or reconnect instead of polling every second.
   function scheduleNextChange() {
     clearTimeout(changeTimer);
     const at = manifest && manifest.nextChange ? Date.parse(manifest.nextChange) : NaN;
-    if (isNaN(at)) return;
+    if (isNaN(at) || at === changedAt) return;
     const delay = Math.min(Math.max(at - Date.now() + 1000, 1000), LONGEST_TIMER_MS);
-    changeTimer = setTimeout(() => (phase === "paired" ? refresh() : render()), delay);
+    changeTimer = setTimeout(() => {
+      changedAt = at;
+      if (phase === "paired") refresh();
+      else render();
+    }, delay);
   }
 
   // ---- rendering ---------------------------------------------------------
