@@ -4,7 +4,8 @@
 //! first code expired), schedules a notice with an image, raises and clears
 //! an emergency, then stops the server and starts it again on the same port
 //! and file to check that the page keeps playing offline, comes back by
-//! itself, reports its plays and obeys a reload.
+//! itself, reports its plays, obeys a reload and shows when nothing is
+//! scheduled.
 //!
 //! Needs `/usr/bin/chromium` and `/usr/bin/chromedriver` (Debian packages
 //! `chromium` and `chromium-driver`; CI installs them). Screenshots land in
@@ -581,7 +582,7 @@ async fn display_pairs_plays_shows_emergencies_and_survives_a_server_restart() {
 
     // 7. Pushes reach it again after the restart.
     let sent = Instant::now();
-    admin
+    let evacuate = admin
         .mutate(
             "startEmergency",
             start_emergency,
@@ -624,6 +625,24 @@ async fn display_pairs_plays_shows_emergencies_and_survives_a_server_restart() {
     )
     .await;
     assert_eq!(dataset(&browser, "state").await, "emergency");
+
+    // 9. Cleared, and out of its group: nothing scheduled.
+    admin
+        .mutate(
+            "clearEmergency",
+            clear_emergency,
+            json!({"id": evacuate["id"]}),
+        )
+        .await;
+    admin
+        .mutate(
+            "moveDisplay",
+            "mutation($id: ID!) { moveDisplay(id: $id, groupId: null) { id } }",
+            json!({"id": display["id"]}),
+        )
+        .await;
+    wait_for_dataset(&browser, "state", "empty", Duration::from_secs(5)).await;
+    assert_eq!(text(&browser, "empty-message").await, "Nothing scheduled");
 
     browser.close().await.expect("close the browser");
     server.stop().await;
