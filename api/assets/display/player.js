@@ -520,7 +520,10 @@
         pushedEmergency = data.emergency;
         render();
       }
-      refresh();
+      // Thousands of screens hear the same push: spread their fetches. One
+      // that shows the pushed override already can wait longer.
+      const spread = data && data.emergency ? 3000 : 500;
+      setTimeout(refresh, Math.random() * spread);
     } else if (type === "command" && data && data.command === "reload") {
       reportPlays().finally(() => location.reload());
     }
