@@ -57,7 +57,9 @@
   let credentials = load(KEY.credentials); // {deviceId, deviceSecret}
   let manifest = null; // the last manifest received (or restored)
   let etag = null;
-  let pushedEmergency = null; // from an event, until a manifest replaces it
+  // From the last push, until a manifest replaces it: undefined when none
+  // came since, null when it said no override is active.
+  let pushedEmergency;
   let phase = "pairing"; // pairing | paired
   let pairedSince = 0; // counts pairings, so a stale events loop can tell
   let online = false;
@@ -126,7 +128,7 @@
     }
     manifest = null;
     etag = null;
-    pushedEmergency = null;
+    pushedEmergency = undefined;
     save(KEY.manifest, null);
     save(KEY.plays, null);
     save(KEY.report, null);
@@ -208,12 +210,15 @@
     }
     if (response.status === 401) return unpaired(false);
     if (response.status === 409) return unpaired(true);
-    if (response.status === 304) return render();
+    if (response.status === 304) {
+      pushedEmergency = undefined; // the server's word over the push
+      return render();
+    }
     if (!response.ok) return render();
     const next = await response.json();
     manifest = next;
     etag = response.headers.get("ETag");
-    pushedEmergency = null;
+    pushedEmergency = undefined;
     save(KEY.manifest, { deviceId: credentials.deviceId, etag, manifest });
     render();
   }
@@ -284,9 +289,14 @@
     );
   }
 
+  function currentEmergency() {
+    if (pushedEmergency !== undefined) return pushedEmergency;
+    return manifest && manifest.emergency;
+  }
+
   function render() {
     if (phase !== "paired" && !manifest) return;
-    const emergency = pushedEmergency || (manifest && manifest.emergency);
+    const emergency = currentEmergency();
     if (emergency) {
       stopRotation();
       showEmergency(emergency);
@@ -309,7 +319,7 @@
     $("emergency-message").textContent = emergency.message || "";
     const id = emergency.id;
     showImage($("emergency-image"), emergency.mediaId, () => {
-      const current = pushedEmergency || (manifest && manifest.emergency);
+      const current = currentEmergency();
       return body.dataset.state === "emergency" && current && current.id === id;
     });
     setState("emergency");
@@ -515,8 +525,9 @@
       return;
     }
     if (type === "manifest-changed") {
-      if (data && data.emergency) {
-        // Shown at once; the manifest fetched next confirms it.
+      if (data && "emergency" in data) {
+        // A push says which override is active now (null: none): shown at
+        // once; the manifest fetched next confirms it.
         pushedEmergency = data.emergency;
         render();
       }
