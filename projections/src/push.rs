@@ -400,12 +400,15 @@ impl Hub {
     }
 }
 
+/// Makes a target of the same kind for a part of its list.
+type Rebuild = fn(Vec<Uuid>) -> PushTarget;
+
 /// The notification payloads carrying `message`: one for a tenant-wide
 /// push, as many as needed to keep each under PostgreSQL's limit for a list
 /// of groups or displays, none for an empty list.
 fn payloads(message: &PushMessage) -> Result<Vec<String>, StoreError> {
     let too_large = |bytes: usize| StoreError::PushTooLarge { bytes };
-    let (ids, rebuild): (&[Uuid], fn(Vec<Uuid>) -> PushTarget) = match &message.target {
+    let (ids, rebuild): (&[Uuid], Rebuild) = match &message.target {
         PushTarget::Tenant => {
             let payload = serde_json::to_string(message)
                 .map_err(|e| StoreError::EventStore(e.to_string()))?;
