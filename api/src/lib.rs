@@ -16,6 +16,7 @@ pub mod app;
 pub mod audit_cli;
 pub mod auth;
 pub mod bench;
+pub mod bench_displays;
 pub mod bench_publish;
 pub mod client;
 pub mod config;
