@@ -110,6 +110,7 @@ pub fn projectors(config: &Config, db: &Database) -> anyhow::Result<projections:
         db.clone(),
         &keyring,
         &public_url(config),
+        projections::push::Hub::new(),
     ))
 }
 
@@ -167,6 +168,7 @@ impl Application {
             state: state.clone(),
             trust_proxy: config.trust_proxy,
             max_body_bytes: config.max_body_bytes,
+            display_registrations_per_minute: config.display_registrations_per_minute,
         };
         let router = Router::new()
             .route(
@@ -185,6 +187,7 @@ impl Application {
             .route("/ready", get(http::ready))
             .route("/metrics", get(http::metrics))
             .route("/api/v1/audit/export", get(crate::export::audit_export))
+            .merge(crate::display::routes())
             .with_state(http.clone())
             // Outside the body limit, so its bare 413 becomes a JSON error.
             .layer(RequestBodyLimitLayer::new(config.max_body_bytes))
@@ -279,6 +282,17 @@ impl Application {
             self.state.clone(),
             self.shutdown.subscribe(),
         )));
+        // Pushes from every process (PostgreSQL), and this process's
+        // displays' presence.
+        workers.push(
+            self.state
+                .hub
+                .listen(&self.state.db, self.shutdown.subscribe()),
+        );
+        workers.push(tokio::spawn(crate::presence::run(
+            self.state.clone(),
+            self.shutdown.subscribe(),
+        )));
         let mut stop = self.shutdown.subscribe();
         tracing::info!(address = %self.address(), mode = ?self.mode, "herald listening");
         // With the peer address, for per-IP rate limits (`http::graphql`).
@@ -310,6 +324,9 @@ async fn housekeeping(state: Arc<AppState>, mut shutdown: watch::Receiver<bool>)
                 }
                 if let Err(error) = state.sessions.forget_dead().await {
                     tracing::warn!(error = ?error, "session cleanup failed");
+                }
+                if let Err(error) = state.signage.forget_expired_devices().await {
+                    tracing::warn!(%error, "display registration cleanup failed");
                 }
             }
             changed = shutdown.changed() => {

@@ -66,6 +66,14 @@ pub struct Config {
         value_parser = clap::builder::BoolishValueParser::new()
     )]
     pub trust_proxy: bool,
+    /// Display registrations (`POST /display/v1/register`) allowed per
+    /// client IP and minute.
+    #[arg(
+        long,
+        env = "HERALD_DISPLAY_REGISTRATIONS_PER_MINUTE",
+        default_value_t = 10
+    )]
+    pub display_registrations_per_minute: u32,
     /// Origins allowed to call the API from a browser (comma-separated,
     /// e.g. `https://app.example.org`); none when empty.
     #[arg(long, env = "HERALD_CORS_ORIGINS", value_delimiter = ',')]
@@ -187,6 +195,7 @@ impl Config {
             mail_from: "Herald <herald@localhost>".to_string(),
             public_url: None,
             trust_proxy: false,
+            display_registrations_per_minute: 10,
             cors_origins: Vec::new(),
             bluesky_service: "https://bsky.social".to_string(),
             plc_url: "https://plc.directory".to_string(),

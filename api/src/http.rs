@@ -38,6 +38,8 @@ pub struct Http {
     /// Largest request body (`HERALD_MAX_BODY_BYTES`); for a GraphQL upload,
     /// largest operation (query and variables).
     pub max_body_bytes: usize,
+    /// `POST /display/v1/register` per IP and minute.
+    pub display_registrations_per_minute: u32,
 }
 
 /// `GET /graphql`: GraphiQL, with a CSP that lets its page load (the

@@ -91,7 +91,12 @@ async fn main() -> anyhow::Result<()> {
             let keyring = api::keys::keyring(&config, &db)?;
             let mail = app::mail_sender(&config, db.clone(), &keyring)?;
             let accounts = app::accounts(&config, &db, &keyring)?;
-            let projectors = workers::projectors(db.clone(), &keyring, &app::public_url(&config));
+            let projectors = workers::projectors(
+                db.clone(),
+                &keyring,
+                &app::public_url(&config),
+                projections::push::Hub::new(),
+            );
             let publisher = workers::publisher(
                 &db,
                 &projectors,

@@ -61,6 +61,18 @@ pub struct Policy {
 }
 
 impl Policy {
+    /// `POST /display/v1/register` per client IP; `max_hits` comes from
+    /// configuration. No lock-out: nothing is guessed here.
+    pub const DISPLAY_REGISTER: Policy = Policy {
+        name: "display_register",
+        max_hits: 10,
+        window: Duration::from_secs(60),
+        lockout_after: 0,
+        lockout_base: Duration::from_secs(60),
+        lockout_max: Duration::from_secs(60),
+        forget_after: Duration::from_secs(120),
+    };
+
     /// `logIn` per client IP (see [`ip_subject`]). Generous, because offices
     /// share an address; its lock-out stops spraying many accounts from one
     /// host. Call only `hit` and `failure` for it: a success must not reset

@@ -11,6 +11,10 @@ use domain::connection::Connection;
 use domain::media::MediaAsset;
 use domain::metadata::EventMetadata;
 use domain::post::Post;
+use domain::signage::{
+    Display, DisplayGroup, EmergencyOverride, NoticeCategory, PlayReport, Playlist, SignageNotice,
+    SignageScheduleAggregate,
+};
 use domain::tenant::Tenant;
 use domain::user::User;
 use projections::analytics::AnalyticsQueries;
@@ -18,6 +22,8 @@ use projections::dashboard::DashboardQueries;
 use projections::identity::IdentityQueries;
 use projections::media::MediaQueries;
 use projections::publishing::ConnectionQueries;
+use projections::push::Hub;
+use projections::signage::SignageQueries;
 use projections::store::Committed;
 use projections::{Database, Keyring, Projectors, Repository};
 use uuid::Uuid;
@@ -39,6 +45,17 @@ pub struct AppState {
     pub posts: Repository<Post>,
     pub connections: Repository<Connection>,
     pub media: Repository<MediaAsset>,
+    pub displays: Repository<Display>,
+    pub display_groups: Repository<DisplayGroup>,
+    pub categories: Repository<NoticeCategory>,
+    pub notices: Repository<SignageNotice>,
+    pub playlists: Repository<Playlist>,
+    pub signage_schedules: Repository<SignageScheduleAggregate>,
+    pub emergencies: Repository<EmergencyOverride>,
+    pub play_reports: Repository<PlayReport>,
+    pub signage: SignageQueries,
+    /// Displays connected to this process.
+    pub hub: Hub,
     pub dashboard: DashboardQueries,
     pub identity: IdentityQueries,
     pub connection_reads: ConnectionQueries,
@@ -66,9 +83,20 @@ impl AppState {
         accounts: workers::accounts::Accounts,
         media_store: workers::media::MediaStore,
     ) -> Self {
-        let projectors = workers::projectors(db.clone(), &keyring, &public_url);
+        let hub = Hub::new();
+        let projectors = workers::projectors(db.clone(), &keyring, &public_url, hub.clone());
         let appended = projectors.appended.clone();
         Self {
+            displays: Repository::new(&db, appended.clone()),
+            display_groups: Repository::new(&db, appended.clone()),
+            categories: Repository::new(&db, appended.clone()),
+            notices: Repository::new(&db, appended.clone()),
+            playlists: Repository::new(&db, appended.clone()),
+            signage_schedules: Repository::new(&db, appended.clone()),
+            emergencies: Repository::new(&db, appended.clone()),
+            play_reports: Repository::new(&db, appended.clone()),
+            signage: SignageQueries::new(&db),
+            hub,
             tenants: Repository::new(&db, appended.clone()),
             users: Repository::new(&db, appended.clone()),
             campaigns: Repository::new(&db, appended.clone()),

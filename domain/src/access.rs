@@ -94,6 +94,11 @@ pub enum Action {
     ReadAudit,
     /// A person's own account: sessions, 2FA, switching tenant, signing out.
     OwnAccount,
+    /// Notices, categories, playlists and signage schedules.
+    ManageSignage,
+    /// Pair, unpair, rename, move and reload displays; display groups;
+    /// emergency overrides.
+    ManageDisplays,
     /// A display reads its own manifest and receives its pushes.
     DisplayManifest,
     /// A display reports what it played.
@@ -102,7 +107,7 @@ pub enum Action {
 
 impl Action {
     /// Every action, in the order of the documented table.
-    pub const ALL: [Action; 10] = [
+    pub const ALL: [Action; 12] = [
         Action::Read,
         Action::ManageCampaigns,
         Action::ManagePosts,
@@ -111,6 +116,8 @@ impl Action {
         Action::ManageSecurity,
         Action::ReadAudit,
         Action::OwnAccount,
+        Action::ManageSignage,
+        Action::ManageDisplays,
         Action::DisplayManifest,
         Action::DisplayReport,
     ];
@@ -121,8 +128,8 @@ fn role_allows(role: Role, action: Action) -> bool {
     use Action::*;
     match action {
         Read | OwnAccount => true,
-        ManageCampaigns | ManagePosts => role <= Role::Editor,
-        ManageMembers | ManageApiKeys | ReadAudit => role <= Role::Admin,
+        ManageCampaigns | ManagePosts | ManageSignage => role <= Role::Editor,
+        ManageMembers | ManageApiKeys | ReadAudit | ManageDisplays => role <= Role::Admin,
         ManageSecurity => role == Role::Owner,
         DisplayManifest | DisplayReport => false,
     }
@@ -163,19 +170,31 @@ mod tests {
     fn permission_matrix_reads_as_a_table() {
         // Columns: Read, ManageCampaigns, ManagePosts, ManageMembers,
         // ManageApiKeys, ManageSecurity, ReadAudit, OwnAccount,
-        // DisplayManifest, DisplayReport.
+        // ManageSignage, ManageDisplays, DisplayManifest, DisplayReport.
         let o = true;
         let x = false;
         let table = [
-            (Subject::Member(Owner), [o, o, o, o, o, o, o, o, x, x]),
-            (Subject::Member(Admin), [o, o, o, o, o, x, o, o, x, x]),
-            (Subject::Member(Editor), [o, o, o, x, x, x, x, o, x, x]),
-            (Subject::Member(Viewer), [o, x, x, x, x, x, x, o, x, x]),
-            (Subject::ApiKey(Owner), [o, o, o, x, x, x, o, x, x, x]),
-            (Subject::ApiKey(Admin), [o, o, o, x, x, x, o, x, x, x]),
-            (Subject::ApiKey(Editor), [o, o, o, x, x, x, x, x, x, x]),
-            (Subject::ApiKey(Viewer), [o, x, x, x, x, x, x, x, x, x]),
-            (Subject::Display, [x, x, x, x, x, x, x, x, o, o]),
+            (Subject::Member(Owner), [o, o, o, o, o, o, o, o, o, o, x, x]),
+            (Subject::Member(Admin), [o, o, o, o, o, x, o, o, o, o, x, x]),
+            (
+                Subject::Member(Editor),
+                [o, o, o, x, x, x, x, o, o, x, x, x],
+            ),
+            (
+                Subject::Member(Viewer),
+                [o, x, x, x, x, x, x, o, x, x, x, x],
+            ),
+            (Subject::ApiKey(Owner), [o, o, o, x, x, x, o, x, o, o, x, x]),
+            (Subject::ApiKey(Admin), [o, o, o, x, x, x, o, x, o, o, x, x]),
+            (
+                Subject::ApiKey(Editor),
+                [o, o, o, x, x, x, x, x, o, x, x, x],
+            ),
+            (
+                Subject::ApiKey(Viewer),
+                [o, x, x, x, x, x, x, x, x, x, x, x],
+            ),
+            (Subject::Display, [x, x, x, x, x, x, x, x, x, x, o, o]),
         ];
         assert_eq!(table.len(), Subject::ALL.len());
         for (subject, expected) in table {

@@ -24,6 +24,7 @@ pub mod publish;
 pub mod rkey;
 pub mod schedule;
 pub mod sealed;
+pub mod signage;
 pub mod tenant;
 pub mod text;
 pub mod upcast;

@@ -17,7 +17,7 @@ use crate::error::DomainError;
 use crate::schedule::TimeZone;
 
 /// Weekly hours on some weekdays, `[start, end)` in local time.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Daypart {
     days: BTreeSet<u32>,
     start: NaiveTime,
@@ -52,6 +52,22 @@ impl Daypart {
         })
     }
 
+    /// Its weekdays, Monday first.
+    pub fn days(&self) -> Vec<Weekday> {
+        self.days
+            .iter()
+            .filter_map(|d| Weekday::try_from(*d as u8).ok())
+            .collect()
+    }
+
+    pub fn start(&self) -> NaiveTime {
+        self.start
+    }
+
+    pub fn end(&self) -> NaiveTime {
+        self.end
+    }
+
     fn covers(&self, local_day: Weekday, time: NaiveTime) -> bool {
         self.days.contains(&local_day.num_days_from_monday())
             && self.start <= time
@@ -66,7 +82,7 @@ impl Daypart {
 }
 
 /// Which displays something is meant for.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Targets {
     pub displays: BTreeSet<Uuid>,
     pub groups: BTreeSet<Uuid>,
@@ -84,7 +100,7 @@ impl Targets {
 }
 
 /// A signage schedule: a playlist on some dayparts of a date range.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SignageSchedule {
     pub id: Uuid,
     pub name: String,
@@ -136,7 +152,7 @@ impl SignageSchedule {
 }
 
 /// A notice's validity; either end may be open.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Validity {
     pub from: Option<DateTime<Utc>>,
     pub to: Option<DateTime<Utc>>,
@@ -164,24 +180,25 @@ impl Validity {
 }
 
 /// A notice as the player needs it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Notice {
     pub id: Uuid,
     pub title: String,
     pub body: String,
     pub media_id: Option<Uuid>,
     pub validity: Validity,
+    pub category_id: Option<Uuid>,
 }
 
 /// An entry of a playlist.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PlaylistItem {
     pub notice_id: Uuid,
     pub duration_seconds: u32,
 }
 
 /// An emergency override, until cleared.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Emergency {
     pub id: Uuid,
     pub message: String,
@@ -209,7 +226,7 @@ impl DisplayContext {
 }
 
 /// Everything of a tenant the resolution looks at.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct Signage {
     pub schedules: Vec<SignageSchedule>,
     pub playlists: HashMap<Uuid, Vec<PlaylistItem>>,
@@ -219,6 +236,8 @@ pub struct Signage {
     pub group_defaults: HashMap<Uuid, Uuid>,
     /// Active (not cleared) emergencies.
     pub emergencies: Vec<Emergency>,
+    /// Category names.
+    pub categories: HashMap<Uuid, String>,
 }
 
 /// Where the content came from.
@@ -237,6 +256,7 @@ pub struct Slide {
     pub title: String,
     pub body: String,
     pub media_id: Option<Uuid>,
+    pub category: Option<String>,
     pub duration_seconds: u32,
 }
 
@@ -285,6 +305,9 @@ pub fn resolve(display: &DisplayContext, signage: &Signage, at: DateTime<Utc>) -
                         title: notice.title.clone(),
                         body: notice.body.clone(),
                         media_id: notice.media_id,
+                        category: notice
+                            .category_id
+                            .and_then(|c| signage.categories.get(&c).cloned()),
                         duration_seconds: item.duration_seconds,
                     })
                 })
@@ -404,6 +427,7 @@ mod tests {
             body: String::new(),
             media_id: None,
             validity,
+            category_id: None,
         }
     }
 
@@ -456,6 +480,7 @@ mod tests {
                 .collect(),
             group_defaults: [(Uuid::from_u128(100), Uuid::from_u128(3000))].into(),
             emergencies: Vec::new(),
+            categories: HashMap::new(),
         }
     }
 

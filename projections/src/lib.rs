@@ -19,6 +19,7 @@ pub mod media;
 pub mod publishing;
 pub mod push;
 pub mod runner;
+pub mod signage;
 pub mod store;
 
 pub use crypto::{Keyring, MasterKey, Opened, Scope};

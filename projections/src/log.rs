@@ -170,6 +170,58 @@ impl GlobalLog {
         rows.into_iter().map(LogRow::decode).collect()
     }
 
+    /// Every event of `tenant` on aggregates of `types` recorded at or before
+    /// `until`, in commit order (time travel; not for hot paths).
+    pub async fn tenant_history(
+        &self,
+        tenant: uuid::Uuid,
+        types: &[&str],
+        until: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        let (tx, tenant_of, order) = match self.db.backend {
+            Backend::Postgres(_) => (
+                "transaction_id::text::bigint",
+                "metadata->>'tenant_id'",
+                "transaction_id, global_position",
+            ),
+            Backend::Sqlite(_) => (
+                "0",
+                "json_extract(metadata, '$.tenant_id')",
+                "global_position",
+            ),
+        };
+        let types = types
+            .iter()
+            .map(|t| format!("'{}'", t.replace('\'', "")))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "SELECT {tx} AS tx, global_position AS seq, aggregate_type, aggregate_id,
+                    sequence, event_type, event_version, payload{cast} AS payload,
+                    metadata{cast} AS metadata
+               FROM events
+              WHERE aggregate_type IN ({types}) AND {tenant_of} = $1
+              ORDER BY {order}",
+            cast = if matches!(self.db.backend, Backend::Postgres(_)) {
+                "::text"
+            } else {
+                ""
+            },
+        );
+        let rows = sqlx::query_as::<_, LogRow>(&sql)
+            .bind(tenant.to_string())
+            .fetch_all(&self.db.any)
+            .await?;
+        let mut events = Vec::with_capacity(rows.len());
+        for row in rows {
+            let event = row.decode()?;
+            if event.metadata.recorded_at <= until {
+                events.push(event);
+            }
+        }
+        Ok(events)
+    }
+
     /// Where an aggregate's event `sequence` sits in the log.
     pub async fn position_of(
         &self,

@@ -314,8 +314,14 @@ pub struct Projectors {
 }
 
 impl Projectors {
-    /// Herald's projections over `db`.
+    /// Herald's projections over `db`, pushing to no local display.
     pub fn new(db: Database) -> Self {
+        Self::with_push(db, crate::push::Hub::new())
+    }
+
+    /// Herald's projections over `db`; the signage projection pushes to the
+    /// displays connected to `hub` (SQLite; PostgreSQL notifies every process).
+    pub fn with_push(db: Database, hub: crate::push::Hub) -> Self {
         Self {
             projections: vec![
                 Arc::new(crate::dashboard::Dashboard),
@@ -325,6 +331,7 @@ impl Projectors {
                 Arc::new(crate::publishing::Schedule),
                 Arc::new(crate::media::Media),
                 Arc::new(crate::analytics::Analytics),
+                Arc::new(crate::signage::SignageProjection::new(hub)),
             ],
             owner: format!("{}:{}", std::process::id(), Uuid::new_v4()),
             appended: Arc::new(watch::channel(0).0),

@@ -32,6 +32,16 @@ fn expected_actions() -> BTreeMap<&'static str, Option<Action>> {
         ("auditLog", Some(ReadAudit)),
         ("postEngagement", Some(Read)),
         ("campaignEngagement", Some(Read)),
+        ("displays", Some(Read)),
+        ("display", Some(Read)),
+        ("displayGroups", Some(Read)),
+        ("notices", Some(Read)),
+        ("noticeCategories", Some(Read)),
+        ("playlists", Some(Read)),
+        ("signageSchedules", Some(Read)),
+        ("emergencies", Some(Read)),
+        ("displayManifest", Some(Read)),
+        ("noticePlays", Some(Read)),
         // Mutations
         ("signUp", None),
         ("logIn", None),
@@ -73,6 +83,23 @@ fn expected_actions() -> BTreeMap<&'static str, Option<Action>> {
         ("disconnectConnection", Some(ManagePosts)),
         ("deleteMedia", Some(ManagePosts)),
         ("uploadMedia", Some(ManagePosts)),
+        ("pairDisplay", Some(ManageDisplays)),
+        ("unpairDisplay", Some(ManageDisplays)),
+        ("renameDisplay", Some(ManageDisplays)),
+        ("moveDisplay", Some(ManageDisplays)),
+        ("reloadDisplay", Some(ManageDisplays)),
+        ("createDisplayGroup", Some(ManageDisplays)),
+        ("setGroupDefaultPlaylist", Some(ManageDisplays)),
+        ("startEmergency", Some(ManageDisplays)),
+        ("clearEmergency", Some(ManageDisplays)),
+        ("createNoticeCategory", Some(ManageSignage)),
+        ("createNotice", Some(ManageSignage)),
+        ("updateNotice", Some(ManageSignage)),
+        ("deleteNotice", Some(ManageSignage)),
+        ("createPlaylist", Some(ManageSignage)),
+        ("updatePlaylist", Some(ManageSignage)),
+        ("createSignageSchedule", Some(ManageSignage)),
+        ("deleteSignageSchedule", Some(ManageSignage)),
     ])
 }
 
@@ -342,7 +369,27 @@ async fn token_for(
                 .unwrap()
                 .to_string()
         }
-        Subject::Display => unreachable!("displays arrive with the signage issue"),
+        Subject::Display => {
+            // A freshly paired display's device secret.
+            let registered: Value = app
+                .client
+                .post(format!("{}/display/v1/register", app.address))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            let paired = app
+                .gql(
+                    Some(owner),
+                    "mutation($c: String!) { pairDisplay(input: {code: $c, name: \"matrix\"}) { id } }",
+                    json!({"c": registered["pairingCode"]}),
+                )
+                .await;
+            assert!(paired["errors"].is_null(), "{paired}");
+            registered["deviceSecret"].as_str().unwrap().to_string()
+        }
     }
 }
 
@@ -373,7 +420,10 @@ async fn tenant_with_members(app: &TestApp, name: &str) -> (String, Uuid, BTreeM
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_operation_is_authorized_by_the_permission_matrix() {
-    let app = spawn_app(&herald_tests::fresh_sqlite()).await;
+    // A display is paired per call: lift the per-IP registration limit.
+    let mut config = api::Config::new(&herald_tests::fresh_sqlite());
+    config.display_registrations_per_minute = 1_000_000;
+    let app = herald_tests::spawn_with(config).await;
     let schema = introspect(&app).await;
     let expected = expected_actions();
     let names: BTreeSet<&str> = schema.operations.iter().map(|o| o.name.as_str()).collect();
@@ -384,10 +434,7 @@ async fn every_operation_is_authorized_by_the_permission_matrix() {
     );
 
     let (owner, tenant, members) = tenant_with_members(&app, "Matrix").await;
-    let subjects: Vec<Subject> = Subject::ALL
-        .into_iter()
-        .filter(|s| *s != Subject::Display)
-        .collect();
+    let subjects: Vec<Subject> = Subject::ALL.into_iter().collect();
     let mut checked = 0;
     for op in &schema.operations {
         let Some(action) = expected[op.name.as_str()] else {

@@ -24,8 +24,14 @@ use std::sync::Arc;
 use projections::{Database, Keyring};
 
 /// Every projection and log-fed process manager of Herald over `db`.
-pub fn projectors(db: Database, keyring: &Keyring, public_url: &str) -> Projectors {
-    Projectors::new(db).with(Arc::new(mail_intents::MailIntents::new(
+/// The signage projection pushes to the displays connected to `hub`.
+pub fn projectors(
+    db: Database,
+    keyring: &Keyring,
+    public_url: &str,
+    hub: projections::push::Hub,
+) -> Projectors {
+    Projectors::with_push(db, hub).with(Arc::new(mail_intents::MailIntents::new(
         keyring.clone(),
         public_url,
     )))

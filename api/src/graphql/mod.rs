@@ -9,6 +9,7 @@ mod connections;
 mod media;
 mod members;
 mod posts;
+mod signage;
 mod uploads;
 
 use std::sync::Arc;
@@ -48,6 +49,7 @@ pub struct Query(
     posts::PostQuery,
     audit::AuditQuery,
     analytics::AnalyticsQuery,
+    signage::SignageQuery,
 );
 
 /// Root mutation.
@@ -59,6 +61,7 @@ pub struct Mutation(
     connections::ConnectionMutation,
     media::MediaMutation,
     posts::PostMutation,
+    signage::SignageMutation,
 );
 
 /// Builds the schema with its limits.
