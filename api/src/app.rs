@@ -189,6 +189,7 @@ impl Application {
             .route("/api/v1/audit/export", get(crate::export::audit_export))
             .merge(crate::display::routes())
             .with_state(http.clone())
+            .merge(crate::player::routes())
             // Outside the body limit, so its bare 413 becomes a JSON error.
             .layer(RequestBodyLimitLayer::new(config.max_body_bytes))
             // GraphQL takes uploads too: its limit depends on the body's type.
@@ -294,6 +295,7 @@ impl Application {
             self.shutdown.subscribe(),
         )));
         let mut stop = self.shutdown.subscribe();
+        let hub = self.state.hub.clone();
         tracing::info!(address = %self.address(), mode = ?self.mode, "herald listening");
         // With the peer address, for per-IP rate limits (`http::graphql`).
         let service = self
@@ -302,6 +304,9 @@ impl Application {
         axum::serve(self.listener, service)
             .with_graceful_shutdown(async move {
                 let _ = stop.wait_for(|s| *s).await;
+                // Open event streams are responses in progress: end them, or
+                // the graceful shutdown waits for them for ever.
+                hub.close();
             })
             .await
             .context("HTTP server failed")?;

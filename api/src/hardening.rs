@@ -3,8 +3,9 @@
 //! `graphql`.)
 //!
 //! The API serves JSON only, so its Content-Security-Policy forbids
-//! everything; a handler that serves a page (GraphiQL) sets its own policy,
-//! and the layer only fills in headers a response does not have yet.
+//! everything; a handler that serves a page (GraphiQL, the display player)
+//! sets its own policy, and the layer only fills in headers a response does
+//! not have yet.
 
 use axum::extract::{Request, State};
 use axum::http::header::{self, HeaderName, HeaderValue};
@@ -26,6 +27,15 @@ pub const GRAPHIQL_CSP: &str = "default-src 'none'; \
     font-src data: https://unpkg.com; \
     img-src data: https://graphql.org https://unpkg.com; \
     connect-src 'self'; worker-src 'self' blob:; \
+    frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
+
+/// CSP of the display player (`/display`): its own script and stylesheet,
+/// requests to this origin (the display API, including the event stream),
+/// and images from `blob:` URLs, which is how it shows media fetched with
+/// its `Authorization` header. Nothing inline, nothing from elsewhere.
+pub const PLAYER_CSP: &str = "default-src 'none'; \
+    script-src 'self'; style-src 'self'; img-src 'self' blob:; \
+    connect-src 'self'; \
     frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
 
 /// HSTS for two years, subdomains included (sent only behind TLS).

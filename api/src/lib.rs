@@ -7,9 +7,9 @@
 //! read-model queries, `auth` passwords, sessions and API keys, `accounts`
 //! the identity flows, `keys` the master key, `totp` the second factor,
 //! `ratelimit` the brute-force guard, `hardening` security headers and CORS,
-//! `pages` the forms mail links open, `sse` the event stream of a display,
-//! `bench`, `bench_publish` and `bench_displays` the service-level
-//! benchmarks.
+//! `pages` the forms mail links open, `player` the display player page,
+//! `sse` the event stream of a display, `bench`, `bench_publish` and
+//! `bench_displays` the service-level benchmarks.
 
 pub mod accounts;
 pub mod app;
@@ -29,6 +29,7 @@ pub mod http;
 pub mod keys;
 pub mod media;
 pub mod pages;
+pub mod player;
 pub mod presence;
 pub mod ratelimit;
 pub mod sse;

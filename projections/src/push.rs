@@ -11,7 +11,7 @@
 //! fetches the manifest, which is what a missed push would have asked for.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
@@ -82,6 +82,8 @@ type Registry = HashMap<Uuid, HashMap<u64, Subscriber>>;
 struct Inner {
     next_id: AtomicU64,
     tenants: RwLock<Registry>,
+    /// Set by [`Hub::close`]: the process is stopping.
+    closed: AtomicBool,
 }
 
 impl Inner {
@@ -181,11 +183,25 @@ impl Hub {
 
     /// Registers a connected display; the Subscription unregisters on Drop.
     /// `groups` = (group id, parent group id). A display may connect more
-    /// than once (two tabs): each subscription gets every push.
+    /// than once (two tabs): each subscription gets every push. After
+    /// [`Hub::close`] the subscription is ended from the start.
     pub fn subscribe(&self, tenant: Uuid, display: Uuid, groups: Groups) -> Subscription {
         let (sender, receiver) = mpsc::channel(QUEUE);
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
-        self.inner.write().entry(tenant).or_default().insert(
+        let subscription = Subscription {
+            inner: self.inner.clone(),
+            tenant,
+            id,
+            receiver,
+        };
+        let mut tenants = self.inner.write();
+        // Checked under the lock `close` sweeps under: never registered
+        // after the sweep.
+        if self.inner.closed.load(Ordering::SeqCst) {
+            // Its sender dropped here: the stream ends at once.
+            return subscription;
+        }
+        tenants.entry(tenant).or_default().insert(
             id,
             Subscriber {
                 display,
@@ -193,13 +209,9 @@ impl Hub {
                 sender,
             },
         );
+        drop(tenants);
         metrics::gauge!("herald_push_subscribers").increment(1.0);
-        Subscription {
-            inner: self.inner.clone(),
-            tenant,
-            id,
-            receiver,
-        }
+        subscription
     }
 
     /// Delivers to local subscribers matching the target (Tenant = all of the
@@ -270,6 +282,22 @@ impl Hub {
             .flat_map(|(tenant, subscribers)| subscribers.values().map(|s| (*tenant, s.display)))
             .collect();
         pairs.into_iter().collect()
+    }
+
+    /// Ends every subscription and every later one: the process is
+    /// stopping. An open event stream is a response in progress, which a
+    /// graceful HTTP shutdown would otherwise wait for without end; ended,
+    /// its player reconnects to another process or to this one restarted.
+    pub fn close(&self) {
+        let all = {
+            let mut tenants = self.inner.write();
+            self.inner.closed.store(true, Ordering::SeqCst);
+            std::mem::take(&mut *tenants)
+        };
+        let count: usize = all.values().map(HashMap::len).sum();
+        metrics::gauge!("herald_push_subscribers").decrement(count as f64);
+        // Senders are dropped here, outside the lock: the streams end.
+        drop(all);
     }
 
     /// Ends every subscription (their players reconnect and refetch): for
@@ -400,7 +428,7 @@ impl Hub {
     }
 }
 
-/// Makes a target of the same kind for a part of its list.
+/// Makes a target of the same kind from part of its list.
 type Rebuild = fn(Vec<Uuid>) -> PushTarget;
 
 /// The notification payloads carrying `message`: one for a tenant-wide
@@ -672,6 +700,19 @@ mod tests {
             &a.next().await.unwrap()[..],
             b"event: command\ndata: {\"command\":\"reload\"}\n\n"
         );
+    }
+
+    #[tokio::test]
+    async fn closing_ends_every_stream_and_every_later_one() {
+        let hub = Hub::new();
+        let tenant = Uuid::new_v4();
+        let mut before = hub.subscribe(tenant, Uuid::new_v4(), (None, None));
+        hub.close();
+        assert_eq!(before.next().await, None);
+        let mut after = hub.subscribe(tenant, Uuid::new_v4(), (None, None));
+        assert_eq!(after.next().await, None);
+        assert!(hub.connected().is_empty());
+        assert_eq!(hub.deliver(&message(tenant, PushTarget::Tenant)), 0);
     }
 
     #[test]

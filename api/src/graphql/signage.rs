@@ -531,7 +531,7 @@ fn playlist_items(s: &SignageState, items: Vec<PlaylistItemInput>) -> ApiResult<
         .enumerate()
         .map(|(i, item)| {
             let notice = parse_id(&item.notice_id, &format!("items.{i}.noticeId"))?;
-            if !s.notices.get(&notice).is_some_and(|n| !n.deleted) {
+            if s.notices.get(&notice).is_none_or(|n| n.deleted) {
                 return Err(ApiError::NotFound("notice"));
             }
             if !(1..=3600).contains(&item.duration_seconds) {
@@ -596,7 +596,7 @@ impl SignageQuery {
             .filter(|(_, n)| !n.deleted)
             .map(|(i, _)| notice_out(*i, &s))
             .collect::<ApiResult<_>>()?;
-        out.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+        out.sort_by_key(|a| std::cmp::Reverse(a.created_at));
         Ok(out)
     }
 
@@ -643,7 +643,7 @@ impl SignageQuery {
         let p = principal(ctx, Action::Read)?;
         let s = content(ctx, p).await?;
         let mut out: Vec<&domain::manifest::Emergency> = s.emergencies.values().collect();
-        out.sort_by(|a, b| b.started_at.cmp(&a.started_at));
+        out.sort_by_key(|a| std::cmp::Reverse(a.started_at));
         Ok(out.into_iter().map(Into::into).collect())
     }
 
