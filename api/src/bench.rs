@@ -3,8 +3,11 @@
 //! `commands` measures command throughput and latency on PostgreSQL against
 //! the machine's own ceiling (single-row inserts, as pgbench would run them);
 //! `replay` seeds an event log shaped like real traffic and times a rebuild of
-//! every read model. Both run in a scratch database that is removed afterwards,
-//! so they never touch real data.
+//! every read model; `publish` (in `bench_publish`) times worker processes
+//! publishing posts due at once, and `displays` (in `bench_displays`) an
+//! emergency override reaching thousands of connected signage displays. All
+//! run in a scratch database that is removed afterwards, so they never touch
+//! real data.
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -67,6 +70,22 @@ pub enum Which {
         #[arg(long)]
         smoke: bool,
     },
+    /// Signage displays holding event streams open against one server
+    /// process: time until an emergency override reaches all of them, and
+    /// the server's resident memory.
+    Displays {
+        /// PostgreSQL server for a scratch database (served by `herald
+        /// api`); without it (or with a `sqlite:` URL) a new SQLite file in
+        /// a temporary directory (served by `herald serve`).
+        #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+        database_url: Option<String>,
+        /// Concurrently connected displays.
+        #[arg(long, default_value_t = 10_000)]
+        displays: usize,
+        /// Tiny, fast run for CI (200 displays).
+        #[arg(long)]
+        smoke: bool,
+    },
     /// Rebuild speed of every read model from a seeded event log.
     Replay {
         /// PostgreSQL server for a scratch database; without it (or with a
@@ -89,6 +108,7 @@ pub async fn run(which: Which) -> anyhow::Result<()> {
         Which::Commands { smoke: true, .. }
             | Which::Replay { smoke: true, .. }
             | Which::Publish { smoke: true, .. }
+            | Which::Displays { smoke: true, .. }
     );
     SMOKE.store(smoke, std::sync::atomic::Ordering::Relaxed);
     match which {
@@ -113,6 +133,14 @@ pub async fn run(which: Which) -> anyhow::Result<()> {
                 (posts, connections)
             };
             crate::bench_publish::publish(&database_url, posts.max(1), connections.max(1)).await
+        }
+        Which::Displays {
+            database_url,
+            displays,
+            smoke,
+        } => {
+            let displays = if smoke { 200 } else { displays };
+            crate::bench_displays::displays(database_url.as_deref(), displays.max(1)).await
         }
         Which::Replay {
             database_url,

@@ -8,13 +8,15 @@
 //! the identity flows, `keys` the master key, `totp` the second factor,
 //! `ratelimit` the brute-force guard, `hardening` security headers and CORS,
 //! `pages` the forms mail links open, `player` the display player page,
-//! `bench` and `bench_publish` the service-level benchmarks.
+//! `sse` the event stream of a display, `bench`, `bench_publish` and
+//! `bench_displays` the service-level benchmarks.
 
 pub mod accounts;
 pub mod app;
 pub mod audit_cli;
 pub mod auth;
 pub mod bench;
+pub mod bench_displays;
 pub mod bench_publish;
 pub mod client;
 pub mod config;
