@@ -57,8 +57,7 @@
   let credentials = load(KEY.credentials); // {deviceId, deviceSecret}
   let manifest = null; // the last manifest received (or restored)
   let etag = null;
-  // From the last push, until a manifest replaces it: undefined when none
-  // came since, null when it said no override is active.
+  // From the last push, until a manifest replaces it.
   let pushedEmergency;
   let phase = "pairing"; // pairing | paired
   let pairedSince = 0; // counts pairings, so a stale events loop can tell
@@ -525,9 +524,9 @@
       return;
     }
     if (type === "manifest-changed") {
-      if (data && "emergency" in data) {
-        // A push says which override is active now (null: none): shown at
-        // once; the manifest fetched next confirms it.
+      if (data && data.emergency) {
+        // Shown at once; the manifest fetched next confirms it. A cleared
+        // override stays until that fetch brings the slides back.
         pushedEmergency = data.emergency;
         render();
       }
