@@ -288,6 +288,43 @@ async fn a_display_pairs_plays_its_group_default_and_obeys_an_emergency_at_once(
             "GROUP_DEFAULT"
         );
 
+        // Audited: who started and who cleared it.
+        let audited = eventually(|| async {
+            let body = app
+                .gql(
+                    Some(&token),
+                    "{ auditLog(first: 100) { edges { node { actor action target summary } } } }",
+                    json!({}),
+                )
+                .await;
+            let edges = body["data"]["auditLog"]["edges"].as_array()?.clone();
+            let actions: Vec<String> = edges
+                .iter()
+                .map(|e| e["node"]["action"].as_str().unwrap_or_default().to_string())
+                .collect();
+            (actions.contains(&"EmergencyStarted".to_string())
+                && actions.contains(&"EmergencyCleared".to_string()))
+            .then_some(edges)
+        })
+        .await;
+        let started_row = audited
+            .iter()
+            .find(|e| e["node"]["action"] == "EmergencyStarted")
+            .unwrap();
+        assert!(
+            started_row["node"]["actor"]
+                .as_str()
+                .unwrap()
+                .starts_with("user:")
+        );
+        assert!(
+            started_row["node"]["summary"]
+                .as_str()
+                .unwrap()
+                .contains("Fire drill"),
+            "{started_row}"
+        );
+
         // Remote reload.
         ok(
             &app,
