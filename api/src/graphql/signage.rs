@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 
 use async_graphql::{Context, Enum, ID, InputObject, Object, SimpleObject};
 use chrono::{DateTime, NaiveDate, NaiveTime, Utc, Weekday as ChronoWeekday};
-use domain::Scoped;
+use cqrs_es::Aggregate;
 use domain::access::Action;
 use domain::manifest::{
     Daypart, Manifest, PlaylistItem, SignageSchedule as DomainSchedule, Source,
@@ -19,13 +19,17 @@ use domain::signage::{
     NoticeContent, PlaylistCommand, ScheduleCommand, Severity as DomainSeverity, SignageState,
     targets,
 };
+use domain::{DomainError, Scoped};
+use projections::Repository;
 use projections::from_micros;
 use projections::signage::DisplayRow;
+use projections::store::Committed;
 use uuid::Uuid;
 
 use super::{correlation, parse_id, principal, state};
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
 
 // ------------------------------------------------------------------ types
 
@@ -423,25 +427,53 @@ async fn display_of(ctx: &Context<'_>, p: &Principal, display: Uuid) -> ApiResul
         .try_into()
 }
 
+/// A signage aggregate a command goes to: one the caller just named, or one
+/// that exists.
+#[derive(Clone, Copy)]
+enum Target {
+    New(Uuid),
+    Existing(Uuid),
+}
+
+/// Runs `command` in the caller's tenant and waits until the read models
+/// show it.
+async fn execute<A, C>(
+    ctx: &Context<'_>,
+    p: &Principal,
+    repo: impl FnOnce(&AppState) -> &Repository<A>,
+    target: Target,
+    command: C,
+) -> ApiResult<Committed>
+where
+    A: Aggregate<Command = Scoped<C>, Services = (), Error = DomainError>,
+    C: Clone,
+{
+    let st = state(ctx);
+    let meta = st.metadata(p, correlation(ctx));
+    let command = Scoped {
+        tenant_id: p.tenant_id,
+        command,
+    };
+    match target {
+        Target::New(id) => st.create(repo(st), id, command, &meta).await,
+        Target::Existing(id) => st.run(repo(st), id, command, &meta).await,
+    }
+}
+
 async fn run_display(
     ctx: &Context<'_>,
     p: &Principal,
     display: Uuid,
     command: DisplayCommand,
 ) -> ApiResult<()> {
-    let state = state(ctx);
-    let meta = state.metadata(p, correlation(ctx));
-    state
-        .run(
-            &state.displays,
-            display,
-            Scoped {
-                tenant_id: p.tenant_id,
-                command,
-            },
-            &meta,
-        )
-        .await?;
+    execute(
+        ctx,
+        p,
+        |st| &st.displays,
+        Target::Existing(display),
+        command,
+    )
+    .await?;
     Ok(())
 }
 
@@ -732,18 +764,14 @@ impl SignageMutation {
             .pending_device(&code)
             .await?
             .ok_or(ApiError::NotFound("pairing code"))?;
-        let meta = st.metadata(p, correlation(ctx));
-        let paired = st
-            .create(
-                &st.displays,
-                device,
-                Scoped {
-                    tenant_id: p.tenant_id,
-                    command: DisplayCommand::Pair(profile),
-                },
-                &meta,
-            )
-            .await;
+        let paired = execute(
+            ctx,
+            p,
+            |st| &st.displays,
+            Target::New(device),
+            DisplayCommand::Pair(profile),
+        )
+        .await;
         if let Err(e) = paired {
             // A pairing whose device row was not updated (a crash in
             // between) is finished by repeating it in the same tenant.
@@ -803,7 +831,6 @@ impl SignageMutation {
         input: CreateDisplayGroupInput,
     ) -> ApiResult<DisplayGroup> {
         let p = principal(ctx, Action::ManageDisplays)?;
-        let st = state(ctx);
         let s = content(ctx, p).await?;
         let parent = opt_id(&input.parent_id, "parentId")?;
         let playlist = opt_id(&input.default_playlist_id, "defaultPlaylistId")?;
@@ -820,19 +847,16 @@ impl SignageMutation {
             check_playlist(&s, pl)?;
         }
         let group = Uuid::now_v7();
-        let meta = st.metadata(p, correlation(ctx));
-        st.create(
-            &st.display_groups,
-            group,
-            Scoped {
-                tenant_id: p.tenant_id,
-                command: GroupCommand::Create {
-                    name: input.name,
-                    parent_id: parent,
-                    default_playlist_id: playlist,
-                },
+        execute(
+            ctx,
+            p,
+            |st| &st.display_groups,
+            Target::New(group),
+            GroupCommand::Create {
+                name: input.name,
+                parent_id: parent,
+                default_playlist_id: playlist,
             },
-            &meta,
         )
         .await?;
         group_out(group, &content(ctx, p).await?)
@@ -846,23 +870,19 @@ impl SignageMutation {
         playlist_id: Option<ID>,
     ) -> ApiResult<DisplayGroup> {
         let p = principal(ctx, Action::ManageDisplays)?;
-        let st = state(ctx);
         let group = parse_id(&id, "id")?;
         let playlist = opt_id(&playlist_id, "playlistId")?;
         if let Some(pl) = playlist {
             check_playlist(&content(ctx, p).await?, pl)?;
         }
-        let meta = st.metadata(p, correlation(ctx));
-        st.run(
-            &st.display_groups,
-            group,
-            Scoped {
-                tenant_id: p.tenant_id,
-                command: GroupCommand::SetDefaultPlaylist {
-                    playlist_id: playlist,
-                },
+        execute(
+            ctx,
+            p,
+            |st| &st.display_groups,
+            Target::Existing(group),
+            GroupCommand::SetDefaultPlaylist {
+                playlist_id: playlist,
             },
-            &meta,
         )
         .await?;
         group_out(group, &content(ctx, p).await?)
@@ -874,17 +894,13 @@ impl SignageMutation {
         name: String,
     ) -> ApiResult<NoticeCategory> {
         let p = principal(ctx, Action::ManageSignage)?;
-        let st = state(ctx);
         let category = Uuid::now_v7();
-        let meta = st.metadata(p, correlation(ctx));
-        st.create(
-            &st.categories,
-            category,
-            Scoped {
-                tenant_id: p.tenant_id,
-                command: CategoryCommand::Create { name },
-            },
-            &meta,
+        execute(
+            ctx,
+            p,
+            |st| &st.categories,
+            Target::New(category),
+            CategoryCommand::Create { name },
         )
         .await?;
         let s = content(ctx, p).await?;
@@ -896,18 +912,14 @@ impl SignageMutation {
 
     async fn create_notice(&self, ctx: &Context<'_>, input: NoticeInput) -> ApiResult<Notice> {
         let p = principal(ctx, Action::ManageSignage)?;
-        let st = state(ctx);
         let content_ = notice_content(ctx, p, input).await?;
         let notice = Uuid::now_v7();
-        let meta = st.metadata(p, correlation(ctx));
-        st.create(
-            &st.notices,
-            notice,
-            Scoped {
-                tenant_id: p.tenant_id,
-                command: NoticeCommand::Create(content_),
-            },
-            &meta,
+        execute(
+            ctx,
+            p,
+            |st| &st.notices,
+            Target::New(notice),
+            NoticeCommand::Create(content_),
         )
         .await?;
         notice_out(notice, &content(ctx, p).await?)
@@ -920,18 +932,14 @@ impl SignageMutation {
         input: NoticeInput,
     ) -> ApiResult<Notice> {
         let p = principal(ctx, Action::ManageSignage)?;
-        let st = state(ctx);
         let notice = parse_id(&id, "id")?;
         let content_ = notice_content(ctx, p, input).await?;
-        let meta = st.metadata(p, correlation(ctx));
-        st.run(
-            &st.notices,
-            notice,
-            Scoped {
-                tenant_id: p.tenant_id,
-                command: NoticeCommand::Update(content_),
-            },
-            &meta,
+        execute(
+            ctx,
+            p,
+            |st| &st.notices,
+            Target::Existing(notice),
+            NoticeCommand::Update(content_),
         )
         .await?;
         notice_out(notice, &content(ctx, p).await?)
@@ -940,17 +948,13 @@ impl SignageMutation {
     /// Deletes a notice: it leaves every display at once; its plays stay.
     async fn delete_notice(&self, ctx: &Context<'_>, id: ID) -> ApiResult<Removed> {
         let p = principal(ctx, Action::ManageSignage)?;
-        let st = state(ctx);
         let notice = parse_id(&id, "id")?;
-        let meta = st.metadata(p, correlation(ctx));
-        st.run(
-            &st.notices,
-            notice,
-            Scoped {
-                tenant_id: p.tenant_id,
-                command: NoticeCommand::Delete,
-            },
-            &meta,
+        execute(
+            ctx,
+            p,
+            |st| &st.notices,
+            Target::Existing(notice),
+            NoticeCommand::Delete,
         )
         .await?;
         Ok(Removed { id })
@@ -962,21 +966,17 @@ impl SignageMutation {
         input: PlaylistInput,
     ) -> ApiResult<Playlist> {
         let p = principal(ctx, Action::ManageSignage)?;
-        let st = state(ctx);
         let items = playlist_items(&content(ctx, p).await?, input.items)?;
         let playlist = Uuid::now_v7();
-        let meta = st.metadata(p, correlation(ctx));
-        st.create(
-            &st.playlists,
-            playlist,
-            Scoped {
-                tenant_id: p.tenant_id,
-                command: PlaylistCommand::Create {
-                    name: input.name,
-                    items,
-                },
+        execute(
+            ctx,
+            p,
+            |st| &st.playlists,
+            Target::New(playlist),
+            PlaylistCommand::Create {
+                name: input.name,
+                items,
             },
-            &meta,
         )
         .await?;
         playlist_out(playlist, &content(ctx, p).await?)
@@ -989,21 +989,17 @@ impl SignageMutation {
         input: PlaylistInput,
     ) -> ApiResult<Playlist> {
         let p = principal(ctx, Action::ManageSignage)?;
-        let st = state(ctx);
         let playlist = parse_id(&id, "id")?;
         let items = playlist_items(&content(ctx, p).await?, input.items)?;
-        let meta = st.metadata(p, correlation(ctx));
-        st.run(
-            &st.playlists,
-            playlist,
-            Scoped {
-                tenant_id: p.tenant_id,
-                command: PlaylistCommand::Update {
-                    name: input.name,
-                    items,
-                },
+        execute(
+            ctx,
+            p,
+            |st| &st.playlists,
+            Target::Existing(playlist),
+            PlaylistCommand::Update {
+                name: input.name,
+                items,
             },
-            &meta,
         )
         .await?;
         playlist_out(playlist, &content(ctx, p).await?)
@@ -1018,7 +1014,6 @@ impl SignageMutation {
         input: SignageScheduleInput,
     ) -> ApiResult<SignageSchedule> {
         let p = principal(ctx, Action::ManageSignage)?;
-        let st = state(ctx);
         let s = content(ctx, p).await?;
         let playlist = parse_id(&input.playlist_id, "playlistId")?;
         check_playlist(&s, playlist)?;
@@ -1060,18 +1055,15 @@ impl SignageMutation {
             targets: targets(displays, groups),
             playlist_id: playlist,
         };
-        let meta = st.metadata(p, correlation(ctx));
-        st.create(
-            &st.signage_schedules,
-            schedule_id,
-            Scoped {
-                tenant_id: p.tenant_id,
-                command: ScheduleCommand::Create {
-                    existing: s.other_schedules(schedule_id),
-                    schedule,
-                },
+        execute(
+            ctx,
+            p,
+            |st| &st.signage_schedules,
+            Target::New(schedule_id),
+            ScheduleCommand::Create {
+                existing: s.other_schedules(schedule_id),
+                schedule,
             },
-            &meta,
         )
         .await?;
         let s = content(ctx, p).await?;
@@ -1083,17 +1075,13 @@ impl SignageMutation {
 
     async fn delete_signage_schedule(&self, ctx: &Context<'_>, id: ID) -> ApiResult<Removed> {
         let p = principal(ctx, Action::ManageSignage)?;
-        let st = state(ctx);
         let schedule = parse_id(&id, "id")?;
-        let meta = st.metadata(p, correlation(ctx));
-        st.run(
-            &st.signage_schedules,
-            schedule,
-            Scoped {
-                tenant_id: p.tenant_id,
-                command: ScheduleCommand::Delete,
-            },
-            &meta,
+        execute(
+            ctx,
+            p,
+            |st| &st.signage_schedules,
+            Target::Existing(schedule),
+            ScheduleCommand::Delete,
         )
         .await?;
         Ok(Removed { id })
@@ -1107,7 +1095,6 @@ impl SignageMutation {
         input: StartEmergencyInput,
     ) -> ApiResult<Emergency> {
         let p = principal(ctx, Action::ManageDisplays)?;
-        let st = state(ctx);
         let s = content(ctx, p).await?;
         let mut groups = BTreeSet::new();
         for (i, g) in input.group_ids.iter().enumerate() {
@@ -1118,20 +1105,17 @@ impl SignageMutation {
         let media = opt_id(&input.media_id, "mediaId")?;
         check_media(ctx, p, media).await?;
         let emergency = Uuid::now_v7();
-        let meta = st.metadata(p, correlation(ctx));
-        st.create(
-            &st.emergencies,
-            emergency,
-            Scoped {
-                tenant_id: p.tenant_id,
-                command: EmergencyCommand::Start {
-                    message: input.message,
-                    severity: DomainSeverity::from(input.severity),
-                    groups,
-                    media_id: media,
-                },
+        execute(
+            ctx,
+            p,
+            |st| &st.emergencies,
+            Target::New(emergency),
+            EmergencyCommand::Start {
+                message: input.message,
+                severity: DomainSeverity::from(input.severity),
+                groups,
+                media_id: media,
             },
-            &meta,
         )
         .await?;
         let s = content(ctx, p).await?;
@@ -1143,17 +1127,13 @@ impl SignageMutation {
 
     async fn clear_emergency(&self, ctx: &Context<'_>, id: ID) -> ApiResult<Removed> {
         let p = principal(ctx, Action::ManageDisplays)?;
-        let st = state(ctx);
         let emergency = parse_id(&id, "id")?;
-        let meta = st.metadata(p, correlation(ctx));
-        st.run(
-            &st.emergencies,
-            emergency,
-            Scoped {
-                tenant_id: p.tenant_id,
-                command: EmergencyCommand::Clear,
-            },
-            &meta,
+        execute(
+            ctx,
+            p,
+            |st| &st.emergencies,
+            Target::Existing(emergency),
+            EmergencyCommand::Clear,
         )
         .await?;
         Ok(Removed { id })
