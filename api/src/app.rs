@@ -1,9 +1,12 @@
-//! Startup: `Application::build` connects, migrates, binds (port 0 in tests)
-//! and reports its address; `run` serves until shutdown, alongside the
-//! workers when the process runs both.
+//! Startup: `Application::build` makes a Herald process of any mode from
+//! the settings — connects, migrates, binds (port 0 in tests) and reports
+//! its address — and `run` runs its tasks under the one [`Supervisor`]
+//! until shutdown. Serve, api and worker processes differ only in which
+//! tasks they start ([`Mode`]); their wiring is written once, here.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use anyhow::Context as _;
 use axum::Router;
@@ -19,11 +22,15 @@ use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
-use crate::config::Config;
-use crate::hardening;
-use crate::http::{self, Http};
-use crate::pages;
+use crate::http::{self, Http, hardening};
+use crate::identity::pages;
+use crate::schema::{self, Endpoint};
+use crate::settings::Settings;
 use crate::state::AppState;
+use crate::supervisor::Supervisor;
+
+/// How long tasks get to stop after a shutdown is asked for.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
 /// Which parts a process runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,6 +40,18 @@ pub enum Mode {
     /// The API and the projectors (`herald api`); process managers stay in
     /// `herald worker`.
     Api,
+    /// The projectors and process managers, no HTTP (`herald worker`).
+    Worker,
+}
+
+impl Mode {
+    fn serves_http(self) -> bool {
+        self != Mode::Worker
+    }
+
+    fn runs_process_managers(self) -> bool {
+        self != Mode::Api
+    }
 }
 
 fn prometheus() -> PrometheusHandle {
@@ -46,25 +65,16 @@ fn prometheus() -> PrometheusHandle {
         .clone()
 }
 
-/// Connects to the configured database and applies migrations.
-pub async fn connect(config: &Config) -> anyhow::Result<Database> {
-    let db = Database::connect(config.database_url.expose_secret(), config.db_pool)
-        .await
-        .context("cannot connect to the database")?;
-    db.migrate().await.context("cannot apply migrations")?;
-    Ok(db)
-}
-
-/// The mail sender of `config`: SMTP when `HERALD_SMTP_URL` is set, the file
-/// outbox under the data directory otherwise.
-pub fn mail_sender(
-    config: &Config,
+/// The mail sender: SMTP when `mail.smtp_url` is set, the file outbox under
+/// the data directory otherwise.
+fn mail_sender(
+    settings: &Settings,
     db: Database,
     keyring: &Keyring,
 ) -> anyhow::Result<workers::MailSender> {
-    let smtp_url = config.smtp_url.as_ref().map(|u| u.expose_secret());
+    let smtp_url = settings.mail.smtp_url.as_ref().map(|u| u.expose_secret());
     // The URL may carry a password: the error names the setting, not the value.
-    let transport = workers::Transport::from_config(smtp_url, &config.data_dir)
+    let transport = workers::Transport::from_config(smtp_url, &settings.data_dir)
         .context("invalid HERALD_SMTP_URL")?;
     // Recipients and bodies are sealed; subjects are plain text.
     let keyring = keyring.clone();
@@ -80,97 +90,180 @@ pub fn mail_sender(
             }
         })
     });
-    workers::MailSender::new(db, transport, unseal, &config.mail_from)
+    workers::MailSender::new(db, transport, unseal, &settings.mail.from)
         .context("invalid HERALD_MAIL_FROM")
 }
 
-/// The base URL for links in mails.
-pub fn public_url(config: &Config) -> String {
-    config
-        .public_url
-        .clone()
-        .unwrap_or_else(|| format!("http://{}", config.listen))
-}
-
-/// Connected platform accounts (the Bluesky sessions cache).
-pub fn accounts(
-    config: &Config,
-    db: &Database,
-    keyring: &Keyring,
-) -> anyhow::Result<workers::accounts::Accounts> {
-    workers::accounts::Accounts::new(db.clone(), keyring.clone(), config.directory())
-        .context("cannot set up the HTTP client for Bluesky")
-}
-
-/// Every projection and log-fed process manager, for `herald worker` and
-/// `herald replay`.
-pub fn projectors(config: &Config, db: &Database) -> anyhow::Result<projections::Projectors> {
-    let keyring = crate::keys::keyring(config, db)?;
+/// Every projection and log-fed process manager, for `herald replay`.
+pub fn projectors(settings: &Settings, db: &Database) -> anyhow::Result<projections::Projectors> {
+    let keyring = crate::identity::keys::keyring(settings, db)?;
     Ok(workers::projectors(
         db.clone(),
         &keyring,
-        &public_url(config),
+        &settings.public_url(),
         projections::push::Hub::new(),
     ))
 }
 
-/// A bound, ready-to-run Herald process.
+/// A built, ready-to-run Herald process.
 pub struct Application {
-    listener: TcpListener,
-    router: Router,
+    /// The bound listener and its routes (not in worker mode).
+    http: Option<(TcpListener, Router)>,
     state: Arc<AppState>,
+    settings: Settings,
     mode: Mode,
-    mail: Option<workers::MailSender>,
-    publisher: Option<workers::publisher::Publisher>,
-    collector: Option<workers::engagement::Collector>,
     shutdown: watch::Sender<bool>,
 }
 
 impl Application {
-    /// Connects, migrates and binds `config.listen`.
-    pub async fn build(config: Config, mode: Mode) -> anyhow::Result<Self> {
-        let db = connect(&config).await?;
-        let keyring = crate::keys::keyring(&config, &db)?;
-        let mail = match mode {
-            Mode::Serve => Some(mail_sender(&config, db.clone(), &keyring)?),
-            Mode::Api => None,
-        };
-        let public_url = public_url(&config);
-        let accounts = accounts(&config, &db, &keyring)?;
+    /// Connects, migrates and, unless `mode` is [`Mode::Worker`], binds
+    /// `http.listen`.
+    pub async fn build(settings: Settings, mode: Mode) -> anyhow::Result<Self> {
+        let db = settings.connect().await?;
+        let keyring = crate::identity::keys::keyring(&settings, &db)?;
+        let accounts =
+            workers::accounts::Accounts::new(db.clone(), keyring.clone(), settings.directory())
+                .context("cannot set up the HTTP client for Bluesky")?;
         let state = Arc::new(AppState::new(
             db,
             keyring,
-            config.access_ttl_seconds,
-            public_url,
+            settings.identity.access_ttl_seconds,
+            settings.public_url(),
             accounts,
-            config.media_store()?,
+            settings.media_store()?,
         ));
-        let publisher = (mode == Mode::Serve).then(|| {
-            workers::publisher(
+        let http = if mode.serves_http() {
+            let listen = settings.http.listen;
+            let listener = TcpListener::bind(listen)
+                .await
+                .with_context(|| format!("cannot listen on {listen}"))?;
+            Some((listener, router(&settings, state.clone())))
+        } else {
+            None
+        };
+        Ok(Self {
+            http,
+            state,
+            settings,
+            mode,
+            shutdown: watch::channel(false).0,
+        })
+    }
+
+    /// The bound address. A worker process serves no HTTP: panics there.
+    pub fn address(&self) -> SocketAddr {
+        let (listener, _) = self.http.as_ref().expect("a worker process serves no HTTP");
+        listener
+            .local_addr()
+            .expect("bound listener has an address")
+    }
+
+    /// Shared state (for tests that need to reach behind the API).
+    pub fn state(&self) -> Arc<AppState> {
+        self.state.clone()
+    }
+
+    /// A handle that stops the application when set to `true`.
+    pub fn shutdown_handle(&self) -> watch::Sender<bool> {
+        self.shutdown.clone()
+    }
+
+    /// Runs the mode's tasks under one supervisor until the shutdown handle
+    /// fires or a task fails; every task is then stopped within
+    /// [`SHUTDOWN_GRACE`].
+    pub async fn run(self) -> anyhow::Result<()> {
+        let Self {
+            http,
+            state,
+            settings,
+            mode,
+            shutdown,
+        } = self;
+        let mut tasks = Supervisor::new(shutdown);
+        tracing::info!(projections = ?state.projectors.names(), "starting projectors");
+        // An API process competes for projector leases too: its mutations
+        // wait for read models, which advance as long as any process runs
+        // (the lease keeps one runner per projection).
+        for (name, task) in state
+            .projectors
+            .names()
+            .into_iter()
+            .zip(state.projectors.spawn(tasks.shutdown()))
+        {
+            tasks.adopt(format!("projector {name}"), task);
+        }
+        if mode.runs_process_managers() {
+            let mail = mail_sender(&settings, state.db.clone(), &state.keyring)?;
+            let publisher = workers::publisher(
                 &state.db,
                 &state.projectors,
                 state.accounts.clone(),
                 state.media_store.clone(),
-                config.publisher(),
-            )
-        });
-        let collector = (mode == Mode::Serve).then(|| {
-            workers::collector(
+                settings.publisher(),
+            );
+            let collector = workers::collector(
                 &state.db,
                 &state.projectors,
                 state.accounts.clone(),
-                config.collector(),
-            )
-        });
-        let http = Http {
-            schema: crate::graphql::schema(state.clone()),
-            metrics: prometheus(),
-            state: state.clone(),
-            trust_proxy: config.trust_proxy,
-            max_body_bytes: config.max_body_bytes,
-            display_registrations_per_minute: config.display_registrations_per_minute,
-        };
-        let router = Router::new()
+                settings.collector(),
+            );
+            tasks.spawn_infallible("mail sender", mail.run(tasks.shutdown()));
+            tasks.spawn_infallible("publisher", publisher.run(tasks.shutdown()));
+            tasks.spawn_infallible("engagement collector", collector.run(tasks.shutdown()));
+        }
+        if let Some((listener, router)) = http {
+            tasks.spawn_infallible(
+                "housekeeping",
+                housekeeping(state.clone(), tasks.shutdown()),
+            );
+            // Pushes from every process (PostgreSQL), and this process's
+            // displays' presence.
+            tasks.adopt(
+                "push listener",
+                state.hub.listen(&state.db, tasks.shutdown()),
+            );
+            tasks.spawn_infallible(
+                "display presence",
+                crate::signage::presence::run(state.clone(), tasks.shutdown()),
+            );
+            let address = listener.local_addr()?;
+            tracing::info!(%address, ?mode, "herald listening");
+            let mut stop = tasks.shutdown();
+            let hub = state.hub.clone();
+            // With the peer address, for per-IP rate limits.
+            let service = router.into_make_service_with_connect_info::<SocketAddr>();
+            tasks.spawn("http server", async move {
+                axum::serve(listener, service)
+                    .with_graceful_shutdown(async move {
+                        let _ = stop.wait_for(|s| *s).await;
+                        // Open event streams are responses in progress: end
+                        // them, or the graceful shutdown waits for them.
+                        hub.close();
+                    })
+                    .await
+                    .context("HTTP server failed")
+            });
+        } else {
+            tracing::info!(?mode, "herald working");
+        }
+        tasks.run(SHUTDOWN_GRACE).await
+    }
+}
+
+/// Every route of the API.
+fn router(settings: &Settings, state: Arc<AppState>) -> Router {
+    let http = Http {
+        metrics: prometheus(),
+        state: state.clone(),
+        trust_proxy: settings.http.trust_proxy,
+        max_body_bytes: settings.http.max_body_bytes,
+        display_registrations_per_minute: settings.signage.registrations_per_minute,
+    };
+    let endpoint = Endpoint {
+        http: http.clone(),
+        schema: schema::schema(state),
+    };
+    Router::new()
             .route(
                 "/verify-email",
                 get(pages::verify_email_form).post(pages::verify_email),
@@ -186,35 +279,35 @@ impl Application {
             .route("/health", get(http::health))
             .route("/ready", get(http::ready))
             .route("/metrics", get(http::metrics))
-            .route("/api/v1/audit/export", get(crate::export::audit_export))
-            .merge(crate::display::routes())
+            .route("/api/v1/audit/export", get(crate::audit::export::audit_export))
+            .merge(crate::signage::routes::routes())
             .with_state(http.clone())
-            .merge(crate::player::routes())
+            .merge(crate::signage::player::routes())
             // Outside the body limit, so its bare 413 becomes a JSON error.
-            .layer(RequestBodyLimitLayer::new(config.max_body_bytes))
+            .layer(RequestBodyLimitLayer::new(settings.http.max_body_bytes))
             // GraphQL takes uploads too: its limit depends on the body's type.
             .merge(
                 Router::new()
-                    .route("/graphql", get(http::graphiql).post(http::graphql))
-                    .with_state(http.clone())
+                    .route("/graphql", get(schema::graphiql).post(schema::graphql))
+                    .with_state(endpoint.clone())
                     .layer(axum::middleware::from_fn_with_state(
-                        http.clone(),
-                        http::graphql_body_limit,
+                        endpoint,
+                        schema::graphql_body_limit,
                     )),
             )
             // Uploads have their own, larger limit.
             .merge(
                 Router::new()
-                    .route("/api/v1/media", post(crate::media::upload))
+                    .route("/api/v1/media", post(crate::media::routes::upload))
                     .with_state(http)
                     .layer(DefaultBodyLimit::max(crate::media::MAX_UPLOAD_BYTES))
                     .layer(RequestBodyLimitLayer::new(crate::media::MAX_UPLOAD_BYTES)),
             )
-            .layer(hardening::cors(&config.cors_origins))
+            .layer(hardening::cors(&settings.http.cors_origins))
             .layer(axum::middleware::from_fn(http::observe))
             // Outside `observe`, so the JSON error bodies it makes get them too.
             .layer(axum::middleware::from_fn_with_state(
-                hardening::Policy::new(&config),
+                hardening::Policy::new(&settings.http),
                 hardening::security_headers,
             ))
             .layer(TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
@@ -226,95 +319,7 @@ impl Application {
                 tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
             }))
             .layer(PropagateRequestIdLayer::x_request_id())
-            .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid));
-        let listener = TcpListener::bind(config.listen)
-            .await
-            .with_context(|| format!("cannot listen on {}", config.listen))?;
-        Ok(Self {
-            listener,
-            router,
-            state,
-            mode,
-            mail,
-            publisher,
-            collector,
-            shutdown: watch::channel(false).0,
-        })
-    }
-
-    /// The bound address.
-    pub fn address(&self) -> SocketAddr {
-        self.listener
-            .local_addr()
-            .expect("bound listener has an address")
-    }
-
-    /// Shared state (for tests that need to reach behind the API).
-    pub fn state(&self) -> Arc<AppState> {
-        self.state.clone()
-    }
-
-    /// A handle that stops the application when set to `true`.
-    pub fn shutdown_handle(&self) -> watch::Sender<bool> {
-        self.shutdown.clone()
-    }
-
-    /// Serves until the shutdown handle fires; in `Serve` mode the workers run
-    /// alongside and are stopped with it.
-    pub async fn run(mut self) -> anyhow::Result<()> {
-        let mut workers = match (
-            self.mail.take(),
-            self.publisher.take(),
-            self.collector.take(),
-        ) {
-            (Some(mail), Some(publisher), Some(collector)) => workers::start(
-                &self.state.projectors,
-                mail,
-                publisher,
-                collector,
-                self.shutdown.subscribe(),
-            ),
-            // The API's mutations wait for read models, so an API process
-            // also competes for projector leases: read models advance as long
-            // as any process runs (the lease keeps one runner per projection).
-            _ => self.state.projectors.spawn(self.shutdown.subscribe()),
-        };
-        workers.push(tokio::spawn(housekeeping(
-            self.state.clone(),
-            self.shutdown.subscribe(),
-        )));
-        // Pushes from every process (PostgreSQL), and this process's
-        // displays' presence.
-        workers.push(
-            self.state
-                .hub
-                .listen(&self.state.db, self.shutdown.subscribe()),
-        );
-        workers.push(tokio::spawn(crate::presence::run(
-            self.state.clone(),
-            self.shutdown.subscribe(),
-        )));
-        let mut stop = self.shutdown.subscribe();
-        let hub = self.state.hub.clone();
-        tracing::info!(address = %self.address(), mode = ?self.mode, "herald listening");
-        // With the peer address, for per-IP rate limits (`http::graphql`).
-        let service = self
-            .router
-            .into_make_service_with_connect_info::<SocketAddr>();
-        axum::serve(self.listener, service)
-            .with_graceful_shutdown(async move {
-                let _ = stop.wait_for(|s| *s).await;
-                // Open event streams are responses in progress: end them, or
-                // the graceful shutdown waits for them for ever.
-                hub.close();
-            })
-            .await
-            .context("HTTP server failed")?;
-        for task in workers {
-            let _ = task.await;
-        }
-        Ok(())
-    }
+            .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
 }
 
 /// Every ten minutes, deletes expired rate-limit rows and sessions that can
@@ -341,20 +346,4 @@ async fn housekeeping(state: Arc<AppState>, mut shutdown: watch::Receiver<bool>)
             }
         }
     }
-}
-
-/// Resolves when SIGINT or SIGTERM arrives.
-pub async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("SIGTERM handler installs");
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
 }

@@ -1,41 +1,38 @@
-//! The `herald` server: the axum application (GraphQL at `/graphql`, health,
-//! readiness and metrics), authentication, configuration, the command-line
-//! subcommands and the benchmarks. Layout: `app` builds and runs the process,
-//! `http` holds the REST routes and middleware, `export` the streamed audit
-//! export, `audit_cli` `herald audit verify`, `client` the caller's IP and
-//! User-Agent, `graphql` the schema, `state` the shared repositories and
-//! read-model queries, `auth` passwords, sessions and API keys, `accounts`
-//! the identity flows, `keys` the master key, `totp` the second factor,
-//! `ratelimit` the brute-force guard, `hardening` security headers and CORS,
-//! `pages` the forms mail links open, `player` the display player page,
-//! `sse` the event stream of a display, `bench`, `bench_publish` and
-//! `bench_displays` the service-level benchmarks.
+//! The `herald` server: the axum application, the GraphQL schema, the REST
+//! routes and the command-line subcommands.
+//!
+//! Layout, one folder per feature, each holding its GraphQL types and
+//! resolvers, its REST routes and its services:
+//! - `identity`: accounts, authentication, sessions, API keys, TOTP, the
+//!   master key, rate limits and the pages mail links open;
+//! - `publishing`: campaigns, posts, connections and campaign analytics;
+//! - `signage`: the display API, its event stream, the player page,
+//!   presence, and the signage GraphQL operations;
+//! - `media`: uploads (REST and GraphQL) and the media queries;
+//! - `audit`: the audit log query, the streamed export and
+//!   `herald audit verify`.
+//!
+//! Shared by all of them: `http` (REST helpers, middleware, the caller's
+//! address, security headers), `graphql` (what every resolver uses: the
+//! caller, paging, ids), `state` (repositories and read-model queries) and
+//! `error`. A feature uses another only through its public items; `schema`
+//! assembles the features' GraphQL types and serves `/graphql`, and `app`
+//! wires everything into a process. The benchmarks are the `bench` crate.
 
-pub mod accounts;
 pub mod app;
-pub mod audit_cli;
-pub mod auth;
-pub mod bench;
-pub mod bench_displays;
-pub mod bench_publish;
-pub mod client;
-pub mod config;
-pub mod display;
+pub mod audit;
 pub mod error;
-pub mod export;
 pub mod graphql;
-pub mod hardening;
 pub mod http;
-pub mod keys;
+pub mod identity;
 pub mod media;
-pub mod pages;
-pub mod player;
-pub mod presence;
-pub mod ratelimit;
-pub mod sse;
+pub mod publishing;
+pub mod schema;
+pub mod settings;
+pub mod signage;
 pub mod state;
+pub mod supervisor;
 pub mod telemetry;
-pub mod totp;
 
 pub use app::{Application, Mode};
-pub use config::Config;
+pub use settings::Settings;

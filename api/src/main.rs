@@ -4,7 +4,9 @@
 use std::time::Duration;
 
 use anyhow::Context;
-use api::{Application, Config, Mode, app, audit_cli, bench, telemetry};
+use api::settings::SettingsArgs;
+use api::supervisor::shutdown_signal;
+use api::{Application, Mode, app, telemetry};
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -24,17 +26,20 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// API and workers in one process (SQLite by default: nothing to set up).
-    Serve(Config),
+    Serve(SettingsArgs),
     /// Only the HTTP API.
-    Api(Config),
+    Api(SettingsArgs),
     /// Only the workers (projectors, schedulers, the mail sender).
-    Worker(Config),
+    Worker(SettingsArgs),
     /// Apply database migrations and exit.
-    Migrate(Config),
+    Migrate(SettingsArgs),
+    /// Print the effective settings (defaults, `herald.toml`, `.env`,
+    /// environment, flags), secrets redacted, as a settings file.
+    Config(SettingsArgs),
     /// Rebuild read models from the event log.
     Replay {
         #[command(flatten)]
-        config: Config,
+        settings: SettingsArgs,
         /// Only this projection (default: all).
         #[arg(long)]
         projection: Option<String>,
@@ -60,7 +65,7 @@ enum Command {
 enum KeysCommand {
     /// Re-wrap every data key with a new master key (from
     /// `HERALD_NEW_MASTER_KEY`, or generated and printed once).
-    Rotate(Config),
+    Rotate(SettingsArgs),
 }
 
 #[derive(Subcommand)]
@@ -70,7 +75,7 @@ enum AuditCommand {
     /// row is named); 2: could not check.
     Verify {
         #[command(flatten)]
-        config: Config,
+        settings: SettingsArgs,
         /// The tenant whose chain to check.
         #[arg(long)]
         tenant: uuid::Uuid,
@@ -84,44 +89,25 @@ enum AuditCommand {
 async fn main() -> anyhow::Result<()> {
     telemetry::init();
     match Cli::parse().command {
-        Command::Serve(config) => serve(config, Mode::Serve).await,
-        Command::Api(config) => serve(config, Mode::Api).await,
-        Command::Worker(config) => {
-            let db = app::connect(&config).await?;
-            let keyring = api::keys::keyring(&config, &db)?;
-            let mail = app::mail_sender(&config, db.clone(), &keyring)?;
-            let accounts = app::accounts(&config, &db, &keyring)?;
-            let projectors = workers::projectors(
-                db.clone(),
-                &keyring,
-                &app::public_url(&config),
-                projections::push::Hub::new(),
-            );
-            let publisher = workers::publisher(
-                &db,
-                &projectors,
-                accounts.clone(),
-                config.media_store()?,
-                config.publisher(),
-            );
-            let collector = workers::collector(&db, &projectors, accounts, config.collector());
-            let (stop, shutdown) = tokio::sync::watch::channel(false);
-            let tasks = workers::start(&projectors, mail, publisher, collector, shutdown);
-            app::shutdown_signal().await;
-            stop.send_replace(true);
-            for task in tasks {
-                let _ = task.await;
-            }
+        Command::Serve(settings) => run(settings, Mode::Serve).await,
+        Command::Api(settings) => run(settings, Mode::Api).await,
+        Command::Worker(settings) => run(settings, Mode::Worker).await,
+        Command::Config(settings) => {
+            print!("{}", settings.load()?.to_toml());
             Ok(())
         }
-        Command::Migrate(config) => {
-            app::connect(&config).await?;
+        Command::Migrate(settings) => {
+            settings.load()?.connect().await?;
             println!("migrations applied");
             Ok(())
         }
-        Command::Replay { config, projection } => {
-            let db = app::connect(&config).await?;
-            let projectors = app::projectors(&config, &db)?;
+        Command::Replay {
+            settings,
+            projection,
+        } => {
+            let settings = settings.load()?;
+            let db = settings.connect().await?;
+            let projectors = app::projectors(&settings, &db)?;
             let bar = ProgressBar::new(0).with_style(
                 ProgressStyle::with_template(
                     "{prefix:>10} [{bar:40}] {pos}/{len} events ({per_sec}, eta {eta})",
@@ -153,25 +139,31 @@ async fn main() -> anyhow::Result<()> {
         Command::Audit {
             which:
                 AuditCommand::Verify {
-                    config,
+                    settings,
                     tenant,
                     file,
                 },
-        } => std::process::exit(audit_cli::run(&config, tenant, file.as_deref()).await),
-        Command::Keys {
-            which: KeysCommand::Rotate(config),
         } => {
-            let db = app::connect(&config).await?;
-            api::keys::rotate(&config, &db).await
+            let settings = settings.load()?;
+            std::process::exit(api::audit::cli::run(&settings, tenant, file.as_deref()).await)
+        }
+        Command::Keys {
+            which: KeysCommand::Rotate(settings),
+        } => {
+            let settings = settings.load()?;
+            let db = settings.connect().await?;
+            api::identity::keys::rotate(&settings, &db).await
         }
     }
 }
 
-async fn serve(config: Config, mode: Mode) -> anyhow::Result<()> {
-    let app = Application::build(config, mode).await?;
+/// Runs a process of `mode` until SIGTERM or SIGINT, or until one of its
+/// tasks fails.
+async fn run(settings: SettingsArgs, mode: Mode) -> anyhow::Result<()> {
+    let app = Application::build(settings.load()?, mode).await?;
     let stop = app.shutdown_handle();
     tokio::spawn(async move {
-        app::shutdown_signal().await;
+        shutdown_signal().await;
         tracing::info!("shutting down");
         stop.send_replace(true);
     });

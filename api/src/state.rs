@@ -28,8 +28,8 @@ use projections::store::Committed;
 use projections::{Database, Keyring, Projectors, Repository};
 use uuid::Uuid;
 
-use crate::auth::{Principal, Sessions};
 use crate::error::{ApiError, ApiResult};
+use crate::identity::auth::{Principal, Sessions};
 
 /// How long a mutation waits for the read models to show its change: longer
 /// than a projector lease, so a crashed lease holder is replaced in time.
@@ -68,7 +68,7 @@ pub struct AppState {
     pub sessions: Sessions,
     pub keyring: Keyring,
     /// Brute-force limits shared by every process.
-    pub limiter: crate::ratelimit::RateLimiter,
+    pub limiter: crate::identity::ratelimit::RateLimiter,
     /// Base URL for links in e-mails.
     pub public_url: String,
 }
@@ -111,7 +111,7 @@ impl AppState {
             analytics: AnalyticsQueries::new(db.any.clone()),
             accounts,
             sessions: Sessions::new(db.any.clone(), keyring.clone(), access_ttl_seconds),
-            limiter: crate::ratelimit::RateLimiter::new(db.any.clone()),
+            limiter: crate::identity::ratelimit::RateLimiter::new(db.any.clone()),
             keyring,
             public_url,
             projectors,

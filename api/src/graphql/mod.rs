@@ -1,93 +1,39 @@
-//! The GraphQL schema. Resolvers are thin: extract, authorize, build a command,
-//! execute it with metadata, read the result from a read model.
+//! What every feature's resolvers share: the caller and its permission
+//! (`principal`, `person`), the request's correlation id and client, the
+//! application state, id parsing, and connection paging with opaque cursors.
+//! The schema itself is assembled in `crate::schema`.
 
-mod account;
-mod analytics;
-mod audit;
-mod campaigns;
-mod connections;
-mod media;
-mod members;
-mod posts;
-mod signage;
-mod uploads;
+pub mod uploads;
 
 use std::sync::Arc;
 
+use async_graphql::Context;
 use async_graphql::connection::{Connection, Edge};
-use async_graphql::{Context, EmptySubscription, MergedObject, Schema};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use domain::access::Action;
 use uuid::Uuid;
 
-pub(crate) use uploads::forges_upload;
-
-use crate::auth::{Caller, ClientInfo, Principal};
 use crate::error::{ApiError, ApiResult};
+use crate::http::Correlation;
+use crate::http::client::ClientInfo;
+use crate::identity::auth::{Caller, Principal};
 use crate::state::AppState;
 
-/// Deepest query accepted.
-pub const MAX_DEPTH: usize = 10;
-/// Largest query complexity accepted: each field counts 1, and a page of a
-/// connection counts its page size times the cost of one item.
-pub const MAX_COMPLEXITY: usize = 10_000;
 /// Largest page size.
 pub const MAX_PAGE: i32 = 100;
 
-/// Herald's schema type.
-pub type HeraldSchema = Schema<Query, Mutation, EmptySubscription>;
-
-/// Root query.
-#[derive(MergedObject, Default)]
-pub struct Query(
-    account::AccountQuery,
-    members::MemberQuery,
-    campaigns::CampaignQuery,
-    connections::ConnectionQuery,
-    media::MediaQuery,
-    posts::PostQuery,
-    audit::AuditQuery,
-    analytics::AnalyticsQuery,
-    signage::SignageQuery,
-);
-
-/// Root mutation.
-#[derive(MergedObject, Default)]
-pub struct Mutation(
-    account::AccountMutation,
-    members::MemberMutation,
-    campaigns::CampaignMutation,
-    connections::ConnectionMutation,
-    media::MediaMutation,
-    posts::PostMutation,
-    signage::SignageMutation,
-);
-
-/// Builds the schema with its limits.
-pub fn schema(state: Arc<AppState>) -> HeraldSchema {
-    Schema::build(Query::default(), Mutation::default(), EmptySubscription)
-        .data(state)
-        .limit_depth(MAX_DEPTH)
-        .limit_complexity(MAX_COMPLEXITY)
-        .finish()
-}
-
-/// The request's correlation id (its `x-request-id` when that is a UUID).
-#[derive(Debug, Clone, Copy)]
-pub struct Correlation(pub Uuid);
-
-pub(crate) fn state<'a>(ctx: &Context<'a>) -> &'a AppState {
+pub fn state<'a>(ctx: &Context<'a>) -> &'a AppState {
     ctx.data_unchecked::<Arc<AppState>>()
 }
 
 /// The client's address and user agent.
-pub(crate) fn client(ctx: &Context<'_>) -> ClientInfo {
+pub fn client(ctx: &Context<'_>) -> ClientInfo {
     ctx.data_opt::<ClientInfo>().cloned().unwrap_or_default()
 }
 
 /// The signed-in person behind the caller (API keys have none).
-pub(crate) fn person<'a>(ctx: &Context<'a>, action: Action) -> ApiResult<(&'a Principal, Uuid)> {
+pub fn person<'a>(ctx: &Context<'a>, action: Action) -> ApiResult<(&'a Principal, Uuid)> {
     let p = principal(ctx, action)?;
     let user = p.user_id.ok_or_else(|| {
         ApiError::Forbidden("only a signed-in person can do this, not an API key".into())
@@ -95,14 +41,14 @@ pub(crate) fn person<'a>(ctx: &Context<'a>, action: Action) -> ApiResult<(&'a Pr
     Ok((p, user))
 }
 
-pub(crate) fn correlation(ctx: &Context<'_>) -> Uuid {
+pub fn correlation(ctx: &Context<'_>) -> Uuid {
     ctx.data_opt::<Correlation>()
         .map_or_else(Uuid::now_v7, |c| c.0)
 }
 
 /// The authenticated caller, allowed to perform `action` by the matrix in
 /// `domain::access`.
-pub(crate) fn principal<'a>(ctx: &Context<'a>, action: Action) -> ApiResult<&'a Principal> {
+pub fn principal<'a>(ctx: &Context<'a>, action: Action) -> ApiResult<&'a Principal> {
     match ctx.data_opt::<Caller>() {
         Some(Caller::Authenticated(p)) => {
             p.permit(action)?;
@@ -118,12 +64,12 @@ pub(crate) fn principal<'a>(ctx: &Context<'a>, action: Action) -> ApiResult<&'a 
 }
 
 /// Parses a UUID argument.
-pub(crate) fn parse_id(raw: &str, field: &str) -> ApiResult<Uuid> {
+pub fn parse_id(raw: &str, field: &str) -> ApiResult<Uuid> {
     Uuid::parse_str(raw).map_err(|_| ApiError::invalid(field, "not a valid id"))
 }
 
 /// Validates `first`.
-pub(crate) fn page_size(first: Option<i32>) -> ApiResult<i64> {
+pub fn page_size(first: Option<i32>) -> ApiResult<i64> {
     let first = first.unwrap_or(20);
     if !(1..=MAX_PAGE).contains(&first) {
         return Err(ApiError::invalid(
@@ -135,13 +81,13 @@ pub(crate) fn page_size(first: Option<i32>) -> ApiResult<i64> {
 }
 
 /// Complexity of a connection page: `first` items of `child` cost each.
-pub(crate) fn page_cost(first: Option<i32>, child: usize) -> usize {
+pub fn page_cost(first: Option<i32>, child: usize) -> usize {
     (first.unwrap_or(20).clamp(1, MAX_PAGE) as usize).saturating_mul(child.max(1))
 }
 
 /// A connection page from up to `limit + 1` rows (the extra row only tells
 /// that a next page exists); `edge` gives each row's cursor and node.
-pub(crate) fn page<R, N: async_graphql::OutputType>(
+pub fn page<R, N: async_graphql::OutputType>(
     rows: Vec<R>,
     limit: i64,
     has_previous: bool,
@@ -159,12 +105,12 @@ pub(crate) fn page<R, N: async_graphql::OutputType>(
 }
 
 /// Opaque cursor of a `(key, id)` position.
-pub(crate) fn encode_cursor(key: i64, id: &str) -> String {
+pub fn encode_cursor(key: i64, id: &str) -> String {
     URL_SAFE_NO_PAD.encode(format!("{key}:{id}"))
 }
 
 /// Reads [`encode_cursor`] back.
-pub(crate) fn decode_cursor(cursor: Option<String>) -> ApiResult<Option<(i64, String)>> {
+pub fn decode_cursor(cursor: Option<String>) -> ApiResult<Option<(i64, String)>> {
     let Some(cursor) = cursor else {
         return Ok(None);
     };

@@ -15,7 +15,7 @@ const UPLOAD_MARKER: &str = "#__graphql_file__:";
 /// Whether `request` names a file it does not carry: the marker written by a
 /// client (in the variables or the query) rather than by the multipart
 /// parser for a file it received.
-pub(crate) fn forges_upload(request: &mut async_graphql::Request) -> bool {
+pub fn forges_upload(request: &mut async_graphql::Request) -> bool {
     fn forged(value: &async_graphql::Value, files: usize) -> bool {
         use async_graphql::Value;
         match value {
