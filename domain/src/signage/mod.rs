@@ -1,0 +1,130 @@
+//! Digital signage aggregates: Display, DisplayGroup, NoticeCategory,
+//! Notice, Playlist, SignageSchedule, Emergency and PlayReport, and
+//! [`SignageState`], the fold of a tenant's signage events into what
+//! [`crate::manifest::resolve`] needs. The live read model and the time-travel
+//! query (`displayManifest(asOf)`) both use that fold, so they cannot disagree.
+//!
+//! A display that has registered but is not paired is no fact of any tenant:
+//! it lives in an operational table, not in the log (an anonymous endpoint
+//! must not be able to grow the immutable log). `DisplayPaired` is the first
+//! event of a Display.
+//!
+//! Layout: one submodule per aggregate (`display`, `group`, `category`,
+//! `notice`, `playlist`, `schedule`, `emergency`, `play_report`), each with its
+//! commands, events, rules and given/when/then tests, and `state` for the
+//! fold. This module keeps what they share (the text checks, [`Severity`], the
+//! limits) and re-exports every public item, so `domain::signage::X` names
+//! them all.
+
+// Every public item here carries a `///` line; keep it that way.
+#![warn(missing_docs)]
+
+use serde::{Deserialize, Serialize};
+
+use crate::DomainError;
+use crate::text::graphemes;
+
+/// The scaffolding shared by the content aggregates: created once by a
+/// tenant, then changed or deleted only by that tenant. Defined before the
+/// submodules so they can use it.
+macro_rules! tenant_owned {
+    ($agg:ident, $name:literal) => {
+        impl $agg {
+            #[allow(dead_code)] // not every one changes after creation
+            fn owned_by(&self, tenant: uuid::Uuid) -> Result<(), $crate::DomainError> {
+                if self.tenant_id == Some(tenant) && !self.deleted {
+                    Ok(())
+                } else {
+                    Err($crate::DomainError::NotFound($name))
+                }
+            }
+            fn fresh(&self) -> Result<(), $crate::DomainError> {
+                if self.tenant_id.is_some() {
+                    Err($crate::DomainError::Conflict(
+                        concat!($name, " already exists").into(),
+                    ))
+                } else {
+                    Ok(())
+                }
+            }
+        }
+    };
+}
+
+pub mod category;
+pub mod display;
+pub mod emergency;
+pub mod group;
+pub mod notice;
+pub mod play_report;
+pub mod playlist;
+pub mod schedule;
+pub mod state;
+
+pub use category::{CategoryCommand, CategoryEvent, NoticeCategory};
+pub use display::{Display, DisplayCommand, DisplayEvent, DisplayProfile};
+pub use emergency::{EmergencyCommand, EmergencyEvent, EmergencyOverride};
+pub use group::{DisplayGroup, GroupCommand, GroupEvent};
+pub use notice::{NoticeCommand, NoticeContent, NoticeEvent, SignageNotice};
+pub use play_report::{
+    Play, PlayReport, PlayReportCommand, PlayReportEvent, check_plays, play_report_id,
+};
+pub use playlist::{Playlist, PlaylistCommand, PlaylistEvent, parse_playlist};
+pub use schedule::{
+    ScheduleCommand, ScheduleEvent, SignageScheduleAggregate, check_schedule, targets,
+};
+pub use state::{ContentEvent, GroupInfo, NoticeInfo, SignageState};
+
+/// Most plays in one report.
+pub const MAX_PLAYS_PER_REPORT: usize = 500;
+/// Most items in a playlist.
+pub const MAX_PLAYLIST_ITEMS: usize = 200;
+/// How far in the future a reported play may lie (clock skew).
+pub const PLAY_CLOCK_SKEW_SECONDS: i64 = 120;
+
+/// Checks a required, bounded text; answers it trimmed.
+pub fn required_text(raw: &str, field: &str, max: usize) -> Result<String, DomainError> {
+    let text = raw.trim();
+    if text.is_empty() {
+        return Err(DomainError::invalid(field, "must not be empty"));
+    }
+    bounded_text(text, field, max)
+}
+
+/// Checks an optional text's length.
+pub fn bounded_text(raw: &str, field: &str, max: usize) -> Result<String, DomainError> {
+    let n = graphemes(raw);
+    if n > max {
+        return Err(DomainError::invalid(
+            field,
+            format!("{n} characters; at most {max}"),
+        ));
+    }
+    Ok(raw.to_string())
+}
+
+/// Severity of an emergency override.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Severity {
+    /// The lowest: information.
+    Info,
+    /// A warning.
+    Warning,
+    /// High.
+    High,
+    /// The highest.
+    Critical,
+}
+
+impl Severity {
+    /// The name as stored and shown (`"CRITICAL"`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Info => "INFO",
+            Severity::Warning => "WARNING",
+            Severity::High => "HIGH",
+            Severity::Critical => "CRITICAL",
+        }
+    }
+}
