@@ -71,3 +71,69 @@ impl Aggregate for NoticeCategory {
         self.tenant_id = Some(tenant_id);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::signage::testing::{OTHER_TENANT, TENANT, assert_stored, given};
+
+    fn create(name: &str) -> CategoryCommand {
+        CategoryCommand::Create { name: name.into() }
+    }
+
+    fn created() -> CategoryEvent {
+        CategoryEvent::NoticeCategoryCreated {
+            tenant_id: TENANT,
+            name: "Canteen".into(),
+        }
+    }
+
+    #[test]
+    fn is_stored_as_aggregate_type_notice_category() {
+        assert_eq!(NoticeCategory::TYPE, "NoticeCategory");
+    }
+
+    #[test]
+    fn events_keep_their_stored_shape() {
+        assert_stored(
+            created(),
+            json!({"NoticeCategoryCreated": {"tenant_id": TENANT, "name": "Canteen"}}),
+        );
+    }
+
+    #[test]
+    fn create_records_the_trimmed_name() {
+        given::<NoticeCategory>([])
+            .when(TENANT, create(" Canteen\n"))
+            .then([created()]);
+    }
+
+    #[test]
+    fn create_refuses_an_empty_or_overlong_name() {
+        given::<NoticeCategory>([])
+            .when(TENANT, create(" \t "))
+            .then_err(DomainError::invalid("name", "must not be empty"));
+        given::<NoticeCategory>([])
+            .when(TENANT, create(&"c".repeat(101)))
+            .then_err(DomainError::invalid("name", "101 characters; at most 100"));
+        given::<NoticeCategory>([])
+            .when(TENANT, create(&"c".repeat(100)))
+            .then([CategoryEvent::NoticeCategoryCreated {
+                tenant_id: TENANT,
+                name: "c".repeat(100),
+            }]);
+    }
+
+    #[test]
+    fn an_existing_category_cannot_be_created_again_by_any_tenant() {
+        // Creation is the only command, so this is also the tenant rule: a
+        // foreign tenant cannot take over the id.
+        for tenant in [TENANT, OTHER_TENANT] {
+            given::<NoticeCategory>([created()])
+                .when(tenant, create("Canteen"))
+                .then_err(DomainError::Conflict("category already exists".into()));
+        }
+    }
+}

@@ -190,15 +190,12 @@ impl Aggregate for Display {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
-    use cqrs_es::test::TestFramework;
+    use crate::signage::testing::{OTHER_TENANT, TENANT, assert_stored, given};
 
-    const T: Uuid = Uuid::from_u128(7);
-    const OTHER: Uuid = Uuid::from_u128(8);
-
-    fn scoped<C>(tenant_id: Uuid, command: C) -> Scoped<C> {
-        Scoped { tenant_id, command }
-    }
+    const GROUP: Uuid = Uuid::from_u128(30);
 
     fn profile() -> DisplayProfile {
         DisplayProfile::parse(
@@ -211,47 +208,243 @@ mod tests {
         .unwrap()
     }
 
-    #[test]
-    fn a_paired_display_belongs_to_its_tenant_and_cannot_be_paired_again() {
-        let paired = DisplayEvent::DisplayPaired {
-            tenant_id: T,
+    fn paired() -> DisplayEvent {
+        DisplayEvent::DisplayPaired {
+            tenant_id: TENANT,
             profile: profile(),
-        };
-        TestFramework::<Display>::with(())
-            .given(vec![paired.clone()])
-            .when(scoped(OTHER, DisplayCommand::Pair(profile())))
-            .then_expect_error(DomainError::NotFound("pairing code"));
-        TestFramework::<Display>::with(())
-            .given(vec![paired.clone()])
-            .when(scoped(OTHER, DisplayCommand::Reload))
-            .then_expect_error(DomainError::NotFound("display"));
-        TestFramework::<Display>::with(())
-            .given(vec![paired.clone(), DisplayEvent::DisplayUnpaired])
-            .when(scoped(T, DisplayCommand::Rename { name: "x".into() }))
-            .then_expect_error(DomainError::NotFound("display"));
-        TestFramework::<Display>::with(())
-            .given(vec![paired])
-            .when(scoped(T, DisplayCommand::Rename { name: "  ".into() }))
-            .then_expect_error(DomainError::invalid("name", "must not be empty"));
+        }
+    }
+
+    /// Every command a paired display answers, for the rules that refuse
+    /// them all alike.
+    fn every_change() -> Vec<DisplayCommand> {
+        vec![
+            DisplayCommand::Rename {
+                name: "Hall".into(),
+            },
+            DisplayCommand::Move {
+                group_id: Some(GROUP),
+            },
+            DisplayCommand::Unpair,
+            DisplayCommand::Reload,
+            DisplayCommand::MarkOnline,
+            DisplayCommand::MarkOffline,
+        ]
+    }
+
+    #[test]
+    fn is_stored_as_aggregate_type_display() {
+        assert_eq!(Display::TYPE, "Display");
+    }
+
+    #[test]
+    fn events_keep_their_stored_shape() {
+        assert_stored(
+            paired(),
+            json!({"DisplayPaired": {
+                "tenant_id": TENANT,
+                "profile": {
+                    "name": "Lobby",
+                    "group_id": null,
+                    "tags": ["ground"],
+                    "location": null,
+                    "time_zone": "Europe/Berlin",
+                },
+            }}),
+        );
+        assert_stored(
+            DisplayEvent::DisplayRenamed {
+                name: "Hall".into(),
+            },
+            json!({"DisplayRenamed": {"name": "Hall"}}),
+        );
+        assert_stored(
+            DisplayEvent::DisplayMoved {
+                group_id: Some(GROUP),
+            },
+            json!({"DisplayMoved": {"group_id": GROUP}}),
+        );
+        for (event, name) in [
+            (DisplayEvent::DisplayUnpaired, "DisplayUnpaired"),
+            (
+                DisplayEvent::DisplayReloadRequested,
+                "DisplayReloadRequested",
+            ),
+            (DisplayEvent::DisplayWentOnline, "DisplayWentOnline"),
+            (DisplayEvent::DisplayWentOffline, "DisplayWentOffline"),
+        ] {
+            assert_stored(event, json!(name));
+        }
+    }
+
+    #[test]
+    fn pairing_records_the_tenant_and_profile() {
+        given::<Display>([])
+            .when(TENANT, DisplayCommand::Pair(profile()))
+            .then([paired()]);
+    }
+
+    #[test]
+    fn a_paired_display_cannot_be_paired_again_by_any_tenant() {
+        for tenant in [TENANT, OTHER_TENANT] {
+            given::<Display>([paired()])
+                .when(tenant, DisplayCommand::Pair(profile()))
+                .then_err(DomainError::NotFound("pairing code"));
+        }
+    }
+
+    #[test]
+    fn an_unpaired_display_answers_nothing_but_pairing() {
+        for command in every_change() {
+            given::<Display>([])
+                .when(TENANT, command)
+                .then_err(DomainError::NotFound("display"));
+        }
+    }
+
+    #[test]
+    fn another_tenant_finds_no_display() {
+        for command in every_change() {
+            given::<Display>([paired()])
+                .when(OTHER_TENANT, command)
+                .then_err(DomainError::NotFound("display"));
+        }
+    }
+
+    #[test]
+    fn rename_records_the_trimmed_name() {
+        given::<Display>([paired()])
+            .when(
+                TENANT,
+                DisplayCommand::Rename {
+                    name: "  Hall ".into(),
+                },
+            )
+            .then([DisplayEvent::DisplayRenamed {
+                name: "Hall".into(),
+            }]);
+    }
+
+    #[test]
+    fn rename_refuses_an_empty_or_overlong_name() {
+        given::<Display>([paired()])
+            .when(TENANT, DisplayCommand::Rename { name: "  ".into() })
+            .then_err(DomainError::invalid("name", "must not be empty"));
+        given::<Display>([paired()])
+            .when(
+                TENANT,
+                DisplayCommand::Rename {
+                    name: "x".repeat(101),
+                },
+            )
+            .then_err(DomainError::invalid("name", "101 characters; at most 100"));
+    }
+
+    #[test]
+    fn move_records_the_new_group_or_none() {
+        for group_id in [Some(GROUP), None] {
+            given::<Display>([paired()])
+                .when(TENANT, DisplayCommand::Move { group_id })
+                .then([DisplayEvent::DisplayMoved { group_id }]);
+        }
+    }
+
+    #[test]
+    fn reload_records_a_request_every_time() {
+        given::<Display>([paired(), DisplayEvent::DisplayReloadRequested])
+            .when(TENANT, DisplayCommand::Reload)
+            .then([DisplayEvent::DisplayReloadRequested]);
+    }
+
+    #[test]
+    fn unpairing_is_terminal() {
+        given::<Display>([paired()])
+            .when(TENANT, DisplayCommand::Unpair)
+            .then([DisplayEvent::DisplayUnpaired]);
+        for command in every_change() {
+            given::<Display>([paired(), DisplayEvent::DisplayUnpaired])
+                .when(TENANT, command)
+                .then_err(DomainError::NotFound("display"));
+        }
+        // Its pairing code is spent too.
+        given::<Display>([paired(), DisplayEvent::DisplayUnpaired])
+            .when(TENANT, DisplayCommand::Pair(profile()))
+            .then_err(DomainError::NotFound("pairing code"));
     }
 
     #[test]
     fn presence_records_only_transitions() {
-        let paired = DisplayEvent::DisplayPaired {
-            tenant_id: T,
-            profile: profile(),
+        given::<Display>([paired()])
+            .when(TENANT, DisplayCommand::MarkOffline)
+            .then([]);
+        given::<Display>([paired()])
+            .when(TENANT, DisplayCommand::MarkOnline)
+            .then([DisplayEvent::DisplayWentOnline]);
+        given::<Display>([paired(), DisplayEvent::DisplayWentOnline])
+            .when(TENANT, DisplayCommand::MarkOnline)
+            .then([]);
+        given::<Display>([paired(), DisplayEvent::DisplayWentOnline])
+            .when(TENANT, DisplayCommand::MarkOffline)
+            .then([DisplayEvent::DisplayWentOffline]);
+        given::<Display>([
+            paired(),
+            DisplayEvent::DisplayWentOnline,
+            DisplayEvent::DisplayWentOffline,
+        ])
+        .when(TENANT, DisplayCommand::MarkOnline)
+        .then([DisplayEvent::DisplayWentOnline]);
+    }
+
+    #[test]
+    fn profile_defaults_to_utc_and_trims_its_texts() {
+        let p = DisplayProfile::parse(
+            " Lobby ",
+            Some(GROUP),
+            vec![" ground ".into()],
+            Some(" by the door ".into()),
+            None,
+        )
+        .unwrap();
+        assert_eq!(p.name, "Lobby");
+        assert_eq!(p.group_id, Some(GROUP));
+        assert_eq!(p.tags, ["ground"]);
+        assert_eq!(p.location.as_deref(), Some("by the door"));
+        assert_eq!(p.time_zone.name(), "UTC");
+    }
+
+    #[test]
+    fn profile_refuses_bad_name_tags_location_and_zone() {
+        let parse = |name: &str, tags: Vec<String>, location: Option<String>, zone| {
+            DisplayProfile::parse(name, None, tags, location, zone).unwrap_err()
         };
-        TestFramework::<Display>::with(())
-            .given(vec![paired.clone()])
-            .when(scoped(T, DisplayCommand::MarkOffline))
-            .then_expect_events(vec![]);
-        TestFramework::<Display>::with(())
-            .given(vec![paired.clone()])
-            .when(scoped(T, DisplayCommand::MarkOnline))
-            .then_expect_events(vec![DisplayEvent::DisplayWentOnline]);
-        TestFramework::<Display>::with(())
-            .given(vec![paired, DisplayEvent::DisplayWentOnline])
-            .when(scoped(T, DisplayCommand::MarkOnline))
-            .then_expect_events(vec![]);
+        assert_eq!(
+            parse(" ", vec![], None, None),
+            DomainError::invalid("name", "must not be empty")
+        );
+        assert_eq!(
+            parse(&"x".repeat(101), vec![], None, None),
+            DomainError::invalid("name", "101 characters; at most 100")
+        );
+        assert_eq!(
+            parse("Lobby", vec!["t".into(); 21], None, None),
+            DomainError::invalid("tags", "at most 20 tags")
+        );
+        assert!(DisplayProfile::parse("Lobby", None, vec!["t".into(); 20], None, None).is_ok());
+        assert_eq!(
+            parse("Lobby", vec!["ok".into(), " ".into()], None, None),
+            DomainError::invalid("tags.1", "must not be empty")
+        );
+        assert_eq!(
+            parse("Lobby", vec!["t".repeat(51)], None, None),
+            DomainError::invalid("tags.0", "51 characters; at most 50")
+        );
+        assert_eq!(
+            parse("Lobby", vec![], Some("l".repeat(201)), None),
+            DomainError::invalid("location", "201 characters; at most 200")
+        );
+        assert!(matches!(
+            parse("Lobby", vec![], None, Some("Mars/Olympus")),
+            DomainError::Validation { field, .. } if field == "timeZone"
+        ));
     }
 }

@@ -54,15 +54,15 @@ crate::domain_event!(EmergencyEvent, "1");
 
 /// An emergency, as its decisions need it.
 #[derive(Debug, Default, Clone, Serialize, Deserialize)]
-pub struct EmergencyOverride {
+pub struct Emergency {
     /// The owning tenant; `None` until started.
     pub tenant_id: Option<Uuid>,
     /// Cleared (so it cannot be cleared twice).
     pub deleted: bool,
 }
-tenant_owned!(EmergencyOverride, "emergency");
+tenant_owned!(Emergency, "emergency");
 
-impl Aggregate for EmergencyOverride {
+impl Aggregate for Emergency {
     const TYPE: &'static str = "Emergency";
     type Command = Scoped<EmergencyCommand>;
     type Event = EmergencyEvent;

@@ -105,3 +105,99 @@ impl Aggregate for DisplayGroup {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::signage::testing::{OTHER_TENANT, TENANT, assert_stored, given};
+
+    const PARENT: Uuid = Uuid::from_u128(40);
+    const PLAYLIST: Uuid = Uuid::from_u128(41);
+
+    fn create(name: &str) -> GroupCommand {
+        GroupCommand::Create {
+            name: name.into(),
+            parent_id: Some(PARENT),
+            default_playlist_id: Some(PLAYLIST),
+        }
+    }
+
+    fn created() -> GroupEvent {
+        GroupEvent::DisplayGroupCreated {
+            tenant_id: TENANT,
+            name: "Lobby".into(),
+            parent_id: Some(PARENT),
+            default_playlist_id: Some(PLAYLIST),
+        }
+    }
+
+    #[test]
+    fn is_stored_as_aggregate_type_display_group() {
+        assert_eq!(DisplayGroup::TYPE, "DisplayGroup");
+    }
+
+    #[test]
+    fn events_keep_their_stored_shape() {
+        assert_stored(
+            created(),
+            json!({"DisplayGroupCreated": {
+                "tenant_id": TENANT,
+                "name": "Lobby",
+                "parent_id": PARENT,
+                "default_playlist_id": PLAYLIST,
+            }}),
+        );
+        assert_stored(
+            GroupEvent::DisplayGroupDefaultSet { playlist_id: None },
+            json!({"DisplayGroupDefaultSet": {"playlist_id": null}}),
+        );
+    }
+
+    #[test]
+    fn create_records_the_trimmed_name_parent_and_default() {
+        given::<DisplayGroup>([])
+            .when(TENANT, create(" Lobby "))
+            .then([created()]);
+    }
+
+    #[test]
+    fn create_refuses_an_empty_or_overlong_name() {
+        given::<DisplayGroup>([])
+            .when(TENANT, create(""))
+            .then_err(DomainError::invalid("name", "must not be empty"));
+        given::<DisplayGroup>([])
+            .when(TENANT, create(&"g".repeat(101)))
+            .then_err(DomainError::invalid("name", "101 characters; at most 100"));
+    }
+
+    #[test]
+    fn an_existing_group_cannot_be_created_again_by_any_tenant() {
+        for tenant in [TENANT, OTHER_TENANT] {
+            given::<DisplayGroup>([created()])
+                .when(tenant, create("Lobby"))
+                .then_err(DomainError::Conflict("display group already exists".into()));
+        }
+    }
+
+    #[test]
+    fn set_default_playlist_records_it_or_its_removal() {
+        for playlist_id in [Some(Uuid::from_u128(42)), None] {
+            given::<DisplayGroup>([created()])
+                .when(TENANT, GroupCommand::SetDefaultPlaylist { playlist_id })
+                .then([GroupEvent::DisplayGroupDefaultSet { playlist_id }]);
+        }
+    }
+
+    #[test]
+    fn another_tenant_or_a_missing_group_is_not_found() {
+        let set = || GroupCommand::SetDefaultPlaylist { playlist_id: None };
+        given::<DisplayGroup>([created()])
+            .when(OTHER_TENANT, set())
+            .then_err(DomainError::NotFound("display group"));
+        given::<DisplayGroup>([])
+            .when(TENANT, set())
+            .then_err(DomainError::NotFound("display group"));
+    }
+}

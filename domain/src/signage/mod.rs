@@ -63,16 +63,14 @@ pub mod state;
 
 pub use category::{CategoryCommand, CategoryEvent, NoticeCategory};
 pub use display::{Display, DisplayCommand, DisplayEvent, DisplayProfile};
-pub use emergency::{EmergencyCommand, EmergencyEvent, EmergencyOverride};
+pub use emergency::{Emergency, EmergencyCommand, EmergencyEvent};
 pub use group::{DisplayGroup, GroupCommand, GroupEvent};
-pub use notice::{NoticeCommand, NoticeContent, NoticeEvent, SignageNotice};
+pub use notice::{Notice, NoticeCommand, NoticeContent, NoticeEvent};
 pub use play_report::{
     Play, PlayReport, PlayReportCommand, PlayReportEvent, check_plays, play_report_id,
 };
 pub use playlist::{Playlist, PlaylistCommand, PlaylistEvent, parse_playlist};
-pub use schedule::{
-    ScheduleCommand, ScheduleEvent, SignageScheduleAggregate, check_schedule, targets,
-};
+pub use schedule::{ScheduleCommand, ScheduleEvent, SignageSchedule, check_schedule, targets};
 pub use state::{ContentEvent, GroupInfo, NoticeInfo, SignageState};
 
 /// Most plays in one report.
@@ -126,5 +124,72 @@ impl Severity {
             Severity::High => "HIGH",
             Severity::Critical => "CRITICAL",
         }
+    }
+}
+
+/// Given/when/then for the signage aggregates, over cqrs-es's
+/// `TestFramework`: `given::<Display>([paired()]).when(TENANT, command)`
+/// `.then([event])` or `.then_err(error)`. Every command is sent on behalf
+/// of a tenant, so `when` takes it first.
+#[cfg(test)]
+pub(crate) mod testing {
+    use cqrs_es::Aggregate;
+    use cqrs_es::test::{AggregateResultValidator, AggregateTestExecutor, TestFramework};
+    use uuid::Uuid;
+
+    use crate::{DomainError, Scoped};
+
+    /// The tenant the tests act for.
+    pub(crate) const TENANT: Uuid = Uuid::from_u128(7);
+    /// Another tenant, which must see nothing of [`TENANT`]'s aggregates.
+    pub(crate) const OTHER_TENANT: Uuid = Uuid::from_u128(8);
+
+    /// The aggregate's history before the command.
+    pub(crate) fn given<A: Aggregate<Services = ()>>(
+        events: impl IntoIterator<Item = A::Event>,
+    ) -> Given<A> {
+        Given(TestFramework::<A>::with(()).given(events.into_iter().collect()))
+    }
+
+    /// A history, waiting for its command.
+    pub(crate) struct Given<A: Aggregate>(AggregateTestExecutor<A>);
+
+    impl<A: Aggregate> Given<A> {
+        /// Handles `command` on behalf of `tenant_id`.
+        pub(crate) fn when<C>(self, tenant_id: Uuid, command: C) -> Then<A>
+        where
+            A: Aggregate<Command = Scoped<C>>,
+        {
+            Then(self.0.when(Scoped { tenant_id, command }))
+        }
+    }
+
+    /// The command's outcome, to be checked.
+    pub(crate) struct Then<A: Aggregate>(AggregateResultValidator<A>);
+
+    impl<A: Aggregate<Error = DomainError>> Then<A> {
+        /// The command succeeded and recorded exactly `events` (none: `[]`).
+        pub(crate) fn then(self, events: impl IntoIterator<Item = A::Event>) {
+            self.0.then_expect_events(events.into_iter().collect());
+        }
+
+        /// The command was refused with `error`.
+        pub(crate) fn then_err(self, error: DomainError) {
+            self.0.then_expect_error(error);
+        }
+    }
+
+    /// Pins an event as it is stored: `event` serializes to `json` (whose
+    /// outer key, or whole string for a unit variant, is its event type) and
+    /// `json` loads back as `event`. Changing either would orphan the events
+    /// already in the log.
+    pub(crate) fn assert_stored<E: cqrs_es::DomainEvent>(event: E, json: serde_json::Value) {
+        let name = event.event_type();
+        assert_eq!(serde_json::to_value(&event).unwrap(), json, "{name} stores");
+        assert_eq!(
+            serde_json::from_value::<E>(json).unwrap(),
+            event,
+            "{name} loads"
+        );
     }
 }

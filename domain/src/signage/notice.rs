@@ -104,15 +104,15 @@ crate::domain_event!(NoticeEvent, "1");
 
 /// A notice, as its decisions need it.
 #[derive(Debug, Default, Clone, Serialize, Deserialize)]
-pub struct SignageNotice {
+pub struct Notice {
     /// The owning tenant; `None` until created.
     pub tenant_id: Option<Uuid>,
     /// Deleted (terminal).
     pub deleted: bool,
 }
-tenant_owned!(SignageNotice, "notice");
+tenant_owned!(Notice, "notice");
 
-impl Aggregate for SignageNotice {
+impl Aggregate for Notice {
     const TYPE: &'static str = "Notice";
     type Command = Scoped<NoticeCommand>;
     type Event = NoticeEvent;
@@ -154,28 +154,202 @@ impl Aggregate for SignageNotice {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
+    use crate::signage::testing::{OTHER_TENANT, TENANT, assert_stored, given};
+
+    fn at(s: &str) -> Option<DateTime<Utc>> {
+        Some(s.parse().unwrap())
+    }
+
+    fn content(title: &str) -> NoticeContent {
+        NoticeContent::parse(title, "Soup", None, None, None, None, 10, 15).unwrap()
+    }
+
+    fn created() -> NoticeEvent {
+        NoticeEvent::NoticeCreated {
+            tenant_id: TENANT,
+            content: content("Lunch"),
+        }
+    }
+
+    /// Parses with every field valid but the ones a test changes.
+    fn parse_with(
+        title: &str,
+        body: &str,
+        valid: (Option<DateTime<Utc>>, Option<DateTime<Utc>>),
+        priority: i32,
+        duration_seconds: i32,
+    ) -> Result<NoticeContent, DomainError> {
+        NoticeContent::parse(
+            title,
+            body,
+            None,
+            None,
+            valid.0,
+            valid.1,
+            priority,
+            duration_seconds,
+        )
+    }
 
     #[test]
-    fn notice_rules() {
-        let at = |s: &str| Some(s.parse::<DateTime<Utc>>().unwrap());
-        let err = NoticeContent::parse(
+    fn is_stored_as_aggregate_type_notice() {
+        assert_eq!(Notice::TYPE, "Notice");
+    }
+
+    #[test]
+    fn events_keep_their_stored_shape() {
+        let media = Uuid::from_u128(60);
+        let category = Uuid::from_u128(61);
+        let content = NoticeContent::parse(
             "Lunch",
-            "",
-            None,
-            None,
-            at("2027-01-02T00:00:00Z"),
+            "Soup",
+            Some(media),
+            Some(category),
             at("2027-01-01T00:00:00Z"),
-            0,
+            None,
             10,
+            15,
         )
-        .unwrap_err();
-        assert!(matches!(err, DomainError::Validation { ref field, .. } if field == "validTo"));
-        assert!(NoticeContent::parse("", "", None, None, None, None, 0, 10).is_err());
-        assert!(NoticeContent::parse("x", "", None, None, None, None, 0, 0).is_err());
-        assert!(
-            NoticeContent::parse("x", &"b".repeat(2001), None, None, None, None, 0, 5).is_err()
+        .unwrap();
+        let stored = json!({
+            "title": "Lunch",
+            "body": "Soup",
+            "media_id": media,
+            "category_id": category,
+            "valid_from": "2027-01-01T00:00:00Z",
+            "valid_to": null,
+            "priority": 10,
+            "duration_seconds": 15,
+        });
+        assert_stored(
+            NoticeEvent::NoticeCreated {
+                tenant_id: TENANT,
+                content: content.clone(),
+            },
+            json!({"NoticeCreated": {"tenant_id": TENANT, "content": stored}}),
         );
-        assert!(NoticeContent::parse("x", "", None, None, None, None, 0, 5).is_ok());
+        assert_stored(
+            NoticeEvent::NoticeUpdated { content },
+            json!({"NoticeUpdated": {"content": stored}}),
+        );
+        assert_stored(NoticeEvent::NoticeDeleted, json!("NoticeDeleted"));
+    }
+
+    #[test]
+    fn create_records_the_content() {
+        given::<Notice>([])
+            .when(TENANT, NoticeCommand::Create(content("Lunch")))
+            .then([created()]);
+    }
+
+    #[test]
+    fn an_existing_notice_cannot_be_created_again_by_any_tenant() {
+        for tenant in [TENANT, OTHER_TENANT] {
+            given::<Notice>([created()])
+                .when(tenant, NoticeCommand::Create(content("Lunch")))
+                .then_err(DomainError::Conflict("notice already exists".into()));
+        }
+    }
+
+    #[test]
+    fn update_records_the_new_content() {
+        given::<Notice>([created()])
+            .when(TENANT, NoticeCommand::Update(content("Dinner")))
+            .then([NoticeEvent::NoticeUpdated {
+                content: content("Dinner"),
+            }]);
+    }
+
+    #[test]
+    fn delete_records_the_deletion() {
+        given::<Notice>([created()])
+            .when(TENANT, NoticeCommand::Delete)
+            .then([NoticeEvent::NoticeDeleted]);
+    }
+
+    #[test]
+    fn a_deleted_notice_is_not_found() {
+        let deleted = [created(), NoticeEvent::NoticeDeleted];
+        given::<Notice>(deleted.clone())
+            .when(TENANT, NoticeCommand::Update(content("Dinner")))
+            .then_err(DomainError::NotFound("notice"));
+        given::<Notice>(deleted.clone())
+            .when(TENANT, NoticeCommand::Delete)
+            .then_err(DomainError::NotFound("notice"));
+        // Its id stays taken.
+        given::<Notice>(deleted)
+            .when(TENANT, NoticeCommand::Create(content("Lunch")))
+            .then_err(DomainError::Conflict("notice already exists".into()));
+    }
+
+    #[test]
+    fn another_tenant_or_a_missing_notice_is_not_found() {
+        for command in [
+            NoticeCommand::Update(content("Dinner")),
+            NoticeCommand::Delete,
+        ] {
+            given::<Notice>([created()])
+                .when(OTHER_TENANT, command.clone())
+                .then_err(DomainError::NotFound("notice"));
+            given::<Notice>([])
+                .when(TENANT, command)
+                .then_err(DomainError::NotFound("notice"));
+        }
+    }
+
+    #[test]
+    fn content_trims_the_title_and_keeps_the_body() {
+        let c = parse_with(" Lunch ", " Soup\n", (None, None), 0, 1).unwrap();
+        assert_eq!(c.title, "Lunch");
+        assert_eq!(c.body, " Soup\n");
+        assert!(parse_with("Lunch", "", (None, None), 100, 3600).is_ok());
+    }
+
+    #[test]
+    fn content_refuses_an_empty_or_overlong_title_and_an_overlong_body() {
+        assert_eq!(
+            parse_with("  ", "", (None, None), 0, 10).unwrap_err(),
+            DomainError::invalid("title", "must not be empty")
+        );
+        assert_eq!(
+            parse_with(&"t".repeat(201), "", (None, None), 0, 10).unwrap_err(),
+            DomainError::invalid("title", "201 characters; at most 200")
+        );
+        assert_eq!(
+            parse_with("x", &"b".repeat(2001), (None, None), 0, 10).unwrap_err(),
+            DomainError::invalid("body", "2001 characters; at most 2000")
+        );
+    }
+
+    #[test]
+    fn content_refuses_a_validity_that_ends_before_or_as_it_starts() {
+        let start = at("2027-01-02T00:00:00Z");
+        for end in [at("2027-01-01T00:00:00Z"), start] {
+            assert!(matches!(
+                parse_with("x", "", (start, end), 0, 10).unwrap_err(),
+                DomainError::Validation { field, .. } if field == "validTo"
+            ));
+        }
+        assert!(parse_with("x", "", (start, None), 0, 10).is_ok());
+        assert!(parse_with("x", "", (None, start), 0, 10).is_ok());
+    }
+
+    #[test]
+    fn content_refuses_priority_and_duration_out_of_range() {
+        for priority in [-1, 101] {
+            assert_eq!(
+                parse_with("x", "", (None, None), priority, 10).unwrap_err(),
+                DomainError::invalid("priority", "between 0 and 100")
+            );
+        }
+        for duration in [0, -5, 3601] {
+            assert_eq!(
+                parse_with("x", "", (None, None), 0, duration).unwrap_err(),
+                DomainError::invalid("durationSeconds", "between 1 and 3600 seconds")
+            );
+        }
     }
 }

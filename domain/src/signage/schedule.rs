@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::required_text;
-use crate::manifest::{SignageSchedule, Targets};
+use crate::manifest::{ScheduleSpec, Targets};
 use crate::{DomainError, Scoped};
 
 /// What may be asked of a schedule.
@@ -19,9 +19,9 @@ pub enum ScheduleCommand {
     /// an overlap with equal priority is refused, naming the other one.
     Create {
         /// The schedule, checked by [`check_schedule`].
-        schedule: SignageSchedule,
+        schedule: ScheduleSpec,
         /// The tenant's other schedules.
-        existing: Vec<SignageSchedule>,
+        existing: Vec<ScheduleSpec>,
     },
     /// Deletes it (terminal).
     Delete,
@@ -29,7 +29,7 @@ pub enum ScheduleCommand {
 
 /// Validates a schedule's shape (dates and targets; dayparts are parsed by
 /// [`crate::manifest::Daypart::parse`]).
-pub fn check_schedule(s: &SignageSchedule) -> Result<(), DomainError> {
+pub fn check_schedule(s: &ScheduleSpec) -> Result<(), DomainError> {
     required_text(&s.name, "name", 100)?;
     if s.ends_on < s.starts_on {
         return Err(DomainError::invalid("endsOn", "ends before it starts"));
@@ -68,7 +68,7 @@ pub enum ScheduleEvent {
         /// The tenant it belongs to.
         tenant_id: Uuid,
         /// The schedule.
-        schedule: SignageSchedule,
+        schedule: ScheduleSpec,
     },
     /// It was deleted; no command reaches it any more.
     SignageScheduleDeleted,
@@ -77,15 +77,15 @@ crate::domain_event!(ScheduleEvent, "1");
 
 /// A schedule, as its decisions need it.
 #[derive(Debug, Default, Clone, Serialize, Deserialize)]
-pub struct SignageScheduleAggregate {
+pub struct SignageSchedule {
     /// The owning tenant; `None` until created.
     pub tenant_id: Option<Uuid>,
     /// Deleted (terminal).
     pub deleted: bool,
 }
-tenant_owned!(SignageScheduleAggregate, "schedule");
+tenant_owned!(SignageSchedule, "schedule");
 
-impl Aggregate for SignageScheduleAggregate {
+impl Aggregate for SignageSchedule {
     const TYPE: &'static str = "SignageSchedule";
     type Command = Scoped<ScheduleCommand>;
     type Event = ScheduleEvent;

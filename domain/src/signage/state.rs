@@ -14,7 +14,7 @@ use super::{
     PlaylistEvent, ScheduleEvent,
 };
 use crate::manifest::{
-    DisplayContext, Emergency, Notice, PlaylistItem, Signage, SignageSchedule, Validity,
+    ActiveEmergency, DisplayContext, PlayerNotice, PlaylistItem, ScheduleSpec, Signage, Validity,
 };
 
 /// A group as the state keeps it.
@@ -55,9 +55,9 @@ pub struct SignageState {
     /// Playlists (name, items) by id.
     pub playlists: BTreeMap<Uuid, (String, Vec<PlaylistItem>)>,
     /// Schedules by id; deleted ones are removed.
-    pub schedules: BTreeMap<Uuid, SignageSchedule>,
+    pub schedules: BTreeMap<Uuid, ScheduleSpec>,
     /// Active emergencies by id; cleared ones are removed.
-    pub emergencies: BTreeMap<Uuid, Emergency>,
+    pub emergencies: BTreeMap<Uuid, ActiveEmergency>,
 }
 
 /// One content event of any signage aggregate, with its aggregate id.
@@ -152,7 +152,7 @@ impl SignageState {
                 } => {
                     self.emergencies.insert(
                         id,
-                        Emergency {
+                        ActiveEmergency {
                             id,
                             message,
                             severity: severity.as_str().into(),
@@ -185,7 +185,7 @@ impl SignageState {
                 .map(|(id, n)| {
                     (
                         *id,
-                        Notice {
+                        PlayerNotice {
                             id: *id,
                             title: n.content.title.clone(),
                             body: n.content.body.clone(),
@@ -234,7 +234,7 @@ impl SignageState {
     }
 
     /// Every schedule but `except`, for the conflict check.
-    pub fn other_schedules(&self, except: Uuid) -> Vec<SignageSchedule> {
+    pub fn other_schedules(&self, except: Uuid) -> Vec<ScheduleSpec> {
         self.schedules
             .values()
             .filter(|s| s.id != except)
