@@ -150,68 +150,157 @@ impl Aggregate for PlayReport {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
-    use cqrs_es::test::TestFramework;
+    use crate::signage::testing::{OTHER_TENANT, TENANT, assert_stored, given};
 
-    const T: Uuid = Uuid::from_u128(7);
+    const DISPLAY: Uuid = Uuid::from_u128(1);
+    const NOTICE: Uuid = Uuid::from_u128(50);
 
-    fn scoped<C>(tenant_id: Uuid, command: C) -> Scoped<C> {
-        Scoped { tenant_id, command }
+    fn now() -> DateTime<Utc> {
+        "2027-01-01T12:00:00Z".parse().unwrap()
+    }
+
+    fn play(played_at: DateTime<Utc>) -> Play {
+        Play {
+            notice_id: NOTICE,
+            played_at,
+            duration_seconds: 10,
+        }
+    }
+
+    fn report(plays: Vec<Play>, unknown: Vec<Uuid>) -> PlayReportCommand {
+        PlayReportCommand::Report {
+            display_id: DISPLAY,
+            plays,
+            unknown,
+            now: now(),
+        }
+    }
+
+    fn reported(plays: Vec<Play>) -> PlayReportEvent {
+        PlayReportEvent::PlaysReported {
+            tenant_id: TENANT,
+            display_id: DISPLAY,
+            plays,
+        }
     }
 
     #[test]
-    fn play_reports_are_checked_and_counted_once() {
-        let now: DateTime<Utc> = "2027-01-01T12:00:00Z".parse().unwrap();
-        let notice = Uuid::from_u128(50);
-        let play = |at: DateTime<Utc>| Play {
-            notice_id: notice,
-            played_at: at,
-            duration_seconds: 10,
+    fn is_stored_as_aggregate_type_play_report() {
+        assert_eq!(PlayReport::TYPE, "PlayReport");
+    }
+
+    #[test]
+    fn events_keep_their_stored_shape() {
+        assert_stored(
+            reported(vec![play(now())]),
+            json!({"PlaysReported": {
+                "tenant_id": TENANT,
+                "display_id": DISPLAY,
+                "plays": [{
+                    "notice_id": NOTICE,
+                    "played_at": "2027-01-01T12:00:00Z",
+                    "duration_seconds": 10,
+                }],
+            }}),
+        );
+    }
+
+    #[test]
+    fn a_report_records_its_plays_late_ones_included() {
+        let plays = vec![play(now() - Duration::days(7)), play(now())];
+        given::<PlayReport>([])
+            .when(TENANT, report(plays.clone(), vec![]))
+            .then([reported(plays)]);
+        given::<PlayReport>([])
+            .when(TENANT, report(vec![], vec![]))
+            .then([reported(vec![])]);
+    }
+
+    #[test]
+    fn the_same_report_again_is_a_duplicate_whoever_sends_it() {
+        // There is no tenant rule to apply: the id is the display's own
+        // (see play_report_id), and a second report on it is refused.
+        for tenant in [TENANT, OTHER_TENANT] {
+            given::<PlayReport>([reported(vec![])])
+                .when(tenant, report(vec![play(now())], vec![]))
+                .then_err(DomainError::Conflict("report already received".into()));
+        }
+    }
+
+    #[test]
+    fn a_play_of_an_unknown_notice_is_refused_by_its_index() {
+        let other = Play {
+            notice_id: Uuid::from_u128(51),
+            ..play(now())
         };
-        let report = |plays, unknown| {
-            scoped(
-                T,
-                PlayReportCommand::Report {
-                    display_id: Uuid::from_u128(1),
-                    plays,
-                    unknown,
-                    now,
-                },
+        given::<PlayReport>([])
+            .when(TENANT, report(vec![other, play(now())], vec![NOTICE]))
+            .then_err(DomainError::invalid("plays.1.noticeId", "no such notice"));
+    }
+
+    #[test]
+    fn a_play_beyond_the_clock_skew_is_refused() {
+        let skew = Duration::seconds(PLAY_CLOCK_SKEW_SECONDS);
+        given::<PlayReport>([])
+            .when(TENANT, report(vec![play(now() + skew)], vec![]))
+            .then([reported(vec![play(now() + skew)])]);
+        given::<PlayReport>([])
+            .when(
+                TENANT,
+                report(vec![play(now() + skew + Duration::seconds(1))], vec![]),
             )
-        };
-        TestFramework::<PlayReport>::with(())
-            .given_no_previous_events()
-            .when(report(vec![play(now + Duration::minutes(10))], vec![]))
-            .then_expect_error(DomainError::invalid(
+            .then_err(DomainError::invalid(
                 "plays.0.playedAt",
                 "lies in the future",
             ));
-        TestFramework::<PlayReport>::with(())
-            .given_no_previous_events()
-            .when(report(vec![play(now)], vec![notice]))
-            .then_expect_error(DomainError::invalid("plays.0.noticeId", "no such notice"));
-        // Late (a week old) is fine.
-        TestFramework::<PlayReport>::with(())
-            .given_no_previous_events()
-            .when(report(vec![play(now - Duration::days(7))], vec![]))
-            .then_expect_events(vec![PlayReportEvent::PlaysReported {
-                tenant_id: T,
-                display_id: Uuid::from_u128(1),
-                plays: vec![play(now - Duration::days(7))],
-            }]);
-        TestFramework::<PlayReport>::with(())
-            .given(vec![PlayReportEvent::PlaysReported {
-                tenant_id: T,
-                display_id: Uuid::from_u128(1),
-                plays: vec![],
-            }])
-            .when(report(vec![play(now)], vec![]))
-            .then_expect_error(DomainError::Conflict("report already received".into()));
-        let many = vec![play(now); MAX_PLAYS_PER_REPORT + 1];
-        assert!(check_plays(&many, &[], now).is_err());
-        assert_ne!(
-            play_report_id(Uuid::from_u128(1), notice),
-            play_report_id(Uuid::from_u128(2), notice)
+    }
+
+    #[test]
+    fn a_play_longer_than_a_day_is_refused() {
+        let long = |duration_seconds| Play {
+            duration_seconds,
+            ..play(now())
+        };
+        assert_eq!(check_plays(&[long(86_400)], &[], now()), Ok(()));
+        given::<PlayReport>([])
+            .when(TENANT, report(vec![long(86_401)], vec![]))
+            .then_err(DomainError::invalid(
+                "plays.0.durationSeconds",
+                "at most a day",
+            ));
+    }
+
+    #[test]
+    fn a_report_holds_at_most_500_plays() {
+        assert_eq!(
+            check_plays(&vec![play(now()); MAX_PLAYS_PER_REPORT], &[], now()),
+            Ok(())
         );
+        given::<PlayReport>([])
+            .when(
+                TENANT,
+                report(vec![play(now()); MAX_PLAYS_PER_REPORT + 1], vec![]),
+            )
+            .then_err(DomainError::invalid(
+                "plays",
+                "at most 500 plays per report",
+            ));
+    }
+
+    #[test]
+    fn report_ids_are_stable_and_namespaced_by_display() {
+        let report_id = Uuid::from_u128(90);
+        assert_eq!(
+            play_report_id(DISPLAY, report_id),
+            play_report_id(DISPLAY, report_id)
+        );
+        assert_ne!(
+            play_report_id(DISPLAY, report_id),
+            play_report_id(Uuid::from_u128(2), report_id)
+        );
+        assert_ne!(play_report_id(DISPLAY, report_id), report_id);
     }
 }

@@ -125,3 +125,144 @@ impl Aggregate for Playlist {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::signage::testing::{OTHER_TENANT, TENANT, assert_stored, given};
+
+    fn item(n: u128, duration_seconds: u32) -> PlaylistItem {
+        PlaylistItem {
+            notice_id: Uuid::from_u128(n),
+            duration_seconds,
+        }
+    }
+
+    fn created() -> PlaylistEvent {
+        PlaylistEvent::PlaylistCreated {
+            tenant_id: TENANT,
+            name: "Day".into(),
+            items: vec![item(1, 10), item(2, 20)],
+        }
+    }
+
+    fn update(name: &str, items: Vec<PlaylistItem>) -> PlaylistCommand {
+        PlaylistCommand::Update {
+            name: name.into(),
+            items,
+        }
+    }
+
+    #[test]
+    fn is_stored_as_aggregate_type_playlist() {
+        assert_eq!(Playlist::TYPE, "Playlist");
+    }
+
+    #[test]
+    fn events_keep_their_stored_shape() {
+        let items = json!([
+            {"notice_id": Uuid::from_u128(1), "duration_seconds": 10},
+            {"notice_id": Uuid::from_u128(2), "duration_seconds": 20},
+        ]);
+        assert_stored(
+            created(),
+            json!({"PlaylistCreated": {"tenant_id": TENANT, "name": "Day", "items": items}}),
+        );
+        assert_stored(
+            PlaylistEvent::PlaylistUpdated {
+                name: "Day".into(),
+                items: vec![item(1, 10), item(2, 20)],
+            },
+            json!({"PlaylistUpdated": {"name": "Day", "items": items}}),
+        );
+    }
+
+    #[test]
+    fn create_records_the_trimmed_name_and_items_in_order() {
+        given::<Playlist>([])
+            .when(
+                TENANT,
+                PlaylistCommand::Create {
+                    name: " Day ".into(),
+                    items: vec![item(1, 10), item(2, 20)],
+                },
+            )
+            .then([created()]);
+    }
+
+    #[test]
+    fn an_existing_playlist_cannot_be_created_again_by_any_tenant() {
+        for tenant in [TENANT, OTHER_TENANT] {
+            given::<Playlist>([created()])
+                .when(
+                    tenant,
+                    PlaylistCommand::Create {
+                        name: "Day".into(),
+                        items: vec![],
+                    },
+                )
+                .then_err(DomainError::Conflict("playlist already exists".into()));
+        }
+    }
+
+    #[test]
+    fn update_replaces_name_and_items_and_may_empty_it() {
+        given::<Playlist>([created()])
+            .when(TENANT, update("Night", vec![item(3, 5)]))
+            .then([PlaylistEvent::PlaylistUpdated {
+                name: "Night".into(),
+                items: vec![item(3, 5)],
+            }]);
+        given::<Playlist>([created()])
+            .when(TENANT, update("Night", vec![]))
+            .then([PlaylistEvent::PlaylistUpdated {
+                name: "Night".into(),
+                items: vec![],
+            }]);
+    }
+
+    #[test]
+    fn update_checks_like_create() {
+        given::<Playlist>([created()])
+            .when(TENANT, update(" ", vec![]))
+            .then_err(DomainError::invalid("name", "must not be empty"));
+        given::<Playlist>([created()])
+            .when(TENANT, update("Day", vec![item(1, 10), item(2, 0)]))
+            .then_err(DomainError::invalid(
+                "items.1.durationSeconds",
+                "between 1 and 3600 seconds",
+            ));
+    }
+
+    #[test]
+    fn another_tenant_or_a_missing_playlist_is_not_found() {
+        given::<Playlist>([created()])
+            .when(OTHER_TENANT, update("Night", vec![]))
+            .then_err(DomainError::NotFound("playlist"));
+        given::<Playlist>([])
+            .when(TENANT, update("Night", vec![]))
+            .then_err(DomainError::NotFound("playlist"));
+    }
+
+    #[test]
+    fn items_are_limited_in_number_and_duration() {
+        assert!(parse_playlist("Day", vec![item(1, 1); MAX_PLAYLIST_ITEMS]).is_ok());
+        assert_eq!(
+            parse_playlist("Day", vec![item(1, 1); MAX_PLAYLIST_ITEMS + 1]).unwrap_err(),
+            DomainError::invalid("items", "at most 200 items")
+        );
+        assert!(parse_playlist("Day", vec![item(1, 1), item(2, 3600)]).is_ok());
+        for bad in [0, 3601] {
+            assert_eq!(
+                parse_playlist("Day", vec![item(1, bad)]).unwrap_err(),
+                DomainError::invalid("items.0.durationSeconds", "between 1 and 3600 seconds")
+            );
+        }
+        assert_eq!(
+            parse_playlist(&"p".repeat(101), vec![]).unwrap_err(),
+            DomainError::invalid("name", "101 characters; at most 100")
+        );
+    }
+}
