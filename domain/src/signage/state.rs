@@ -329,4 +329,178 @@ mod tests {
         assert!(!state.top_level_group(floor));
         assert!(state.top_level_group(lobby));
     }
+
+    fn at(s: &str) -> DateTime<Utc> {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn schedules_and_emergencies_leave_the_state_when_deleted_or_cleared() {
+        use crate::signage::{Severity, targets};
+        let mut state = SignageState::default();
+        let t0 = at("2027-01-01T12:00:00Z");
+        let (schedule, emergency) = (Uuid::from_u128(20), Uuid::from_u128(21));
+        let spec = ScheduleSpec {
+            id: schedule,
+            name: "Mornings".into(),
+            priority: 1,
+            starts_on: t0.date_naive(),
+            ends_on: t0.date_naive(),
+            dayparts: vec![],
+            targets: targets(vec![Uuid::from_u128(9)], vec![]),
+            playlist_id: Uuid::from_u128(3),
+        };
+        state.apply(
+            ContentEvent::Schedule(
+                schedule,
+                ScheduleEvent::SignageScheduleCreated {
+                    tenant_id: T,
+                    schedule: spec.clone(),
+                },
+            ),
+            t0,
+        );
+        state.apply(
+            ContentEvent::Emergency(
+                emergency,
+                EmergencyEvent::EmergencyStarted {
+                    tenant_id: T,
+                    message: "Evacuate".into(),
+                    severity: Severity::High,
+                    groups: Default::default(),
+                    media_id: None,
+                },
+            ),
+            t0,
+        );
+        assert_eq!(state.other_schedules(Uuid::from_u128(99)), [spec]);
+        assert!(state.other_schedules(schedule).is_empty());
+        let active = &state.emergencies[&emergency];
+        assert_eq!(
+            (active.severity.as_str(), active.started_at),
+            ("HIGH", t0),
+            "started at the event's time"
+        );
+        state.apply(
+            ContentEvent::Schedule(schedule, ScheduleEvent::SignageScheduleDeleted),
+            t0,
+        );
+        state.apply(
+            ContentEvent::Emergency(emergency, EmergencyEvent::EmergencyCleared),
+            t0,
+        );
+        assert!(state.schedules.is_empty());
+        assert!(state.emergencies.is_empty());
+    }
+
+    #[test]
+    fn updates_replace_notices_playlists_and_group_defaults() {
+        let mut state = SignageState::default();
+        let (t0, t1) = (at("2027-01-01T12:00:00Z"), at("2027-01-02T12:00:00Z"));
+        let (group, notice, playlist, category) = (
+            Uuid::from_u128(1),
+            Uuid::from_u128(2),
+            Uuid::from_u128(3),
+            Uuid::from_u128(4),
+        );
+        let lunch = NoticeContent::parse("Lunch", "", None, None, None, None, 0, 10).unwrap();
+        let dinner = NoticeContent::parse("Dinner", "", None, None, None, None, 0, 10).unwrap();
+        for (event, time) in [
+            (
+                ContentEvent::Group(
+                    group,
+                    GroupEvent::DisplayGroupCreated {
+                        tenant_id: T,
+                        name: "Lobby".into(),
+                        parent_id: None,
+                        default_playlist_id: None,
+                    },
+                ),
+                t0,
+            ),
+            (
+                ContentEvent::Group(
+                    group,
+                    GroupEvent::DisplayGroupDefaultSet {
+                        playlist_id: Some(playlist),
+                    },
+                ),
+                t1,
+            ),
+            (
+                ContentEvent::Category(
+                    category,
+                    CategoryEvent::NoticeCategoryCreated {
+                        tenant_id: T,
+                        name: "Canteen".into(),
+                    },
+                ),
+                t0,
+            ),
+            (
+                ContentEvent::Notice(
+                    notice,
+                    NoticeEvent::NoticeCreated {
+                        tenant_id: T,
+                        content: lunch,
+                    },
+                ),
+                t0,
+            ),
+            (
+                ContentEvent::Notice(
+                    notice,
+                    NoticeEvent::NoticeUpdated {
+                        content: dinner.clone(),
+                    },
+                ),
+                t1,
+            ),
+            (
+                ContentEvent::Playlist(
+                    playlist,
+                    PlaylistEvent::PlaylistCreated {
+                        tenant_id: T,
+                        name: "Day".into(),
+                        items: vec![],
+                    },
+                ),
+                t0,
+            ),
+            (
+                ContentEvent::Playlist(
+                    playlist,
+                    PlaylistEvent::PlaylistUpdated {
+                        name: "Night".into(),
+                        items: vec![],
+                    },
+                ),
+                t1,
+            ),
+        ] {
+            state.apply(event, time);
+        }
+        assert_eq!(state.groups[&group].default_playlist_id, Some(playlist));
+        assert_eq!(state.categories[&category], "Canteen");
+        assert_eq!(state.notices[&notice].content, dinner);
+        assert_eq!(state.notices[&notice].created_at, t0, "kept on update");
+        assert_eq!(state.playlists[&playlist].0, "Night");
+        let signage = state.signage();
+        assert_eq!(signage.group_defaults[&group], playlist);
+        assert_eq!(signage.notices[&notice].title, "Dinner");
+        assert_eq!(signage.categories[&category], "Canteen");
+    }
+
+    #[test]
+    fn events_for_unknown_ids_change_nothing() {
+        let mut state = SignageState::default();
+        let id = Uuid::from_u128(1);
+        let t0 = at("2027-01-01T12:00:00Z");
+        state.apply(ContentEvent::Notice(id, NoticeEvent::NoticeDeleted), t0);
+        state.apply(
+            ContentEvent::Group(id, GroupEvent::DisplayGroupDefaultSet { playlist_id: None }),
+            t0,
+        );
+        assert_eq!(state, SignageState::default());
+    }
 }
