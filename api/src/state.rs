@@ -12,8 +12,7 @@ use domain::media::MediaAsset;
 use domain::metadata::EventMetadata;
 use domain::post::Post;
 use domain::signage::{
-    Display, DisplayGroup, EmergencyOverride, NoticeCategory, PlayReport, Playlist, SignageNotice,
-    SignageScheduleAggregate,
+    Display, DisplayGroup, Emergency, Notice, NoticeCategory, PlayReport, Playlist, SignageSchedule,
 };
 use domain::tenant::Tenant;
 use domain::user::User;
@@ -48,10 +47,10 @@ pub struct AppState {
     pub displays: Repository<Display>,
     pub display_groups: Repository<DisplayGroup>,
     pub categories: Repository<NoticeCategory>,
-    pub notices: Repository<SignageNotice>,
+    pub notices: Repository<Notice>,
     pub playlists: Repository<Playlist>,
-    pub signage_schedules: Repository<SignageScheduleAggregate>,
-    pub emergencies: Repository<EmergencyOverride>,
+    pub signage_schedules: Repository<SignageSchedule>,
+    pub emergencies: Repository<Emergency>,
     pub play_reports: Repository<PlayReport>,
     pub signage: SignageQueries,
     /// Displays connected to this process.

@@ -4,12 +4,14 @@
 //! given/when/then tests beside each aggregate need no database.
 //!
 //! Layout: one module per aggregate (`tenant`, `user`, `campaign`, `post`,
-//! `connection`, `media`), the publishing rules (`publish`: failure kinds, backoff), the
-//! shared rules (`text` for grapheme limits and facets, `schedule` for time zones
-//! and RRULEs, `access` for the permission matrix, `audit` for the audit
-//! trail's hash chain, `rkey` for deterministic Bluesky record keys), `sealed`
-//! values (ciphertext the domain carries but never opens), event `metadata`,
-//! and the `upcast` registry that loads old event shapes.
+//! `connection`, `media`; `signage` holds one submodule per signage aggregate,
+//! and `manifest` resolves what a display shows), the publishing rules
+//! (`publish`: failure kinds, backoff), the shared rules (`text` for grapheme
+//! limits and facets, `schedule` for time zones and RRULEs, `access` for the
+//! permission matrix, `audit` for the audit trail's hash chain, `rkey` for
+//! deterministic Bluesky record keys), `sealed` values (ciphertext the domain
+//! carries but never opens), event `metadata`, and the `upcast` registry that
+//! loads old event shapes.
 
 pub mod access;
 pub mod audit;

@@ -99,9 +99,10 @@ impl Targets {
     }
 }
 
-/// A signage schedule: a playlist on some dayparts of a date range.
+/// What a signage schedule says (the `SignageSchedule` aggregate records
+/// it): a playlist on some dayparts of a date range.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct SignageSchedule {
+pub struct ScheduleSpec {
     pub id: Uuid,
     pub name: String,
     pub priority: i32,
@@ -112,13 +113,13 @@ pub struct SignageSchedule {
     pub playlist_id: Uuid,
 }
 
-impl SignageSchedule {
+impl ScheduleSpec {
     /// Refuses a schedule that overlaps one of `existing` with the same
     /// priority (same displays, dates and hours): which would win is
     /// undefined. The error names the schedule in the way.
     pub fn check_conflicts<'a>(
         &self,
-        existing: impl IntoIterator<Item = &'a SignageSchedule>,
+        existing: impl IntoIterator<Item = &'a ScheduleSpec>,
     ) -> Result<(), DomainError> {
         for other in existing {
             if other.id != self.id
@@ -181,7 +182,7 @@ impl Validity {
 
 /// A notice as the player needs it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Notice {
+pub struct PlayerNotice {
     pub id: Uuid,
     pub title: String,
     pub body: String,
@@ -199,7 +200,7 @@ pub struct PlaylistItem {
 
 /// An emergency override, until cleared.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Emergency {
+pub struct ActiveEmergency {
     pub id: Uuid,
     pub message: String,
     pub severity: String,
@@ -228,14 +229,14 @@ impl DisplayContext {
 /// Everything of a tenant the resolution looks at.
 #[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct Signage {
-    pub schedules: Vec<SignageSchedule>,
+    pub schedules: Vec<ScheduleSpec>,
     pub playlists: HashMap<Uuid, Vec<PlaylistItem>>,
     /// Deleted notices are simply absent.
-    pub notices: HashMap<Uuid, Notice>,
+    pub notices: HashMap<Uuid, PlayerNotice>,
     /// Default playlist per group.
     pub group_defaults: HashMap<Uuid, Uuid>,
     /// Active (not cleared) emergencies.
-    pub emergencies: Vec<Emergency>,
+    pub emergencies: Vec<ActiveEmergency>,
     /// Category names.
     pub categories: HashMap<Uuid, String>,
 }
@@ -265,7 +266,7 @@ pub struct Slide {
 pub struct Manifest {
     pub source: Source,
     /// The override, when `source` is an emergency.
-    pub emergency: Option<Emergency>,
+    pub emergency: Option<ActiveEmergency>,
     pub slides: Vec<Slide>,
     /// The next instant at which the manifest may differ (a daypart, date
     /// range or notice validity boundary; an emergency only ends when
@@ -420,8 +421,8 @@ mod tests {
         }
     }
 
-    fn notice(n: u128, validity: Validity) -> Notice {
-        Notice {
+    fn notice(n: u128, validity: Validity) -> PlayerNotice {
+        PlayerNotice {
             id: Uuid::from_u128(n),
             title: format!("notice {n}"),
             body: String::new(),
@@ -431,13 +432,8 @@ mod tests {
         }
     }
 
-    fn schedule(
-        id: u128,
-        priority: i32,
-        dayparts: Vec<Daypart>,
-        playlist: u128,
-    ) -> SignageSchedule {
-        SignageSchedule {
+    fn schedule(id: u128, priority: i32, dayparts: Vec<Daypart>, playlist: u128) -> ScheduleSpec {
+        ScheduleSpec {
             id: Uuid::from_u128(id),
             name: format!("schedule {id}"),
             priority,
@@ -530,7 +526,7 @@ mod tests {
     fn an_emergency_beats_everything_until_cleared() {
         let d = display("Europe/Berlin");
         let mut s = signage();
-        s.emergencies.push(Emergency {
+        s.emergencies.push(ActiveEmergency {
             id: Uuid::from_u128(77),
             message: "Evacuate".into(),
             severity: "critical".into(),
@@ -668,19 +664,19 @@ mod tests {
                 vec![Daypart::parse("d", &[Weekday::Sat], t(8, 0), t(18, 0)).unwrap()],
                 2000,
             ),
-            SignageSchedule {
+            ScheduleSpec {
                 starts_on: date("2027-04-01"),
                 ends_on: date("2027-04-30"),
                 ..clash.clone()
             },
-            SignageSchedule {
+            ScheduleSpec {
                 targets: Targets {
                     displays: [Uuid::from_u128(5)].into(),
                     groups: BTreeSet::new(),
                 },
                 ..clash.clone()
             },
-            SignageSchedule {
+            ScheduleSpec {
                 id: existing.id,
                 ..clash.clone()
             },

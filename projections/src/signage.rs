@@ -20,12 +20,11 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use cqrs_es::Aggregate;
-use domain::manifest::{Emergency, Manifest, Source, resolve};
+use domain::manifest::{ActiveEmergency, Manifest, Source, resolve};
 use domain::signage::{
-    CategoryEvent, ContentEvent, Display, DisplayEvent, DisplayGroup, DisplayProfile,
-    EmergencyEvent, EmergencyOverride, GroupEvent, NoticeCategory, NoticeEvent, PlayReport,
-    PlayReportEvent, Playlist, PlaylistEvent, ScheduleEvent, SignageNotice,
-    SignageScheduleAggregate, SignageState,
+    CategoryEvent, ContentEvent, Display, DisplayEvent, DisplayGroup, DisplayProfile, Emergency,
+    EmergencyEvent, GroupEvent, Notice, NoticeCategory, NoticeEvent, PlayReport, PlayReportEvent,
+    Playlist, PlaylistEvent, ScheduleEvent, SignageSchedule, SignageState,
 };
 use serde_json::{Value, json};
 use sqlx::{AnyConnection, AnyPool, FromRow};
@@ -41,10 +40,10 @@ pub const PUSH_MAX_AGE_SECONDS: i64 = 60;
 pub const CONTENT_TYPES: [&str; 6] = [
     DisplayGroup::TYPE,
     NoticeCategory::TYPE,
-    SignageNotice::TYPE,
+    Notice::TYPE,
     Playlist::TYPE,
-    SignageScheduleAggregate::TYPE,
-    EmergencyOverride::TYPE,
+    SignageSchedule::TYPE,
+    Emergency::TYPE,
 ];
 
 /// Decodes a content event of any signage aggregate (None for others).
@@ -57,20 +56,18 @@ pub fn content_event(event: &StoredEvent) -> Result<Option<ContentEvent>, StoreE
         t if t == NoticeCategory::TYPE => {
             ContentEvent::Category(id, event.decode::<CategoryEvent>()?)
         }
-        t if t == SignageNotice::TYPE => ContentEvent::Notice(id, event.decode::<NoticeEvent>()?),
+        t if t == Notice::TYPE => ContentEvent::Notice(id, event.decode::<NoticeEvent>()?),
         t if t == Playlist::TYPE => ContentEvent::Playlist(id, event.decode::<PlaylistEvent>()?),
-        t if t == SignageScheduleAggregate::TYPE => {
+        t if t == SignageSchedule::TYPE => {
             ContentEvent::Schedule(id, event.decode::<ScheduleEvent>()?)
         }
-        t if t == EmergencyOverride::TYPE => {
-            ContentEvent::Emergency(id, event.decode::<EmergencyEvent>()?)
-        }
+        t if t == Emergency::TYPE => ContentEvent::Emergency(id, event.decode::<EmergencyEvent>()?),
         _ => return Ok(None),
     }))
 }
 
 /// The emergency as displays see it.
-pub fn emergency_json(e: &Emergency) -> Value {
+pub fn emergency_json(e: &ActiveEmergency) -> Value {
     json!({
         "id": e.id, "message": e.message, "severity": e.severity, "mediaId": e.media_id,
     })

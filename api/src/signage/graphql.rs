@@ -11,9 +11,7 @@ use async_graphql::{Context, Enum, ID, InputObject, Object, SimpleObject};
 use chrono::{DateTime, NaiveDate, NaiveTime, Utc, Weekday as ChronoWeekday};
 use cqrs_es::Aggregate;
 use domain::access::Action;
-use domain::manifest::{
-    Daypart, Manifest, PlaylistItem, SignageSchedule as DomainSchedule, Source,
-};
+use domain::manifest::{Daypart, Manifest, PlaylistItem, ScheduleSpec, Source};
 use domain::signage::{
     CategoryCommand, DisplayCommand, DisplayProfile, EmergencyCommand, GroupCommand, NoticeCommand,
     NoticeContent, PlaylistCommand, ScheduleCommand, Severity as DomainSeverity, SignageState,
@@ -155,8 +153,8 @@ pub struct SignageSchedule {
     pub playlist_id: ID,
 }
 
-impl From<&DomainSchedule> for SignageSchedule {
-    fn from(s: &DomainSchedule) -> Self {
+impl From<&ScheduleSpec> for SignageSchedule {
+    fn from(s: &ScheduleSpec) -> Self {
         Self {
             id: id(s.id),
             name: s.name.clone(),
@@ -201,8 +199,8 @@ pub struct Emergency {
     pub started_at: DateTime<Utc>,
 }
 
-impl From<&domain::manifest::Emergency> for Emergency {
-    fn from(e: &domain::manifest::Emergency) -> Self {
+impl From<&domain::manifest::ActiveEmergency> for Emergency {
+    fn from(e: &domain::manifest::ActiveEmergency) -> Self {
         Self {
             id: id(e.id),
             message: e.message.clone(),
@@ -665,7 +663,7 @@ impl SignageQuery {
     async fn signage_schedules(&self, ctx: &Context<'_>) -> ApiResult<Vec<SignageSchedule>> {
         let p = principal(ctx, Action::Read)?;
         let s = content(ctx, p).await?;
-        let mut out: Vec<&DomainSchedule> = s.schedules.values().collect();
+        let mut out: Vec<&ScheduleSpec> = s.schedules.values().collect();
         out.sort_by(|a, b| b.priority.cmp(&a.priority).then(a.name.cmp(&b.name)));
         Ok(out.into_iter().map(Into::into).collect())
     }
@@ -674,7 +672,7 @@ impl SignageQuery {
     async fn emergencies(&self, ctx: &Context<'_>) -> ApiResult<Vec<Emergency>> {
         let p = principal(ctx, Action::Read)?;
         let s = content(ctx, p).await?;
-        let mut out: Vec<&domain::manifest::Emergency> = s.emergencies.values().collect();
+        let mut out: Vec<&domain::manifest::ActiveEmergency> = s.emergencies.values().collect();
         out.sort_by_key(|a| std::cmp::Reverse(a.started_at));
         Ok(out.into_iter().map(Into::into).collect())
     }
@@ -1045,7 +1043,7 @@ impl SignageMutation {
             })
             .collect::<ApiResult<Vec<_>>>()?;
         let schedule_id = Uuid::now_v7();
-        let schedule = DomainSchedule {
+        let schedule = ScheduleSpec {
             id: schedule_id,
             name: input.name.trim().to_string(),
             priority: input.priority,
