@@ -574,14 +574,7 @@ pub enum Appview {
 }
 
 /// Engagement of one post.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Counts {
-    pub uri: String,
-    pub likes: i64,
-    pub reposts: i64,
-    pub replies: i64,
-    pub quotes: i64,
-}
+pub use crate::platform::Counts;
 
 // ---------------------------------------------------------------------------
 // Handle resolution

@@ -1,8 +1,10 @@
 //! Background work of a `herald worker` (or `herald serve`) process: the
 //! projector runners and the process managers (the mail sender in `mail`, the
 //! publish scheduler in `publisher`, the engagement collector in
-//! `engagement`), and the platform adapters they use
-//! (`bluesky`, with connected accounts and their sessions in `accounts`).
+//! `engagement`), and the platforms they publish to: the [`platform::Platform`]
+//! trait, implemented for Bluesky in `platform::bluesky` over the AT Protocol
+//! client in `bluesky` and the connected accounts and their sessions in
+//! `accounts`.
 //! Every task stops when `shutdown` flips to true.
 
 pub mod accounts;
@@ -11,6 +13,7 @@ pub mod engagement;
 pub mod mail;
 pub mod mail_intents;
 pub mod media;
+pub mod platform;
 pub mod publisher;
 
 use projections::Projectors;
