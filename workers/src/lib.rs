@@ -40,7 +40,8 @@ pub fn projectors(
     )))
 }
 
-/// The publish scheduler over `db`, sharing the projectors' wake-up signal.
+/// The publish scheduler over `db`, sharing the projectors' wake-up signal;
+/// it publishes to Bluesky through the sessions of `accounts`.
 pub fn publisher(
     db: &Database,
     projectors: &Projectors,
@@ -53,7 +54,7 @@ pub fn publisher(
         projections::Repository::new(db, projectors.appended.clone()),
         projections::Repository::new(db, projectors.appended.clone()),
         projections::Repository::new(db, projectors.appended.clone()),
-        accounts,
+        platform::Platforms::new().with(platform::bluesky::Bluesky::new(accounts)),
         media,
         config,
     )
