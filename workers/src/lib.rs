@@ -60,7 +60,8 @@ pub fn publisher(
     )
 }
 
-/// The engagement collector over `db`.
+/// The engagement collector over `db`, reading Bluesky's counts through
+/// the sessions of `accounts`.
 pub fn collector(
     db: &Database,
     projectors: &Projectors,
@@ -71,7 +72,8 @@ pub fn collector(
         db.clone(),
         projections::Repository::new(db, projectors.appended.clone()),
         projections::Repository::new(db, projectors.appended.clone()),
-        accounts,
+        platform::Platforms::new()
+            .with(platform::bluesky::Bluesky::new(accounts).with_appview(config.appview.clone())),
         config,
     )
 }
