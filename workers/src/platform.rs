@@ -30,6 +30,7 @@ use uuid::Uuid;
 /// Which platform a connection is on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum PlatformKind {
+    /// Bluesky and other AT Protocol services.
     Bluesky,
 }
 
@@ -45,7 +46,9 @@ impl PlatformKind {
 /// The connection a platform call acts for.
 #[derive(Debug, Clone, Copy)]
 pub struct Account<'a> {
+    /// The connection's id.
     pub id: Uuid,
+    /// The tenant owning the connection, whose key seals its secrets.
     pub tenant: Uuid,
     pub connection: &'a Connection,
 }
@@ -161,6 +164,7 @@ impl PlatformError {
         }
     }
 
+    /// What happened, for logs and users.
     pub fn message(&self) -> &str {
         match self {
             Self::Transient(m)
