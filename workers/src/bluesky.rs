@@ -6,7 +6,9 @@
 //! that already exists fails. So [`Client::ensure_post`] creates, and when the
 //! outcome is unknown (a timeout, a reset connection, any 5xx — the PDS answers
 //! an existing key with a plain `500 InternalServerError`) reads the key back
-//! with `getRecord` to learn whether the post is there.
+//! with `getRecord` to learn whether the post is there. The publisher does the
+//! same through [`crate::platform`], with [`Client::create_post`] and
+//! [`Client::get_post`].
 //!
 //! Requests go through atrium's generated XRPC client over a small transport of
 //! our own (`Transport`), because atrium drops response headers and a `429`
@@ -574,14 +576,7 @@ pub enum Appview {
 }
 
 /// Engagement of one post.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Counts {
-    pub uri: String,
-    pub likes: i64,
-    pub reposts: i64,
-    pub replies: i64,
-    pub quotes: i64,
-}
+pub use crate::platform::Counts;
 
 // ---------------------------------------------------------------------------
 // Handle resolution

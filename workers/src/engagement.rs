@@ -1,6 +1,7 @@
 //! The engagement collector: every `interval` it reads the like, repost,
-//! reply and quote counts of every published post from an AppView (batched
-//! `app.bsky.feed.getPosts`, through each post's connection) and records them
+//! reply and quote counts of every published post from the platform of each
+//! post's connection (for Bluesky, an AppView: batched
+//! `app.bsky.feed.getPosts`, through the connection) and records them
 //! on the post as `EngagementSampled` (the aggregate skips a sample equal to
 //! the previous one). The `analytics` projection turns the samples into time
 //! series.
@@ -26,8 +27,8 @@ use projections::{CommandError, Database, Repository, StoreError, micros};
 use tokio::sync::watch;
 use uuid::Uuid;
 
-use crate::accounts::{AccountError, Accounts};
-use crate::bluesky::{Appview, BlueskyError, Client, Counts, ErrorKind};
+use crate::bluesky::Appview;
+use crate::platform::{Account, Counts, PlatformError, Platforms};
 
 /// Name of the collector's lease row.
 const LEASE_NAME: &str = "engagement";
@@ -39,7 +40,7 @@ const PAGE: i64 = 1000;
 pub struct CollectorConfig {
     /// Time between rounds.
     pub interval: Duration,
-    /// Where the counts come from.
+    /// Where Bluesky's counts come from.
     pub appview: Appview,
 }
 
@@ -65,7 +66,7 @@ struct Inner {
     db: Database,
     posts: Repository<Post>,
     connections: Repository<Connection>,
-    accounts: Accounts,
+    platforms: Platforms,
     config: CollectorConfig,
 }
 
@@ -73,9 +74,9 @@ struct Inner {
 #[derive(Debug, thiserror::Error)]
 enum CollectError {
     #[error(transparent)]
-    Bluesky(#[from] BlueskyError),
-    #[error(transparent)]
-    Account(#[from] AccountError),
+    Platform(#[from] PlatformError),
+    #[error("Herald has no adapter for the connection's platform")]
+    NoPlatform,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -85,7 +86,7 @@ impl Collector {
         db: Database,
         posts: Repository<Post>,
         connections: Repository<Connection>,
-        accounts: Accounts,
+        platforms: Platforms,
         config: CollectorConfig,
     ) -> Self {
         Self {
@@ -94,7 +95,7 @@ impl Collector {
                 db,
                 posts,
                 connections,
-                accounts,
+                platforms,
                 config,
             }),
         }
@@ -198,11 +199,22 @@ impl Collector {
         if !connection.is_active() {
             return Ok(0);
         }
+        let platform = self
+            .inner
+            .platforms
+            .of(&connection)
+            .ok_or(CollectError::NoPlatform)?;
+        let account = Account {
+            id: connection_id,
+            tenant: connection.tenant_id.unwrap_or_default(),
+            connection: &connection,
+        };
         let uris: Vec<String> = posts.iter().flat_map(|p| p.uris.clone()).collect();
-        let counts = match self.fetch(connection_id, &connection, &uris, false).await {
-            Err(CollectError::Bluesky(e)) if e.kind == ErrorKind::Auth => {
-                // The cached session may be stale: one fresh login.
-                self.fetch(connection_id, &connection, &uris, true).await?
+        let counts = match platform.engagement(account, &uris).await {
+            Err(PlatformError::Auth(_)) => {
+                // The cached session may be stale: renew it once.
+                platform.refresh(account).await?;
+                platform.engagement(account, &uris).await?
             }
             other => other?,
         };
@@ -232,22 +244,6 @@ impl Collector {
             }
         }
         Ok(n)
-    }
-
-    async fn fetch(
-        &self,
-        id: Uuid,
-        connection: &Connection,
-        uris: &[String],
-        fresh: bool,
-    ) -> Result<Vec<Counts>, CollectError> {
-        let client: Arc<Client> = if fresh {
-            let tenant = connection.tenant_id.unwrap_or_default();
-            self.inner.accounts.log_in(id, tenant, connection).await?
-        } else {
-            self.inner.accounts.client(id, connection).await?
-        };
-        Ok(client.engagement(uris, &self.inner.config.appview).await?)
     }
 
     /// Records one post's sample; `false` when it could not be recorded.

@@ -1,8 +1,10 @@
 //! Background work of a `herald worker` (or `herald serve`) process: the
 //! projector runners and the process managers (the mail sender in `mail`, the
 //! publish scheduler in `publisher`, the engagement collector in
-//! `engagement`), and the platform adapters they use
-//! (`bluesky`, with connected accounts and their sessions in `accounts`).
+//! `engagement`), and the platforms they publish to: the [`platform::Platform`]
+//! trait, implemented for Bluesky in `platform::bluesky` over the AT Protocol
+//! client in `bluesky` and the connected accounts and their sessions in
+//! `accounts`.
 //! Every task stops when `shutdown` flips to true.
 
 pub mod accounts;
@@ -11,6 +13,7 @@ pub mod engagement;
 pub mod mail;
 pub mod mail_intents;
 pub mod media;
+pub mod platform;
 pub mod publisher;
 
 use projections::Projectors;
@@ -37,7 +40,8 @@ pub fn projectors(
     )))
 }
 
-/// The publish scheduler over `db`, sharing the projectors' wake-up signal.
+/// The publish scheduler over `db`, sharing the projectors' wake-up signal;
+/// it publishes to Bluesky through the sessions of `accounts`.
 pub fn publisher(
     db: &Database,
     projectors: &Projectors,
@@ -50,13 +54,14 @@ pub fn publisher(
         projections::Repository::new(db, projectors.appended.clone()),
         projections::Repository::new(db, projectors.appended.clone()),
         projections::Repository::new(db, projectors.appended.clone()),
-        accounts,
+        platform::Platforms::new().with(platform::bluesky::Bluesky::new(accounts)),
         media,
         config,
     )
 }
 
-/// The engagement collector over `db`.
+/// The engagement collector over `db`, reading Bluesky's counts through
+/// the sessions of `accounts`.
 pub fn collector(
     db: &Database,
     projectors: &Projectors,
@@ -67,7 +72,8 @@ pub fn collector(
         db.clone(),
         projections::Repository::new(db, projectors.appended.clone()),
         projections::Repository::new(db, projectors.appended.clone()),
-        accounts,
+        platform::Platforms::new()
+            .with(platform::bluesky::Bluesky::new(accounts).with_appview(config.appview.clone())),
         config,
     )
 }

@@ -6,8 +6,14 @@
 //! resumes from: entries already recorded are skipped, and an entry created
 //! on the platform but not yet recorded is found at its record key instead
 //! of being created twice.
+//!
+//! It reaches platforms only through [`Platform`], the one of each post's
+//! connection. Its pure rules are the domain's (`Post::fire_decision`,
+//! `RetryPolicy`) and `admit` and `pause_until` here; `tests.rs` drives it
+//! against a scripted fake platform.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -26,9 +32,10 @@ use tokio::sync::{Mutex, Semaphore, mpsc, watch};
 use tokio::task::JoinSet;
 use uuid::Uuid;
 
-use crate::accounts::{AccountError, Accounts};
-use crate::bluesky::{BlueskyError, Client, ErrorKind, Image, PostRecord, Reply, StrongRef};
 use crate::media::MediaStore;
+use crate::platform::{
+    Account, Entry, Media, Platform, PlatformError, Platforms, Published, Record, Thread,
+};
 
 /// Claims given back per statement.
 const RELEASE_BATCH: usize = 500;
@@ -74,31 +81,91 @@ struct Inner {
     posts: Repository<Post>,
     connections: Repository<Connection>,
     media: Repository<MediaAsset>,
-    accounts: Accounts,
+    platforms: Platforms,
     store: MediaStore,
     config: PublisherConfig,
     slots: Arc<Semaphore>,
     per_connection: Mutex<HashMap<Uuid, Arc<Semaphore>>>,
     /// Connections the platform asked to slow down, until when.
     paused: Mutex<HashMap<Uuid, DateTime<Utc>>>,
+    /// The time every decision is taken at (the tests move it by hand).
+    clock: Clock,
 }
 
-fn map_kind(kind: ErrorKind) -> FailureKind {
-    match kind {
-        ErrorKind::Transient => FailureKind::Transient,
-        ErrorKind::RateLimited => FailureKind::RateLimited,
-        ErrorKind::Auth => FailureKind::Auth,
-        ErrorKind::Invalid => FailureKind::Invalid,
+type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
+
+/// Why a post cannot be published when it names no usable connection.
+const NO_CONNECTION: &str = "the post names no Bluesky connection";
+
+/// Whether a due post may be attempted now, from its connection alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Admission {
+    /// Not an attempt: look again at this time (soon, when `None`).
+    Wait(Option<DateTime<Utc>>),
+    /// An attempt that fails at once, for this reason: retrying cannot help.
+    Refuse(&'static str),
+    Go,
+}
+
+/// Decides on a due post's `connection` (as loaded; `None` when the post
+/// names none) for `tenant`, when the connection is paused until `paused`.
+/// A degraded or paused connection makes its posts wait without spending
+/// attempts; a missing, foreign or revoked one fails them.
+fn admit(
+    connection: Option<&Connection>,
+    tenant: Uuid,
+    paused: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> Admission {
+    if let Some(c) = connection {
+        if c.status == Some(ConnectionStatus::Degraded) {
+            return Admission::Wait(None);
+        }
+        if let Some(until) = paused
+            && until > now
+        {
+            return Admission::Wait(Some(until));
+        }
+    }
+    match connection.filter(|c| c.tenant_id == Some(tenant)) {
+        Some(c) => match c.status {
+            Some(ConnectionStatus::Revoked) => {
+                Admission::Refuse("the post's connection was disconnected")
+            }
+            Some(_) => Admission::Go,
+            None => Admission::Refuse(NO_CONNECTION),
+        },
+        None => Admission::Refuse(NO_CONNECTION),
     }
 }
 
+/// How long a connection waits after `error` at `now`: a rate limit pauses
+/// it until the platform's reset, or a minute when it named none.
+fn pause_until(error: &PlatformError, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    match error {
+        PlatformError::RateLimited { retry_after, .. } => {
+            Some(retry_after.unwrap_or(now + chrono::Duration::seconds(60)))
+        }
+        _ => None,
+    }
+}
+
+/// Where the next entry of a thread goes, after the entries in `done`.
+fn thread(done: &[Record]) -> Option<Thread> {
+    Some(Thread {
+        root: done.first()?.clone(),
+        parent: done.last()?.clone(),
+    })
+}
+
 impl Publisher {
+    /// A scheduler publishing through `platforms`.
     pub fn new(
         index: ScheduleIndex,
         posts: Repository<Post>,
         connections: Repository<Connection>,
         media: Repository<MediaAsset>,
-        accounts: Accounts,
+        platforms: Platforms,
         store: MediaStore,
         config: PublisherConfig,
     ) -> Self {
@@ -109,14 +176,31 @@ impl Publisher {
                 posts,
                 connections,
                 media,
-                accounts,
+                platforms,
                 store,
                 slots: Arc::new(Semaphore::new(config.concurrency)),
                 config,
                 per_connection: Mutex::default(),
                 paused: Mutex::default(),
+                clock: Arc::new(Utc::now),
             }),
         }
+    }
+
+    /// The same scheduler taking its decisions at the times `clock` tells.
+    #[cfg(test)]
+    fn with_clock(self, clock: impl Fn() -> DateTime<Utc> + Send + Sync + 'static) -> Self {
+        let inner = Arc::into_inner(self.inner).expect("not shared yet");
+        Self {
+            inner: Arc::new(Inner {
+                clock: Arc::new(clock),
+                ..inner
+            }),
+        }
+    }
+
+    fn now(&self) -> DateTime<Utc> {
+        (self.inner.clock)()
     }
 
     /// Claims and publishes due posts until `shutdown`.
@@ -171,7 +255,7 @@ impl Publisher {
             return Ok(0);
         }
         let limit = (2 * concurrency - tasks.len()) as i64;
-        let now = Utc::now();
+        let now = self.now();
         let lease = chrono::Duration::from_std(self.inner.config.lease).unwrap_or_default();
         let claims = self
             .inner
@@ -199,7 +283,7 @@ impl Publisher {
                 // A post still waiting at shutdown goes back to the queue
                 // at once, for another worker.
                 let not_before = if *shutdown.borrow() {
-                    micros(Utc::now())
+                    micros(me.now())
                 } else {
                     me.fire(&claim).await
                 };
@@ -214,7 +298,7 @@ impl Publisher {
         let idle = self.inner.config.idle;
         match self.inner.index.next_due().await {
             Ok(Some(at)) => {
-                let wait = at - micros(Utc::now());
+                let wait = at - micros(self.now());
                 Duration::from_micros(wait.max(0) as u64).min(idle)
             }
             _ => idle,
@@ -227,7 +311,7 @@ impl Publisher {
             Ok(at) => at,
             Err(error) => {
                 tracing::warn!(post = %claim.post_id, %error, "publishing could not proceed; will look again");
-                micros(Utc::now()) + 5_000_000
+                micros(self.now()) + 5_000_000
             }
         }
     }
@@ -273,14 +357,14 @@ impl Publisher {
     }
 
     /// Soon after this worker's own change, by which time the index shows it.
-    fn settle() -> i64 {
-        micros(Utc::now()) + 1_000_000
+    fn settle(&self) -> i64 {
+        micros(self.now()) + 1_000_000
     }
 
     /// Publishes a claimed post if it is due; answers when to look at it
     /// again (microseconds), which becomes the claim's release time.
     async fn publish(&self, claim: &Claim) -> Result<i64, PublishError> {
-        let now = Utc::now();
+        let now = self.now();
         // The post and (as the index knows it) its connection, in parallel.
         let post_id = claim.post_id.to_string();
         let (mut post, indexed) =
@@ -297,23 +381,29 @@ impl Publisher {
             } => (occurrence, resume_from),
             FireDecision::NotUntil(at) => return Ok(micros(at)),
             // Cancelled, deleted or finished: the index catches up shortly.
-            FireDecision::Nothing => return Ok(Self::settle()),
+            FireDecision::Nothing => return Ok(self.settle()),
         };
-        // Connection checks come first: a degraded account is not an attempt.
+        // An earlier attempt at this occurrence may have created the entry
+        // it stopped at, whatever it recorded.
+        let tried_before = post.state.occurrence == Some(occurrence);
         let connection = match (post.state.connection_id, indexed) {
             (Some(id), Some(c)) if claim.connection_id == Some(id) => Some((id, c)),
             (Some(id), _) => Some((id, self.inner.connections.load(&id.to_string()).await?)),
             (None, _) => None,
         };
-        if let Some((id, c)) = &connection {
-            if c.status == Some(ConnectionStatus::Degraded) {
-                return Ok(Self::settle());
-            }
-            if let Some(until) = self.inner.paused.lock().await.get(id).copied()
-                && until > now
-            {
-                return Ok(micros(until));
-            }
+        let paused = match &connection {
+            Some((id, _)) => self.inner.paused.lock().await.get(id).copied(),
+            None => None,
+        };
+        // Connection checks come first: a degraded account is not an attempt.
+        let admission = admit(
+            connection.as_ref().map(|(_, c)| c),
+            claim.tenant_id,
+            paused,
+            now,
+        );
+        if let Admission::Wait(at) = admission {
+            return Ok(at.map_or_else(|| self.settle(), micros));
         }
         let correlation = Uuid::now_v7();
         match self
@@ -327,7 +417,7 @@ impl Publisher {
         {
             Ok(()) => {}
             // Someone changed the post since it was loaded: look again.
-            Err(CommandError::Rejected(_)) => return Ok(Self::settle()),
+            Err(CommandError::Rejected(_)) => return Ok(self.settle()),
             Err(other) => return Err(other.into()),
         }
         let fail = |kind: FailureKind, message: String, not_before: Option<DateTime<Utc>>| {
@@ -335,33 +425,33 @@ impl Publisher {
                 occurrence,
                 kind,
                 message,
-                now: Utc::now(),
+                now: self.now(),
                 jitter: rand::thread_rng().r#gen::<f64>(),
                 not_before,
                 policy: self.inner.config.retry,
             }
         };
-        let (connection_id, connection) = match connection {
-            Some((id, c)) if c.tenant_id == Some(claim.tenant_id) && c.status.is_some() => (id, c),
-            _ => {
-                let command = fail(
-                    FailureKind::Invalid,
-                    "the post names no Bluesky connection".into(),
-                    None,
-                );
+        let target = match (admission, connection) {
+            (Admission::Go, Some((id, c))) => match self.inner.platforms.of(&c) {
+                Some(platform) => Ok((id, c, platform)),
+                None => Err("Herald cannot publish to this connection's platform"),
+            },
+            (Admission::Refuse(message), _) => Err(message),
+            _ => Err(NO_CONNECTION),
+        };
+        let (connection_id, connection, platform) = match target {
+            Ok(target) => target,
+            Err(message) => {
+                let command = fail(FailureKind::Invalid, message.into(), None);
                 self.record(claim, &mut post, correlation, command).await?;
-                return Ok(Self::settle());
+                return Ok(self.settle());
             }
         };
-        if connection.status == Some(ConnectionStatus::Revoked) {
-            let command = fail(
-                FailureKind::Invalid,
-                "the post's connection was disconnected".into(),
-                None,
-            );
-            self.record(claim, &mut post, correlation, command).await?;
-            return Ok(Self::settle());
-        }
+        let account = Account {
+            id: connection_id,
+            tenant: claim.tenant_id,
+            connection: &connection,
+        };
         let gate = self.gate(connection_id).await;
         let _slot = gate.acquire().await.expect("semaphore is never closed");
         let result = self
@@ -371,8 +461,9 @@ impl Publisher {
                 &mut post,
                 occurrence,
                 resume_from,
-                connection_id,
-                &connection,
+                tried_before,
+                platform.as_ref(),
+                account,
             )
             .await;
         match result {
@@ -383,7 +474,7 @@ impl Publisher {
                     correlation,
                     PostCommand::CompletePublish {
                         occurrence,
-                        now: Utc::now(),
+                        now: self.now(),
                         last,
                     },
                 )
@@ -391,29 +482,21 @@ impl Publisher {
                 tracing::info!(post = %claim.post_id, %occurrence, "published");
             }
             Err(PublishError::Platform(error)) => {
-                let kind = map_kind(error.kind);
-                tracing::warn!(post = %claim.post_id, kind = kind.as_str(), error = %error.message, "attempt failed");
-                match kind {
-                    FailureKind::Auth => self.degrade(claim, connection_id, &error).await?,
-                    FailureKind::RateLimited => {
-                        let until = error
-                            .retry_after
-                            .unwrap_or_else(|| Utc::now() + chrono::Duration::seconds(60));
-                        self.inner.paused.lock().await.insert(connection_id, until);
-                    }
-                    _ => {}
+                let kind = error.kind();
+                tracing::warn!(post = %claim.post_id, kind = kind.as_str(), error = %error, "attempt failed");
+                if kind == FailureKind::Auth {
+                    self.degrade(claim, connection_id, error.message()).await?;
                 }
-                self.record(
-                    claim,
-                    &mut post,
-                    correlation,
-                    fail(kind, error.message, error.retry_after),
-                )
-                .await?;
+                if let Some(until) = pause_until(&error, self.now()) {
+                    self.inner.paused.lock().await.insert(connection_id, until);
+                }
+                let retry_after = error.retry_after();
+                let command = fail(kind, error.message().to_string(), retry_after);
+                self.record(claim, &mut post, correlation, command).await?;
             }
             Err(other) => return Err(other),
         }
-        Ok(Self::settle())
+        Ok(self.settle())
     }
 
     /// The per-connection concurrency limit.
@@ -448,9 +531,8 @@ impl Publisher {
         &self,
         claim: &Claim,
         connection: Uuid,
-        error: &BlueskyError,
+        reason: &str,
     ) -> Result<(), PublishError> {
-        self.inner.accounts.forget(connection).await;
         let result = self
             .inner
             .connections
@@ -459,7 +541,7 @@ impl Publisher {
                 Scoped {
                     tenant_id: claim.tenant_id,
                     command: ConnectionCommand::Degrade {
-                        reason: error.message.clone(),
+                        reason: reason.to_string(),
                     },
                 },
                 &self.metadata(claim.tenant_id, Uuid::now_v7()),
@@ -471,65 +553,89 @@ impl Publisher {
         }
     }
 
-    /// A client whose session works: on an auth error the cached session is
-    /// dropped and a fresh login with the sealed app password is tried once.
-    async fn client(
-        &self,
-        claim: &Claim,
-        id: Uuid,
-        connection: &Connection,
-        fresh: bool,
-    ) -> Result<Arc<Client>, PublishError> {
-        let result = if fresh {
-            self.inner.accounts.forget(id).await;
-            self.inner
-                .accounts
-                .log_in(id, claim.tenant_id, connection)
-                .await
-        } else {
-            self.inner.accounts.client(id, connection).await
-        };
-        result.map_err(PublishError::from)
+    /// Runs `call`; when the platform refuses the credentials, renews them
+    /// (once per attempt, `refreshed`) and runs it again.
+    async fn authorized<T, F, Fut>(
+        refreshed: &mut bool,
+        platform: &dyn Platform,
+        account: Account<'_>,
+        call: F,
+    ) -> Result<T, PlatformError>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<T, PlatformError>>,
+    {
+        match call().await {
+            Err(PlatformError::Auth(_)) if !*refreshed => {
+                *refreshed = true;
+                platform.refresh(account).await?;
+                call().await
+            }
+            result => result,
+        }
     }
 
-    /// Uploads an entry's images (the PDS keeps one copy per content hash,
-    /// so a retry uploading again stores nothing new).
-    async fn images(
-        &self,
-        claim: &Claim,
-        client: &Client,
-        entry: &PostEntry,
-    ) -> Result<Vec<Image>, PublishError> {
-        let mut images = Vec::with_capacity(entry.media.len());
+    /// Publishes `entry` at `key` exactly once: when the outcome is unknown,
+    /// the key is looked up before anything else happens.
+    async fn create(
+        refreshed: &mut bool,
+        platform: &dyn Platform,
+        account: Account<'_>,
+        key: &str,
+        entry: &Entry,
+    ) -> Result<Published, PlatformError> {
+        let created = Self::authorized(refreshed, platform, account, || {
+            platform.publish(account, key, entry)
+        })
+        .await;
+        let message = match created {
+            Err(PlatformError::Ambiguous(message)) => message,
+            other => return other,
+        };
+        let found =
+            Self::authorized(refreshed, platform, account, || platform.find(account, key)).await;
+        match found {
+            Ok(Some(record)) => Ok(Published {
+                record,
+                warnings: vec![],
+            }),
+            // The create may still land: the next attempt looks first.
+            Ok(None) => Err(PlatformError::Ambiguous(message)),
+            Err(read) => Err(PlatformError::Ambiguous(format!(
+                "{message}; reading the key back failed too: {read}"
+            ))),
+        }
+    }
+
+    /// An entry's images as stored.
+    async fn media(&self, claim: &Claim, entry: &PostEntry) -> Result<Vec<Media>, PublishError> {
+        let mut media = Vec::with_capacity(entry.media.len());
         for used in &entry.media {
             let asset = self.inner.media.load(&used.asset_id.to_string()).await?;
             let facts = match asset.facts {
                 Some(facts) if asset.usable_by(claim.tenant_id) => facts,
                 _ => {
-                    return Err(PublishError::Platform(BlueskyError::new(
-                        ErrorKind::Invalid,
-                        format!("image {} was deleted", used.asset_id),
-                    )));
+                    return Err(PublishError::Platform(PlatformError::Invalid(format!(
+                        "image {} was deleted",
+                        used.asset_id
+                    ))));
                 }
             };
-            let bytes = self.inner.store.get(&asset.key).await.map_err(|e| {
-                PublishError::Platform(BlueskyError {
-                    ambiguous: false,
-                    ..BlueskyError::new(ErrorKind::Transient, e.to_string())
-                })
-            })?;
-            let blob = client
-                .upload_blob(bytes.to_vec(), &facts.mime)
+            let bytes = self
+                .inner
+                .store
+                .get(&asset.key)
                 .await
-                .map_err(PublishError::Platform)?;
-            images.push(Image {
-                blob,
+                .map_err(|e| PublishError::Platform(PlatformError::Transient(e.to_string())))?;
+            media.push(Media {
+                bytes,
+                mime: facts.mime,
                 alt: used.alt.clone(),
                 width: facts.width,
                 height: facts.height,
             });
         }
-        Ok(images)
+        Ok(media)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -540,57 +646,57 @@ impl Publisher {
         post: &mut Loaded<Post>,
         occurrence: DateTime<Utc>,
         resume_from: usize,
-        connection_id: Uuid,
-        connection: &Connection,
+        tried_before: bool,
+        platform: &dyn Platform,
+        account: Account<'_>,
     ) -> Result<Option<PublishedEntry>, PublishError> {
-        let mut client = self.client(claim, connection_id, connection, false).await?;
         let mut refreshed = false;
         let mut last = None;
         let entries = post.state.entries.clone();
-        let mut done: Vec<StrongRef> = post
+        let mut done: Vec<Record> = post
             .state
             .published
             .iter()
-            .map(|e| StrongRef {
+            .map(|e| Record {
                 uri: e.uri.clone(),
                 cid: e.cid.clone(),
             })
             .collect();
         for (index, entry) in entries.iter().enumerate().skip(resume_from) {
             let rkey = record_key(claim.post_id, occurrence, index);
-            let reply = match (done.first(), done.last()) {
-                (Some(root), Some(parent)) => Some(Reply {
-                    root: root.clone(),
-                    parent: parent.clone(),
-                }),
-                _ => None,
+            let key = rkey.as_str();
+            // Only the entry an earlier attempt stopped at can exist unrecorded.
+            let found = if tried_before && index == resume_from {
+                Self::authorized(&mut refreshed, platform, account, || {
+                    platform.find(account, key)
+                })
+                .await?
+            } else {
+                None
             };
-            let record = PostRecord {
-                text: entry.text.as_str().to_string(),
-                langs: entry.langs.clone(),
-                facets: entry.facets.clone(),
-                // Part of the record's CID: the same for every attempt.
-                created_at: occurrence,
-                reply,
-                images: self.images(claim, &client, entry).await?,
-            };
-            let (published, warnings) = loop {
-                let (facets, warnings) = client.resolve_mentions(&record.facets).await;
-                match client.ensure_post(rkey.as_str(), &record, &facets).await {
-                    Ok(r) => break (r, warnings),
-                    Err(e) if e.kind == ErrorKind::Auth && !refreshed => {
-                        refreshed = true;
-                        client = self.client(claim, connection_id, connection, true).await?;
-                    }
-                    Err(e) => return Err(PublishError::Platform(e)),
+            let published = match found {
+                Some(record) => Published {
+                    record,
+                    warnings: vec![],
+                },
+                None => {
+                    let out = Entry {
+                        text: entry.text.as_str().to_string(),
+                        langs: entry.langs.clone(),
+                        facets: entry.facets.clone(),
+                        created_at: occurrence,
+                        reply_to: thread(&done),
+                        media: self.media(claim, entry).await?,
+                    };
+                    Self::create(&mut refreshed, platform, account, key, &out).await?
                 }
             };
             let entry = PublishedEntry {
                 index: index as u32,
-                rkey: rkey.as_str().to_string(),
-                uri: published.uri.clone(),
-                cid: published.cid.clone(),
-                warnings,
+                rkey: key.to_string(),
+                uri: published.record.uri.clone(),
+                cid: published.record.cid.clone(),
+                warnings: published.warnings,
             };
             if index + 1 == entries.len() {
                 // Recorded together with the success: one append, not two.
@@ -604,24 +710,16 @@ impl Publisher {
                 )
                 .await?;
             }
-            done.push(published);
+            done.push(published.record);
             if index + 1 < entries.len() {
                 // A long thread keeps its claim while the next entry goes out.
                 let lease = chrono::Duration::from_std(self.inner.config.lease).unwrap_or_default();
                 let _ = self
                     .inner
                     .index
-                    .extend(&self.inner.owner, claim.post_id, micros(Utc::now() + lease))
+                    .extend(&self.inner.owner, claim.post_id, micros(self.now() + lease))
                     .await;
             }
-        }
-        if let Err(error) = self
-            .inner
-            .accounts
-            .save_session(connection_id, claim.tenant_id, &client)
-            .await
-        {
-            tracing::warn!(%error, "could not save the refreshed session");
         }
         Ok(last)
     }
@@ -632,7 +730,10 @@ impl Publisher {
 enum PublishError {
     /// The platform refused or failed: recorded as a failed attempt.
     #[error(transparent)]
-    Platform(BlueskyError),
+    Platform(PlatformError),
+    /// Herald's own side failed while talking to the platform.
+    #[error("{0}")]
+    Internal(String),
     /// Another worker or a user changed the post meanwhile.
     #[error("the post changed while publishing: {0}")]
     Superseded(String),
@@ -650,11 +751,14 @@ impl From<CommandError<domain::DomainError>> for PublishError {
     }
 }
 
-impl From<AccountError> for PublishError {
-    fn from(error: AccountError) -> Self {
+impl From<PlatformError> for PublishError {
+    fn from(error: PlatformError) -> Self {
         match error {
-            AccountError::Bluesky(e) => Self::Platform(e),
-            AccountError::Store(e) => Self::Store(e),
+            PlatformError::Internal(message) => Self::Internal(message),
+            other => Self::Platform(other),
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
