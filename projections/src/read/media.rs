@@ -10,7 +10,7 @@ use domain::post::{MediaUse, Post};
 use sqlx::{AnyConnection, AnyPool, FromRow};
 use uuid::Uuid;
 
-use crate::dashboard::{CHUNK, in_list, placeholders};
+use super::sql::{CHUNK, in_list, placeholders};
 use crate::{Projection, StoreError, StoredEvent, micros};
 
 /// The `media` projection.

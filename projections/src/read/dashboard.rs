@@ -10,6 +10,7 @@ use domain::publish::FailureKind;
 use sqlx::{AnyConnection, AnyPool, FromRow};
 use uuid::Uuid;
 
+use super::sql::{CHUNK, in_list, placeholders};
 use crate::{Projection, StoreError, StoredEvent, micros};
 
 /// `sort_key` of posts without a next run: after every real instant.
@@ -32,38 +33,6 @@ fn counter(row: &mut CampaignRow, status: PostStatus) -> &mut i64 {
 fn parse_status(s: &str) -> Option<PostStatus> {
     PostStatus::ALL.into_iter().find(|p| p.as_str() == s)
 }
-
-/// Placeholders for `rows` rows of `columns` values: `($1, $2), ($3, $4)`.
-/// The `Any` driver passes SQL through as written; PostgreSQL needs numbered
-/// parameters, and SQLite binds plain `?` without looking each name up (a
-/// linear scan per parameter, quadratic for a large batch).
-pub(crate) fn placeholders(conn: &AnyConnection, rows: usize, columns: usize) -> String {
-    let numbered = conn.backend_name() != "SQLite";
-    (0..rows)
-        .map(|r| {
-            let row: Vec<String> = (1..=columns)
-                .map(|c| {
-                    if numbered {
-                        format!("${}", r * columns + c)
-                    } else {
-                        "?".into()
-                    }
-                })
-                .collect();
-            format!("({})", row.join(", "))
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-/// Placeholders for an `IN (…)` list of `n` values.
-pub(crate) fn in_list(conn: &AnyConnection, n: usize) -> String {
-    let list = placeholders(conn, n, 1);
-    list.replace(['(', ')'], "")
-}
-
-/// Rows per multi-row statement: well under SQLite's 32,766 bound values.
-pub(crate) const CHUNK: usize = 500;
 
 /// The rows a batch of events touches, folded in memory and written back with
 /// a few multi-row statements. Replaying a million events then costs a few
@@ -706,4 +675,46 @@ impl DashboardQueries {
             .await?;
         Ok((campaigns, posts))
     }
+}
+
+/// A post the engagement collector samples.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublishedPost {
+    pub post_id: Uuid,
+    pub tenant_id: Uuid,
+    pub connection_id: Uuid,
+    /// `at://` URIs of its published records.
+    pub uris: Vec<String>,
+}
+
+/// Published posts with a connection, across tenants (for the engagement
+/// collector), in id order after `after`, at most `limit`. It reads
+/// `rm_posts`, so it lives with the read model that owns that table.
+pub async fn published_posts(
+    pool: &AnyPool,
+    after: Option<Uuid>,
+    limit: i64,
+) -> Result<Vec<PublishedPost>, StoreError> {
+    let rows: Vec<(String, String, String, String)> = sqlx::query_as(
+        "SELECT id, tenant_id, connection_id, published FROM rm_posts
+          WHERE connection_id IS NOT NULL AND (status = 'DONE' OR published <> '[]') AND id > $1
+          ORDER BY id LIMIT $2",
+    )
+    .bind(after.map(|a| a.to_string()).unwrap_or_default())
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(id, tenant, connection, published)| {
+            let published: Vec<PublishedRow> =
+                serde_json::from_str(&published).unwrap_or_default();
+            Some(PublishedPost {
+                post_id: id.parse().ok()?,
+                tenant_id: tenant.parse().ok()?,
+                connection_id: connection.parse().ok()?,
+                uris: published.into_iter().map(|p| p.uri).collect(),
+            })
+        })
+        .collect())
 }

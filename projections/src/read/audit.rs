@@ -14,7 +14,7 @@ use domain::audit::{AuditRow, Entry, Head, summarize};
 use sqlx::{AnyConnection, AnyPool, FromRow};
 use uuid::Uuid;
 
-use crate::dashboard::{CHUNK, in_list, placeholders};
+use super::sql::{CHUNK, in_list, placeholders};
 use crate::{Projection, StoreError, StoredEvent, micros};
 
 /// The audit projection.

@@ -12,7 +12,7 @@ use domain::post::Post;
 use sqlx::{AnyConnection, AnyPool, FromRow};
 use uuid::Uuid;
 
-use crate::dashboard::{CHUNK, in_list, placeholders};
+use super::sql::{CHUNK, in_list, placeholders};
 use crate::{Projection, StoreError, StoredEvent, micros};
 
 /// The `connections` projection: one row per connection.

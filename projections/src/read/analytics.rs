@@ -14,7 +14,9 @@ use domain::post::{EngagementTotals, Post};
 use sqlx::{AnyConnection, AnyPool, FromRow};
 use uuid::Uuid;
 
-use crate::dashboard::{CHUNK, in_list, placeholders};
+/// The collector's view of `rm_posts`, kept at this path for its callers.
+pub use super::dashboard::{PublishedPost, published_posts};
+use super::sql::{CHUNK, in_list, placeholders};
 use crate::{Projection, StoreError, StoredEvent, micros};
 
 /// The `analytics` projection.
@@ -335,47 +337,6 @@ impl AnalyticsQueries {
         .fetch_all(&self.pool)
         .await?)
     }
-}
-
-/// A post the engagement collector samples.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PublishedPost {
-    pub post_id: Uuid,
-    pub tenant_id: Uuid,
-    pub connection_id: Uuid,
-    /// `at://` URIs of its published records.
-    pub uris: Vec<String>,
-}
-
-/// Published posts with a connection, across tenants (for the collector),
-/// in id order after `after`, at most `limit`.
-pub async fn published_posts(
-    pool: &AnyPool,
-    after: Option<Uuid>,
-    limit: i64,
-) -> Result<Vec<PublishedPost>, StoreError> {
-    let rows: Vec<(String, String, String, String)> = sqlx::query_as(
-        "SELECT id, tenant_id, connection_id, published FROM rm_posts
-          WHERE connection_id IS NOT NULL AND (status = 'DONE' OR published <> '[]') AND id > $1
-          ORDER BY id LIMIT $2",
-    )
-    .bind(after.map(|a| a.to_string()).unwrap_or_default())
-    .bind(limit)
-    .fetch_all(pool)
-    .await?;
-    Ok(rows
-        .into_iter()
-        .filter_map(|(id, tenant, connection, published)| {
-            let published: Vec<crate::dashboard::PublishedRow> =
-                serde_json::from_str(&published).unwrap_or_default();
-            Some(PublishedPost {
-                post_id: id.parse().ok()?,
-                tenant_id: tenant.parse().ok()?,
-                connection_id: connection.parse().ok()?,
-                uris: published.into_iter().map(|p| p.uri).collect(),
-            })
-        })
-        .collect())
 }
 
 /// A lease on a singleton task (table `collector_leases`): `true` if `owner`
