@@ -28,8 +28,8 @@ use chrono::DateTime;
 use domain::access::Action;
 use domain::audit::{AuditRow, Head};
 use futures_util::Stream;
-use projections::audit::{AuditQueries, SeqRange};
 use projections::StoreError;
+use projections::audit::{AuditQueries, SeqRange};
 use serde::Serialize;
 use serde_json::json;
 

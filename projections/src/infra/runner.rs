@@ -518,7 +518,7 @@ impl Projectors {
         let read: Result<u64, StoreError> = read.await;
         drop(feeds);
         while let Some(applied) = appliers.join_next().await {
-            applied.map_err(|e| StoreError::EventStore(format!("replay applier: {e}")))??;
+            applied.map_err(StoreError::ReplayApplier)??;
         }
         let seen = read?;
         for runner in &runners {
