@@ -2,15 +2,14 @@
 //! filed under the post's campaign, and time series over them.
 //!
 //! Samples are events (`EngagementSampled`), so a metric defined later is
-//! backfilled with `herald replay --projection analytics`. Only two event
-//! types matter here; every other event is skipped by its type name before
-//! it is decoded, so a replay pays almost nothing for them.
+//! backfilled with `herald replay --projection analytics`. Only two post
+//! events matter here; each is decoded once per batch, and a replay shares
+//! that decoding with the other projections (see `StoredEvent::event_of`).
 
 use std::collections::{HashMap, HashSet};
 
 use async_trait::async_trait;
-use cqrs_es::Aggregate;
-use domain::post::{EngagementTotals, Post};
+use domain::post::{EngagementTotals, Post, PostEvent};
 use sqlx::{AnyConnection, AnyPool, FromRow};
 use uuid::Uuid;
 
@@ -21,21 +20,6 @@ use crate::{Projection, StoreError, StoredEvent, micros};
 
 /// The `analytics` projection.
 pub struct Analytics;
-
-/// The two `PostEvent` variants this projection reads, with only the fields
-/// it needs: a `PostCreated` is decoded without its entries (texts, facets),
-/// which is most of the cost of a replay here.
-#[derive(serde::Deserialize)]
-enum Relevant {
-    PostCreated {
-        tenant_id: Uuid,
-        campaign_id: Uuid,
-    },
-    EngagementSampled {
-        sampled_at: chrono::DateTime<chrono::Utc>,
-        entries: Vec<domain::post::EntrySample>,
-    },
-}
 
 /// One stored sample.
 #[derive(Debug, Clone, PartialEq, Eq, FromRow)]
@@ -74,18 +58,14 @@ impl Projection for Analytics {
         // (post, sampled_at) → totals; a later duplicate wins.
         let mut samples: Vec<(String, i64, EngagementTotals)> = Vec::new();
         for event in events {
-            if event.aggregate_type != Post::TYPE
-                || !matches!(
-                    event.event_type.as_str(),
-                    "PostCreated" | "EngagementSampled"
-                )
-            {
+            let Some(e) = event.event_of::<Post>()? else {
                 continue;
-            }
-            match event.decode::<Relevant>()? {
-                Relevant::PostCreated {
+            };
+            match e {
+                PostEvent::PostCreated {
                     tenant_id,
                     campaign_id,
+                    ..
                 } => {
                     let id = event.aggregate_id.clone();
                     if !owners.contains_key(&id) {
@@ -93,14 +73,15 @@ impl Projection for Analytics {
                         new_posts.push(id);
                     }
                 }
-                Relevant::EngagementSampled {
+                PostEvent::EngagementSampled {
                     sampled_at,
                     entries,
                 } => samples.push((
                     event.aggregate_id.clone(),
-                    micros(sampled_at),
-                    EngagementTotals::of(&entries),
+                    micros(*sampled_at),
+                    EngagementTotals::of(entries),
                 )),
+                _ => {}
             }
         }
         for chunk in new_posts.chunks(CHUNK) {

@@ -234,9 +234,9 @@ impl Projection for SignageProjection {
                 continue;
             }
             let id = event.aggregate_id.as_str();
-            if event.aggregate_type == Display::TYPE {
+            if let Some(e) = event.event_of::<Display>()? {
                 let at = micros(event.metadata.recorded_at);
-                match event.decode::<DisplayEvent>()? {
+                match e {
                     DisplayEvent::DisplayPaired { tenant_id, profile } => {
                         sqlx::query(
                             "INSERT INTO rm_displays (id, tenant_id, profile, online, status_at, paired_at)
@@ -244,13 +244,12 @@ impl Projection for SignageProjection {
                         )
                         .bind(id)
                         .bind(tenant_id.to_string())
-                        .bind(serde_json::to_string(&profile).expect("profiles serialize"))
+                        .bind(serde_json::to_string(profile).expect("profiles serialize"))
                         .bind(at)
                         .execute(&mut *conn)
                         .await?;
                     }
-                    e @ (DisplayEvent::DisplayRenamed { .. }
-                    | DisplayEvent::DisplayMoved { .. }) => {
+                    DisplayEvent::DisplayRenamed { .. } | DisplayEvent::DisplayMoved { .. } => {
                         let row: Option<(String,)> =
                             sqlx::query_as("SELECT profile FROM rm_displays WHERE id = $1")
                                 .bind(id)
@@ -263,9 +262,11 @@ impl Projection for SignageProjection {
                                     source,
                                 })?;
                             match e {
-                                DisplayEvent::DisplayRenamed { name } => profile.name = name,
+                                DisplayEvent::DisplayRenamed { name } => {
+                                    profile.name = name.clone()
+                                }
                                 DisplayEvent::DisplayMoved { group_id } => {
-                                    profile.group_id = group_id
+                                    profile.group_id = *group_id
                                 }
                                 _ => unreachable!("matched above"),
                             }
@@ -283,7 +284,7 @@ impl Projection for SignageProjection {
                             .await?;
                     }
                     DisplayEvent::DisplayReloadRequested => {}
-                    e @ (DisplayEvent::DisplayWentOnline | DisplayEvent::DisplayWentOffline) => {
+                    DisplayEvent::DisplayWentOnline | DisplayEvent::DisplayWentOffline => {
                         sqlx::query(
                             "UPDATE rm_displays SET online = $1, status_at = $2 WHERE id = $3",
                         )
@@ -298,8 +299,8 @@ impl Projection for SignageProjection {
                 if recent(event)
                     && let Ok(display) = Uuid::parse_str(id)
                 {
-                    let reload = event.event_type == "DisplayReloadRequested";
-                    let unpaired = event.event_type == "DisplayUnpaired";
+                    let reload = matches!(e, DisplayEvent::DisplayReloadRequested);
+                    let unpaired = matches!(e, DisplayEvent::DisplayUnpaired);
                     if unpaired {
                         messages.push(PushMessage {
                             tenant_id: tenant,
