@@ -62,15 +62,33 @@ const SENSITIVE_KEYS: [&str; 10] = [
 /// Prefix of values sealed by envelope encryption (ciphertext, never shown).
 pub const SEALED_PREFIX: &str = "hk1:";
 
-/// One row of a tenant's audit chain.
+/// The names of an audit row's fields in order: the columns of `rm_audit`
+/// and the header of a CSV export.
+pub const FIELDS: [&str; 9] = [
+    "tenant_id",
+    "seq",
+    "recorded_at",
+    "actor",
+    "action",
+    "target",
+    "summary",
+    "prev_hash",
+    "hash",
+];
+
+/// One row of a tenant's audit chain: the only declaration of its fields,
+/// whether the row is built, stored, exported or verified. `T` is how
+/// `recorded_at` is written: microseconds since the Unix epoch as stored and
+/// hashed (the default), or RFC 3339 text in an export ([`ExportRow`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AuditRow {
+pub struct AuditRow<T = i64> {
     /// The tenant's id (UUID text).
     pub tenant_id: String,
     /// Position in the tenant's chain, from 1 without gaps.
     pub seq: i64,
-    /// When the event was recorded, microseconds since the Unix epoch.
-    pub recorded_at: i64,
+    /// When the event was recorded: microseconds since the Unix epoch, or
+    /// RFC 3339 text in an [`ExportRow`].
+    pub recorded_at: T,
     /// Who caused it (`user:<id>`, `api_key:<id>`, `display:<id>`, `system`).
     pub actor: String,
     /// The event type.
@@ -83,6 +101,45 @@ pub struct AuditRow {
     pub prev_hash: String,
     /// `hex(SHA-256(prev_hash ‖ canonical row))`.
     pub hash: String,
+}
+
+/// A row as exported: the stored row with its time in RFC 3339 (UTC, with
+/// microseconds, exactly the hashed instant).
+pub type ExportRow = AuditRow<String>;
+
+impl<T> AuditRow<T> {
+    /// The same row with `recorded_at` written another way.
+    fn with_time<U>(self, recorded_at: U) -> AuditRow<U> {
+        AuditRow {
+            tenant_id: self.tenant_id,
+            seq: self.seq,
+            recorded_at,
+            actor: self.actor,
+            action: self.action,
+            target: self.target,
+            summary: self.summary,
+            prev_hash: self.prev_hash,
+            hash: self.hash,
+        }
+    }
+}
+
+impl From<AuditRow> for ExportRow {
+    fn from(row: AuditRow) -> Self {
+        let at = chrono::DateTime::from_timestamp_micros(row.recorded_at).unwrap_or_default();
+        let text = at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+        row.with_time(text)
+    }
+}
+
+impl ExportRow {
+    /// The stored row back; `Err` names what is malformed.
+    pub fn into_row(self) -> Result<AuditRow, String> {
+        let recorded_at = chrono::DateTime::parse_from_rfc3339(&self.recorded_at)
+            .map_err(|_| format!("recorded_at {:?} is not RFC 3339", self.recorded_at))?
+            .timestamp_micros();
+        Ok(self.with_time(recorded_at))
+    }
 }
 
 /// What an event contributes to a row; seq and hashes come from the chain.
@@ -700,6 +757,28 @@ mod tests {
             verifier.push(&forged).unwrap_err().reason,
             BrokenReason::PrevMismatch
         );
+    }
+
+    #[test]
+    fn fields_name_the_row_in_declaration_order() {
+        let json = serde_json::to_string(&chain(1)[0]).unwrap();
+        let at: Vec<usize> = FIELDS
+            .iter()
+            .map(|f| json.find(&format!("\"{f}\":")).expect(f))
+            .collect();
+        assert!(at.windows(2).all(|w| w[0] < w[1]), "{json}");
+        assert_eq!(json.matches("\":").count(), FIELDS.len());
+    }
+
+    #[test]
+    fn an_export_row_keeps_the_instant_to_the_microsecond() {
+        let row = chain(1).remove(0);
+        let exported = ExportRow::from(row.clone());
+        assert_eq!(exported.recorded_at, "2023-11-14T22:13:20.000001Z");
+        assert_eq!(exported.into_row(), Ok(row));
+        let mut bad = ExportRow::from(chain(1).remove(0));
+        bad.recorded_at = "yesterday".into();
+        assert!(bad.into_row().unwrap_err().contains("RFC 3339"));
     }
 
     #[test]

@@ -13,6 +13,11 @@ pub enum StoreError {
         #[source]
         source: serde_json::Error,
     },
+    /// The event store (cqrs-es) failed; the source is the database or
+    /// decoding error underneath.
+    #[error("event store error")]
+    Persistence(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// A failure described only by text (no error underneath to keep).
     #[error("event store error: {0}")]
     EventStore(String),
     #[error("unknown projection {name:?}; known: {known}")]
@@ -27,4 +32,61 @@ pub enum StoreError {
     Erased,
     #[error("a push of {bytes} bytes does not fit in one PostgreSQL notification")]
     PushTooLarge { bytes: usize },
+    #[error("a push message cannot be encoded")]
+    PushEncode(#[source] serde_json::Error),
+    #[error("a replay applier stopped")]
+    ReplayApplier(#[source] tokio::task::JoinError),
+}
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error;
+
+    use cqrs_es::AggregateError;
+
+    use super::StoreError;
+    use crate::CommandError;
+
+    /// Each error's message, then its sources', as a log line shows them.
+    fn chain(error: &dyn Error) -> Vec<String> {
+        let mut messages = vec![error.to_string()];
+        let mut next = error.source();
+        while let Some(e) = next {
+            messages.push(e.to_string());
+            next = e.source();
+        }
+        messages
+    }
+
+    #[test]
+    fn a_store_error_keeps_its_cause_chain() {
+        let cause = sqlx::Error::PoolTimedOut.to_string();
+        let database = StoreError::from(sqlx::Error::PoolTimedOut);
+        assert_eq!(chain(&database), ["database error", cause.as_str()]);
+
+        // What postgres-es and sqlite-es return when the database fails.
+        let event_store = crate::infra::store::store_error::<std::io::Error>(
+            AggregateError::DatabaseConnectionError(Box::new(sqlx::Error::PoolTimedOut)),
+        );
+        assert_eq!(chain(&event_store), ["event store error", cause.as_str()]);
+        let source = event_store.source().expect("a source");
+        assert!(source.downcast_ref::<sqlx::Error>().is_some());
+
+        let bad_json = serde_json::from_str::<i64>("x").unwrap_err();
+        let decode = StoreError::Decode {
+            position: "0/7".into(),
+            source: serde_json::from_str::<i64>("x").unwrap_err(),
+        };
+        assert_eq!(
+            chain(&decode),
+            [
+                "stored event 0/7 cannot be decoded".to_string(),
+                bad_json.to_string()
+            ]
+        );
+
+        // A command's store failure shows the same chain.
+        let command = CommandError::<std::io::Error>::from(event_store);
+        assert_eq!(chain(&command)[1..], [cause]);
+    }
 }

@@ -1,26 +1,26 @@
-//! Persistence and the read side of Herald: the database handle (`db`), the
-//! cqrs-es event store on PostgreSQL or SQLite with bounded conflict retries
-//! (`store`), the global commit-ordered event log (`log`), the projector runner
-//! with durable checkpoints and leases (`runner`), and the read models fed by it
-//! (`dashboard`, the hash-chained `audit` trail, publishing and `analytics`),
-//! and the live `push` hub that signals connected displays. Read models never load
-//! aggregates: they are plain tables that `herald replay` can rebuild from the
-//! log.
+//! Persistence and the read side of Herald, in two module trees.
+//!
+//! - [`infra`]: the write side and what the read side runs on: the database
+//!   handle (`db`), the cqrs-es event store on PostgreSQL or SQLite with
+//!   bounded conflict retries (`store`), the global commit-ordered event log
+//!   (`log`), envelope encryption (`crypto`), the projector runner with
+//!   durable checkpoints and leases (`runner`) and the live `push` hub that
+//!   signals connected displays. It never imports a read model.
+//! - [`read`]: the read models fed by the runner (`dashboard`, the
+//!   hash-chained `audit` trail, `identity`, `publishing`, `media`,
+//!   `analytics`, `signage`) and the SQL helpers they share (`read::sql`).
+//!   Read models never load aggregates: they are plain tables that `herald
+//!   replay` can rebuild from the log.
+//!
+//! Every module is also re-exported at the crate root (`projections::store`,
+//! `projections::dashboard`, …), the paths the other crates use.
 
-pub mod analytics;
-pub mod audit;
-pub mod crypto;
-pub mod dashboard;
-pub mod db;
 pub mod error;
-pub mod identity;
-pub mod log;
-pub mod media;
-pub mod publishing;
-pub mod push;
-pub mod runner;
-pub mod signage;
-pub mod store;
+pub mod infra;
+pub mod read;
+
+pub use infra::{crypto, db, log, push, runner, store};
+pub use read::{analytics, audit, dashboard, identity, media, publishing, signage};
 
 pub use crypto::{Keyring, MasterKey, Opened, Scope};
 pub use db::Database;

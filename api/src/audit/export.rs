@@ -24,13 +24,13 @@ use axum::body::{Body, Bytes};
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use chrono::{DateTime, SecondsFormat};
+use chrono::DateTime;
 use domain::access::Action;
 use domain::audit::{AuditRow, Head};
 use futures_util::Stream;
+use projections::StoreError;
 use projections::audit::{AuditQueries, SeqRange};
-use projections::{StoreError, from_micros};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::json;
 
 use crate::error::ApiError;
@@ -41,17 +41,7 @@ use crate::http::rest_error;
 pub const PAGE_ROWS: i64 = 1000;
 
 /// CSV header, the fields of [`ExportRow`] in order.
-pub const CSV_HEADER: [&str; 9] = [
-    "tenant_id",
-    "seq",
-    "recorded_at",
-    "actor",
-    "action",
-    "target",
-    "summary",
-    "prev_hash",
-    "hash",
-];
+pub const CSV_HEADER: [&str; 9] = domain::audit::FIELDS;
 
 /// First field of the CSV trailer record.
 pub const CSV_TRAILER: &str = "#head";
@@ -92,55 +82,8 @@ impl Format {
     }
 }
 
-/// A row as exported: the stored row with its time in RFC 3339.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ExportRow {
-    pub tenant_id: String,
-    pub seq: i64,
-    pub recorded_at: String,
-    pub actor: String,
-    pub action: String,
-    pub target: String,
-    pub summary: String,
-    pub prev_hash: String,
-    pub hash: String,
-}
-
-impl From<AuditRow> for ExportRow {
-    fn from(r: AuditRow) -> Self {
-        Self {
-            tenant_id: r.tenant_id,
-            seq: r.seq,
-            recorded_at: from_micros(r.recorded_at).to_rfc3339_opts(SecondsFormat::Micros, true),
-            actor: r.actor,
-            action: r.action,
-            target: r.target,
-            summary: r.summary,
-            prev_hash: r.prev_hash,
-            hash: r.hash,
-        }
-    }
-}
-
-impl ExportRow {
-    /// The stored row back; `Err` names what is malformed.
-    pub fn into_row(self) -> Result<AuditRow, String> {
-        let recorded_at = DateTime::parse_from_rfc3339(&self.recorded_at)
-            .map_err(|_| format!("recorded_at {:?} is not RFC 3339", self.recorded_at))?
-            .timestamp_micros();
-        Ok(AuditRow {
-            tenant_id: self.tenant_id,
-            seq: self.seq,
-            recorded_at,
-            actor: self.actor,
-            action: self.action,
-            target: self.target,
-            summary: self.summary,
-            prev_hash: self.prev_hash,
-            hash: self.hash,
-        })
-    }
-}
+/// A row as exported (declared with the stored row in `domain::audit`).
+pub use domain::audit::ExportRow;
 
 /// What the export's last record says about the rows before it.
 #[derive(Debug, Clone, PartialEq, Eq)]

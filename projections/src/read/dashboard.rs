@@ -10,6 +10,7 @@ use domain::publish::FailureKind;
 use sqlx::{AnyConnection, AnyPool, FromRow};
 use uuid::Uuid;
 
+use super::sql::{CHUNK, in_list, placeholders};
 use crate::{Projection, StoreError, StoredEvent, micros};
 
 /// `sort_key` of posts without a next run: after every real instant.
@@ -33,38 +34,6 @@ fn parse_status(s: &str) -> Option<PostStatus> {
     PostStatus::ALL.into_iter().find(|p| p.as_str() == s)
 }
 
-/// Placeholders for `rows` rows of `columns` values: `($1, $2), ($3, $4)`.
-/// The `Any` driver passes SQL through as written; PostgreSQL needs numbered
-/// parameters, and SQLite binds plain `?` without looking each name up (a
-/// linear scan per parameter, quadratic for a large batch).
-pub(crate) fn placeholders(conn: &AnyConnection, rows: usize, columns: usize) -> String {
-    let numbered = conn.backend_name() != "SQLite";
-    (0..rows)
-        .map(|r| {
-            let row: Vec<String> = (1..=columns)
-                .map(|c| {
-                    if numbered {
-                        format!("${}", r * columns + c)
-                    } else {
-                        "?".into()
-                    }
-                })
-                .collect();
-            format!("({})", row.join(", "))
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-/// Placeholders for an `IN (…)` list of `n` values.
-pub(crate) fn in_list(conn: &AnyConnection, n: usize) -> String {
-    let list = placeholders(conn, n, 1);
-    list.replace(['(', ')'], "")
-}
-
-/// Rows per multi-row statement: well under SQLite's 32,766 bound values.
-pub(crate) const CHUNK: usize = 500;
-
 /// The rows a batch of events touches, folded in memory and written back with
 /// a few multi-row statements. Replaying a million events then costs a few
 /// hundred statements instead of several per event.
@@ -77,15 +46,17 @@ struct Batch {
     deleted_posts: HashSet<String>,
 }
 
-enum Decoded {
-    Campaign(CampaignEvent),
-    Post(PostEvent),
+/// An event of the batch this read model reads, decoded once (shared with
+/// the other projections of a replay, see [`StoredEvent::event_of`]).
+enum Decoded<'a> {
+    Campaign(&'a CampaignEvent),
+    Post(&'a PostEvent),
 }
 
 impl Batch {
     async fn load(
         conn: &mut AnyConnection,
-        events: &[(&StoredEvent, Decoded)],
+        events: &[(&StoredEvent, Decoded<'_>)],
     ) -> Result<Self, StoreError> {
         let mut batch = Batch::default();
         let post_ids: HashSet<&str> = events
@@ -140,7 +111,7 @@ impl Batch {
         }
     }
 
-    fn apply_campaign(&mut self, id: &str, at: i64, event: CampaignEvent) {
+    fn apply_campaign(&mut self, id: &str, at: i64, event: &CampaignEvent) {
         let status =
             |s: CampaignStatus| move |row: &mut CampaignRow| row.status = s.as_str().to_string();
         match event {
@@ -156,7 +127,7 @@ impl Batch {
                     CampaignRow {
                         id: id.to_string(),
                         tenant_id: tenant_id.to_string(),
-                        name: settings.name,
+                        name: settings.name.clone(),
                         time_zone: settings.time_zone.name().to_string(),
                         starts_on: settings.starts_on.to_string(),
                         ends_on: settings.ends_on.to_string(),
@@ -182,11 +153,11 @@ impl Batch {
                     ends_on,
                     alt_text_required,
                 } = settings;
-                row.name = name;
+                row.name = name.clone();
                 row.time_zone = time_zone.name().to_string();
                 row.starts_on = starts_on.to_string();
                 row.ends_on = ends_on.to_string();
-                row.alt_text_required = alt_text_required.into();
+                row.alt_text_required = (*alt_text_required).into();
             }),
             CampaignEvent::CampaignActivated | CampaignEvent::CampaignResumed => {
                 self.campaign(id, at, status(CampaignStatus::Active))
@@ -230,7 +201,7 @@ impl Batch {
         }
     }
 
-    fn apply_post(&mut self, id: &str, at: i64, event: PostEvent) {
+    fn apply_post(&mut self, id: &str, at: i64, event: &PostEvent) {
         if let PostEvent::EngagementSampled { .. } = event {
             return;
         }
@@ -256,7 +227,7 @@ impl Batch {
                     tenant_id: tenant_id.to_string(),
                     campaign_id,
                     status: PostStatus::Draft.as_str().to_string(),
-                    entries: serde_json::to_string(&entries).expect("entries serialize"),
+                    entries: serde_json::to_string(entries).expect("entries serialize"),
                     next_run_at: None,
                     recurrence: None,
                     time_zone: None,
@@ -281,7 +252,7 @@ impl Batch {
         let next = match event {
             PostEvent::PostCreated { .. } => unreachable!("handled above"),
             PostEvent::PostUpdated { entries } => {
-                row.entries = serde_json::to_string(&entries).expect("entries serialize");
+                row.entries = serde_json::to_string(entries).expect("entries serialize");
                 return;
             }
             PostEvent::PostScheduled {
@@ -289,15 +260,15 @@ impl Batch {
                 recurrence,
                 time_zone,
             } => {
-                row.next_run_at = Some(micros(run_at));
-                row.sort_key = micros(run_at);
-                row.recurrence = recurrence.map(|r| r.as_str().to_string());
+                row.next_run_at = Some(micros(*run_at));
+                row.sort_key = micros(*run_at);
+                row.recurrence = recurrence.as_ref().map(|r| r.as_str().to_string());
                 row.time_zone = Some(time_zone.name().to_string());
                 Some(PostStatus::Pending)
             }
             PostEvent::PostRescheduled { at: run_at } => {
-                row.next_run_at = Some(micros(run_at));
-                row.sort_key = micros(run_at);
+                row.next_run_at = Some(micros(*run_at));
+                row.sort_key = micros(*run_at);
                 Some(PostStatus::Pending)
             }
             PostEvent::PostCancelled => {
@@ -308,7 +279,7 @@ impl Batch {
             }
             PostEvent::PostDeleted => None,
             PostEvent::PublishStarted { attempt, .. } => {
-                row.attempts = i64::from(attempt);
+                row.attempts = i64::from(*attempt);
                 row.next_retry_at = None;
                 Some(PostStatus::Running)
             }
@@ -318,9 +289,9 @@ impl Batch {
                 published.push(PublishedRow {
                     url: entry.web_url(),
                     index: entry.index,
-                    uri: entry.uri,
-                    cid: entry.cid,
-                    warnings: entry.warnings,
+                    uri: entry.uri.clone(),
+                    cid: entry.cid.clone(),
+                    warnings: entry.warnings.clone(),
                 });
                 row.published = serde_json::to_string(&published).expect("serializes");
                 return;
@@ -341,7 +312,7 @@ impl Batch {
                 retry_at,
                 ..
             } => {
-                if kind == FailureKind::Auth {
+                if *kind == FailureKind::Auth {
                     // Waiting for the connection is not an attempt.
                     row.attempts = (row.attempts - 1).max(0);
                 }
@@ -357,8 +328,8 @@ impl Batch {
             PostEvent::PublishRetryRequested { at: run_at } => {
                 row.attempts = 0;
                 row.next_retry_at = None;
-                row.next_run_at = Some(micros(run_at));
-                row.sort_key = micros(run_at);
+                row.next_run_at = Some(micros(*run_at));
+                row.sort_key = micros(*run_at);
                 Some(PostStatus::Pending)
             }
             PostEvent::PostUnpublished { .. } => {
@@ -478,16 +449,16 @@ impl Projection for Dashboard {
         conn: &mut AnyConnection,
         events: &[StoredEvent],
     ) -> Result<(), StoreError> {
-        use cqrs_es::Aggregate;
         let mut decoded = Vec::with_capacity(events.len());
         for event in events {
-            match event.aggregate_type.as_str() {
-                Campaign::TYPE => decoded.push((event, Decoded::Campaign(event.decode()?))),
+            if let Some(e) = event.event_of::<Campaign>()? {
+                decoded.push((event, Decoded::Campaign(e)));
+            } else if let Some(e) = event.event_of::<Post>()? {
                 // Engagement samples change nothing here: skipped before
-                // decoding (and before loading their posts).
-                Post::TYPE if event.event_type == "EngagementSampled" => {}
-                Post::TYPE => decoded.push((event, Decoded::Post(event.decode()?))),
-                _ => {}
+                // loading their posts.
+                if !matches!(e, PostEvent::EngagementSampled { .. }) {
+                    decoded.push((event, Decoded::Post(e)));
+                }
             }
         }
         if decoded.is_empty() {
@@ -706,4 +677,45 @@ impl DashboardQueries {
             .await?;
         Ok((campaigns, posts))
     }
+}
+
+/// A post the engagement collector samples.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublishedPost {
+    pub post_id: Uuid,
+    pub tenant_id: Uuid,
+    pub connection_id: Uuid,
+    /// `at://` URIs of its published records.
+    pub uris: Vec<String>,
+}
+
+/// Published posts with a connection, across tenants (for the engagement
+/// collector), in id order after `after`, at most `limit`. It reads
+/// `rm_posts`, so it lives with the read model that owns that table.
+pub async fn published_posts(
+    pool: &AnyPool,
+    after: Option<Uuid>,
+    limit: i64,
+) -> Result<Vec<PublishedPost>, StoreError> {
+    let rows: Vec<(String, String, String, String)> = sqlx::query_as(
+        "SELECT id, tenant_id, connection_id, published FROM rm_posts
+          WHERE connection_id IS NOT NULL AND (status = 'DONE' OR published <> '[]') AND id > $1
+          ORDER BY id LIMIT $2",
+    )
+    .bind(after.map(|a| a.to_string()).unwrap_or_default())
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(id, tenant, connection, published)| {
+            let published: Vec<PublishedRow> = serde_json::from_str(&published).unwrap_or_default();
+            Some(PublishedPost {
+                post_id: id.parse().ok()?,
+                tenant_id: tenant.parse().ok()?,
+                connection_id: connection.parse().ok()?,
+                uris: published.into_iter().map(|p| p.uri).collect(),
+            })
+        })
+        .collect())
 }

@@ -438,8 +438,7 @@ fn payloads(message: &PushMessage) -> Result<Vec<String>, StoreError> {
     let too_large = |bytes: usize| StoreError::PushTooLarge { bytes };
     let (ids, rebuild): (&[Uuid], Rebuild) = match &message.target {
         PushTarget::Tenant => {
-            let payload = serde_json::to_string(message)
-                .map_err(|e| StoreError::EventStore(e.to_string()))?;
+            let payload = serde_json::to_string(message).map_err(StoreError::PushEncode)?;
             return if payload.len() < NOTIFY_LIMIT {
                 Ok(vec![payload])
             } else {
@@ -457,7 +456,7 @@ fn payloads(message: &PushMessage) -> Result<Vec<String>, StoreError> {
             target: rebuild(chunk.to_vec()),
             ..message.clone()
         };
-        serde_json::to_string(&part).map_err(|e| StoreError::EventStore(e.to_string()))
+        serde_json::to_string(&part).map_err(StoreError::PushEncode)
     };
     // Each id adds `"<36 characters>",` to the empty list.
     const PER_ID: usize = 39;

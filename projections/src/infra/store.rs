@@ -535,6 +535,17 @@ where
     }
 }
 
-fn store_error<E: std::error::Error>(err: AggregateError<E>) -> StoreError {
-    StoreError::EventStore(err.to_string())
+/// Keeps the database or decoding error cqrs-es wraps as the source.
+pub(crate) fn store_error<E: std::error::Error>(err: AggregateError<E>) -> StoreError {
+    match err {
+        AggregateError::DatabaseConnectionError(source)
+        | AggregateError::DeserializationError(source)
+        | AggregateError::UnexpectedError(source) => StoreError::Persistence(source),
+        // Neither a rejection nor a conflict comes out of a load or an
+        // append here (`execute` handles both before calling this), and
+        // `E` need not be `Send + Sync`: its text is enough.
+        other @ (AggregateError::UserError(_) | AggregateError::AggregateConflict) => {
+            StoreError::EventStore(other.to_string())
+        }
+    }
 }

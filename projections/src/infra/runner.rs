@@ -318,25 +318,12 @@ pub struct Projectors {
 }
 
 impl Projectors {
-    /// Herald's projections over `db`, pushing to no local display.
-    pub fn new(db: Database) -> Self {
-        Self::with_push(db, crate::push::Hub::new())
-    }
-
-    /// Herald's projections over `db`; the signage projection pushes to the
-    /// displays connected to `hub` (SQLite; PostgreSQL notifies every process).
-    pub fn with_push(db: Database, hub: crate::push::Hub) -> Self {
+    /// A set of `projections` over `db`. Herald's own set is assembled by the
+    /// read side ([`Projectors::new`], [`Projectors::with_push`] in `read`),
+    /// so this runner knows no read model.
+    pub fn of(db: Database, projections: Vec<Arc<dyn Projection>>) -> Self {
         Self {
-            projections: vec![
-                Arc::new(crate::dashboard::Dashboard),
-                Arc::new(crate::identity::Identity),
-                Arc::new(crate::audit::Audit),
-                Arc::new(crate::publishing::Connections),
-                Arc::new(crate::publishing::Schedule),
-                Arc::new(crate::media::Media),
-                Arc::new(crate::analytics::Analytics),
-                Arc::new(crate::signage::SignageProjection::new(hub)),
-            ],
+            projections,
             owner: format!("{}:{}", std::process::id(), Uuid::new_v4()),
             appended: Arc::new(watch::channel(0).0),
             advanced: Arc::new(watch::channel(0).0),
@@ -531,7 +518,7 @@ impl Projectors {
         let read: Result<u64, StoreError> = read.await;
         drop(feeds);
         while let Some(applied) = appliers.join_next().await {
-            applied.map_err(|e| StoreError::EventStore(format!("replay applier: {e}")))??;
+            applied.map_err(StoreError::ReplayApplier)??;
         }
         let seen = read?;
         for runner in &runners {

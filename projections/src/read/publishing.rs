@@ -6,13 +6,12 @@
 use std::collections::{HashMap, HashSet};
 
 use async_trait::async_trait;
-use cqrs_es::Aggregate;
 use domain::connection::{Connection, ConnectionEvent, ConnectionStatus};
-use domain::post::Post;
+use domain::post::{Post, PostEvent};
 use sqlx::{AnyConnection, AnyPool, FromRow};
 use uuid::Uuid;
 
-use crate::dashboard::{CHUNK, in_list, placeholders};
+use super::sql::{CHUNK, in_list, placeholders};
 use crate::{Projection, StoreError, StoredEvent, micros};
 
 /// The `connections` projection: one row per connection.
@@ -34,13 +33,13 @@ impl Projection for Connections {
         events: &[StoredEvent],
     ) -> Result<(), StoreError> {
         // Connection events are rare: one statement each is plenty.
-        for event in events
-            .iter()
-            .filter(|e| e.aggregate_type == Connection::TYPE)
-        {
+        for event in events {
+            let Some(e) = event.event_of::<Connection>()? else {
+                continue;
+            };
             let at = micros(event.metadata.recorded_at);
             let id = event.aggregate_id.as_str();
-            match event.decode::<ConnectionEvent>()? {
+            match e {
                 ConnectionEvent::BlueskyConnected {
                     tenant_id,
                     handle,
@@ -55,9 +54,9 @@ impl Projection for Connections {
                     )
                     .bind(id)
                     .bind(tenant_id.to_string())
-                    .bind(handle)
-                    .bind(did)
-                    .bind(service_url)
+                    .bind(handle.as_str())
+                    .bind(did.as_str())
+                    .bind(service_url.as_str())
                     .bind(ConnectionStatus::Active.as_str())
                     .bind(at)
                     .execute(&mut *conn)
@@ -72,15 +71,15 @@ impl Projection for Connections {
                         "UPDATE rm_connections SET handle = $2, service_url = $3, status = $4, reason = NULL, updated_at = $5 WHERE id = $1",
                     )
                     .bind(id)
-                    .bind(handle)
-                    .bind(service_url)
+                    .bind(handle.as_str())
+                    .bind(service_url.as_str())
                     .bind(ConnectionStatus::Active.as_str())
                     .bind(at)
                     .execute(&mut *conn)
                     .await?;
                 }
                 ConnectionEvent::ConnectionDegraded { reason } => {
-                    set_status(conn, id, ConnectionStatus::Degraded, Some(&reason), at).await?;
+                    set_status(conn, id, ConnectionStatus::Degraded, Some(reason), at).await?;
                 }
                 ConnectionEvent::ConnectionRevoked => {
                     set_status(conn, id, ConnectionStatus::Revoked, None, at).await?;
@@ -166,29 +165,6 @@ impl ConnectionQueries {
 /// The `schedule` projection: when each post should next be looked at.
 pub struct Schedule;
 
-/// The fields of `PostCreated` the index reads.
-#[derive(serde::Deserialize)]
-struct Created {
-    tenant_id: Uuid,
-    #[serde(default)]
-    connection_id: Option<Uuid>,
-}
-
-#[derive(serde::Deserialize)]
-struct At {
-    at: chrono::DateTime<chrono::Utc>,
-}
-
-#[derive(serde::Deserialize)]
-struct Succeeded {
-    next_at: Option<chrono::DateTime<chrono::Utc>>,
-}
-
-#[derive(serde::Deserialize)]
-struct Failed {
-    retry_at: Option<chrono::DateTime<chrono::Utc>>,
-}
-
 /// A row of the index as the projection folds it.
 #[derive(Debug, Clone)]
 struct IndexRow {
@@ -217,11 +193,14 @@ impl Projection for Schedule {
         let mut rows: HashMap<String, Option<IndexRow>> = HashMap::new();
         let mut blocked: HashMap<String, bool> = HashMap::new();
         let mut touched_connections: Vec<String> = Vec::new();
-        let post_ids: HashSet<&str> = events
-            .iter()
-            .filter(|e| e.aggregate_type == Post::TYPE && e.event_type != "EngagementSampled")
-            .map(|e| e.aggregate_id.as_str())
-            .collect();
+        let mut post_ids: HashSet<&str> = HashSet::new();
+        for event in events {
+            if let Some(e) = event.event_of::<Post>()?
+                && !matches!(e, PostEvent::EngagementSampled { .. })
+            {
+                post_ids.insert(event.aggregate_id.as_str());
+            }
+        }
         for chunk in post_ids.into_iter().collect::<Vec<_>>().chunks(CHUNK) {
             let sql = format!(
                 "SELECT post_id, tenant_id, connection_id, due_at FROM rm_schedule WHERE post_id IN ({})",
@@ -245,8 +224,8 @@ impl Projection for Schedule {
         }
         for event in events {
             let id = event.aggregate_id.as_str();
-            if event.aggregate_type == Connection::TYPE {
-                let now_blocked = match event.decode::<ConnectionEvent>()? {
+            if let Some(e) = event.event_of::<Connection>()? {
+                let now_blocked = match e {
                     ConnectionEvent::ConnectionDegraded { .. } => true,
                     // Revoked posts are not held back: they fail at fire time.
                     _ => false,
@@ -255,16 +234,18 @@ impl Projection for Schedule {
                 touched_connections.push(id.to_string());
                 continue;
             }
-            if event.aggregate_type != Post::TYPE || event.event_type == "EngagementSampled" {
+            let Some(e) = event.event_of::<Post>()? else {
                 continue;
-            }
-            // Only the fields the index needs (see `PostEvent` for the shapes).
-            let kind = event.event_type.as_str();
-            if kind == "PostCreated" {
-                let created: Created = event.fields()?;
+            };
+            if let PostEvent::PostCreated {
+                tenant_id,
+                connection_id,
+                ..
+            } = e
+            {
                 rows.entry(id.to_string()).or_insert(Some(IndexRow {
-                    tenant_id: created.tenant_id.to_string(),
-                    connection_id: created.connection_id.map(|c| c.to_string()),
+                    tenant_id: tenant_id.to_string(),
+                    connection_id: connection_id.map(|c| c.to_string()),
                     due_at: None,
                 }));
                 continue;
@@ -272,19 +253,23 @@ impl Projection for Schedule {
             let Some(Some(row)) = rows.get_mut(id) else {
                 continue;
             };
-            match kind {
-                "PostScheduled" | "PostRescheduled" | "PublishRetryRequested" => {
-                    row.due_at = Some(micros(event.fields::<At>()?.at));
-                }
-                "PublishSucceeded" => {
-                    row.due_at = event.fields::<Succeeded>()?.next_at.map(micros);
-                }
-                "PublishFailed" => row.due_at = event.fields::<Failed>()?.retry_at.map(micros),
-                "PostCancelled" => row.due_at = None,
-                "PostDeleted" => {
+            match e {
+                PostEvent::PostScheduled { at, .. }
+                | PostEvent::PostRescheduled { at }
+                | PostEvent::PublishRetryRequested { at } => row.due_at = Some(micros(*at)),
+                PostEvent::PublishSucceeded { next_at, .. } => row.due_at = next_at.map(micros),
+                PostEvent::PublishFailed { retry_at, .. } => row.due_at = retry_at.map(micros),
+                PostEvent::PostCancelled => row.due_at = None,
+                PostEvent::PostDeleted => {
                     rows.insert(id.to_string(), None);
                 }
-                _ => {}
+                // Nothing the index keeps (creation is handled above).
+                PostEvent::PostCreated { .. }
+                | PostEvent::PostUpdated { .. }
+                | PostEvent::PublishStarted { .. }
+                | PostEvent::EntryPublished { .. }
+                | PostEvent::PostUnpublished { .. }
+                | PostEvent::EngagementSampled { .. } => {}
             }
         }
         // Connection states the new rows need that the batch did not set.

@@ -4,31 +4,19 @@
 use std::collections::{BTreeSet, HashMap};
 
 use async_trait::async_trait;
-use cqrs_es::Aggregate;
 use domain::media::{MediaAsset, MediaEvent};
-use domain::post::{MediaUse, Post};
+use domain::post::{Post, PostEntry, PostEvent};
 use sqlx::{AnyConnection, AnyPool, FromRow};
 use uuid::Uuid;
 
-use crate::dashboard::{CHUNK, in_list, placeholders};
+use super::sql::{CHUNK, in_list, placeholders};
 use crate::{Projection, StoreError, StoredEvent, micros};
 
 /// The `media` projection.
 pub struct Media;
 
-/// The images of a post's entries, read without decoding the rest.
-#[derive(serde::Deserialize)]
-struct Entries {
-    entries: Vec<EntryMedia>,
-}
-
-#[derive(serde::Deserialize)]
-struct EntryMedia {
-    #[serde(default)]
-    media: Vec<MediaUse>,
-}
-
-fn assets(entries: &[EntryMedia]) -> BTreeSet<String> {
+/// The images a post's entries use.
+fn assets(entries: &[PostEntry]) -> BTreeSet<String> {
     entries
         .iter()
         .flat_map(|e| e.media.iter().map(|m| m.asset_id.to_string()))
@@ -56,8 +44,8 @@ impl Projection for Media {
         let mut replace: BTreeSet<String> = BTreeSet::new();
         for event in events {
             let id = event.aggregate_id.as_str();
-            if event.aggregate_type == MediaAsset::TYPE {
-                match event.decode::<MediaEvent>()? {
+            if let Some(e) = event.event_of::<MediaAsset>()? {
+                match e {
                     MediaEvent::MediaUploaded {
                         tenant_id,
                         facts,
@@ -70,11 +58,11 @@ impl Projection for Media {
                         )
                         .bind(id)
                         .bind(tenant_id.to_string())
-                        .bind(facts.mime)
+                        .bind(facts.mime.as_str())
                         .bind(facts.size as i64)
                         .bind(i64::from(facts.width))
                         .bind(i64::from(facts.height))
-                        .bind(filename)
+                        .bind(filename.as_str())
                         .bind(micros(event.metadata.recorded_at))
                         .execute(&mut *conn)
                         .await?;
@@ -88,31 +76,26 @@ impl Projection for Media {
                 }
                 continue;
             }
-            if event.aggregate_type != Post::TYPE {
+            let Some(e) = event.event_of::<Post>()? else {
                 continue;
-            }
+            };
             // Only the events that change which images a post uses.
-            if !matches!(
-                event.event_type.as_str(),
-                "PostCreated" | "PostUpdated" | "PostDeleted"
-            ) {
-                continue;
-            }
-            match event.event_type.as_str() {
-                "PostCreated" => {
-                    let used = assets(&event.fields::<Entries>()?.entries);
+            match e {
+                PostEvent::PostCreated { entries, .. } => {
+                    let used = assets(entries);
                     if !used.is_empty() {
                         uses.insert(id.to_string(), used);
                     }
                 }
-                "PostUpdated" => {
+                PostEvent::PostUpdated { entries } => {
                     replace.insert(id.to_string());
-                    uses.insert(id.to_string(), assets(&event.fields::<Entries>()?.entries));
+                    uses.insert(id.to_string(), assets(entries));
                 }
-                _ => {
+                PostEvent::PostDeleted => {
                     replace.insert(id.to_string());
                     uses.remove(id);
                 }
+                _ => {}
             }
         }
         let replace: Vec<String> = replace.into_iter().collect();

@@ -2,38 +2,24 @@
 //! filed under the post's campaign, and time series over them.
 //!
 //! Samples are events (`EngagementSampled`), so a metric defined later is
-//! backfilled with `herald replay --projection analytics`. Only two event
-//! types matter here; every other event is skipped by its type name before
-//! it is decoded, so a replay pays almost nothing for them.
+//! backfilled with `herald replay --projection analytics`. Only two post
+//! events matter here; each is decoded once per batch, and a replay shares
+//! that decoding with the other projections (see `StoredEvent::event_of`).
 
 use std::collections::{HashMap, HashSet};
 
 use async_trait::async_trait;
-use cqrs_es::Aggregate;
-use domain::post::{EngagementTotals, Post};
+use domain::post::{EngagementTotals, Post, PostEvent};
 use sqlx::{AnyConnection, AnyPool, FromRow};
 use uuid::Uuid;
 
-use crate::dashboard::{CHUNK, in_list, placeholders};
+/// The collector's view of `rm_posts`, kept at this path for its callers.
+pub use super::dashboard::{PublishedPost, published_posts};
+use super::sql::{CHUNK, in_list, placeholders};
 use crate::{Projection, StoreError, StoredEvent, micros};
 
 /// The `analytics` projection.
 pub struct Analytics;
-
-/// The two `PostEvent` variants this projection reads, with only the fields
-/// it needs: a `PostCreated` is decoded without its entries (texts, facets),
-/// which is most of the cost of a replay here.
-#[derive(serde::Deserialize)]
-enum Relevant {
-    PostCreated {
-        tenant_id: Uuid,
-        campaign_id: Uuid,
-    },
-    EngagementSampled {
-        sampled_at: chrono::DateTime<chrono::Utc>,
-        entries: Vec<domain::post::EntrySample>,
-    },
-}
 
 /// One stored sample.
 #[derive(Debug, Clone, PartialEq, Eq, FromRow)]
@@ -72,18 +58,14 @@ impl Projection for Analytics {
         // (post, sampled_at) → totals; a later duplicate wins.
         let mut samples: Vec<(String, i64, EngagementTotals)> = Vec::new();
         for event in events {
-            if event.aggregate_type != Post::TYPE
-                || !matches!(
-                    event.event_type.as_str(),
-                    "PostCreated" | "EngagementSampled"
-                )
-            {
+            let Some(e) = event.event_of::<Post>()? else {
                 continue;
-            }
-            match event.decode::<Relevant>()? {
-                Relevant::PostCreated {
+            };
+            match e {
+                PostEvent::PostCreated {
                     tenant_id,
                     campaign_id,
+                    ..
                 } => {
                     let id = event.aggregate_id.clone();
                     if !owners.contains_key(&id) {
@@ -91,14 +73,15 @@ impl Projection for Analytics {
                         new_posts.push(id);
                     }
                 }
-                Relevant::EngagementSampled {
+                PostEvent::EngagementSampled {
                     sampled_at,
                     entries,
                 } => samples.push((
                     event.aggregate_id.clone(),
-                    micros(sampled_at),
-                    EngagementTotals::of(&entries),
+                    micros(*sampled_at),
+                    EngagementTotals::of(entries),
                 )),
+                _ => {}
             }
         }
         for chunk in new_posts.chunks(CHUNK) {
@@ -335,47 +318,6 @@ impl AnalyticsQueries {
         .fetch_all(&self.pool)
         .await?)
     }
-}
-
-/// A post the engagement collector samples.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PublishedPost {
-    pub post_id: Uuid,
-    pub tenant_id: Uuid,
-    pub connection_id: Uuid,
-    /// `at://` URIs of its published records.
-    pub uris: Vec<String>,
-}
-
-/// Published posts with a connection, across tenants (for the collector),
-/// in id order after `after`, at most `limit`.
-pub async fn published_posts(
-    pool: &AnyPool,
-    after: Option<Uuid>,
-    limit: i64,
-) -> Result<Vec<PublishedPost>, StoreError> {
-    let rows: Vec<(String, String, String, String)> = sqlx::query_as(
-        "SELECT id, tenant_id, connection_id, published FROM rm_posts
-          WHERE connection_id IS NOT NULL AND (status = 'DONE' OR published <> '[]') AND id > $1
-          ORDER BY id LIMIT $2",
-    )
-    .bind(after.map(|a| a.to_string()).unwrap_or_default())
-    .bind(limit)
-    .fetch_all(pool)
-    .await?;
-    Ok(rows
-        .into_iter()
-        .filter_map(|(id, tenant, connection, published)| {
-            let published: Vec<crate::dashboard::PublishedRow> =
-                serde_json::from_str(&published).unwrap_or_default();
-            Some(PublishedPost {
-                post_id: id.parse().ok()?,
-                tenant_id: tenant.parse().ok()?,
-                connection_id: connection.parse().ok()?,
-                uris: published.into_iter().map(|p| p.uri).collect(),
-            })
-        })
-        .collect())
 }
 
 /// A lease on a singleton task (table `collector_leases`): `true` if `owner`

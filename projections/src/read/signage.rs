@@ -231,9 +231,9 @@ impl Projection for SignageProjection {
                 continue;
             }
             let id = event.aggregate_id.as_str();
-            if event.aggregate_type == Display::TYPE {
+            if let Some(e) = event.event_of::<Display>()? {
                 let at = micros(event.metadata.recorded_at);
-                match event.decode::<DisplayEvent>()? {
+                match e {
                     DisplayEvent::DisplayPaired { tenant_id, profile } => {
                         sqlx::query(
                             "INSERT INTO rm_displays (id, tenant_id, profile, online, status_at, paired_at)
@@ -241,13 +241,12 @@ impl Projection for SignageProjection {
                         )
                         .bind(id)
                         .bind(tenant_id.to_string())
-                        .bind(serde_json::to_string(&profile).expect("profiles serialize"))
+                        .bind(serde_json::to_string(profile).expect("profiles serialize"))
                         .bind(at)
                         .execute(&mut *conn)
                         .await?;
                     }
-                    e @ (DisplayEvent::DisplayRenamed { .. }
-                    | DisplayEvent::DisplayMoved { .. }) => {
+                    DisplayEvent::DisplayRenamed { .. } | DisplayEvent::DisplayMoved { .. } => {
                         let row: Option<(String,)> =
                             sqlx::query_as("SELECT profile FROM rm_displays WHERE id = $1")
                                 .bind(id)
@@ -260,9 +259,11 @@ impl Projection for SignageProjection {
                                     source,
                                 })?;
                             match e {
-                                DisplayEvent::DisplayRenamed { name } => profile.name = name,
+                                DisplayEvent::DisplayRenamed { name } => {
+                                    profile.name = name.clone()
+                                }
                                 DisplayEvent::DisplayMoved { group_id } => {
-                                    profile.group_id = group_id
+                                    profile.group_id = *group_id
                                 }
                                 _ => unreachable!("matched above"),
                             }
@@ -280,7 +281,7 @@ impl Projection for SignageProjection {
                             .await?;
                     }
                     DisplayEvent::DisplayReloadRequested => {}
-                    e @ (DisplayEvent::DisplayWentOnline | DisplayEvent::DisplayWentOffline) => {
+                    DisplayEvent::DisplayWentOnline | DisplayEvent::DisplayWentOffline => {
                         sqlx::query(
                             "UPDATE rm_displays SET online = $1, status_at = $2 WHERE id = $3",
                         )
@@ -295,8 +296,8 @@ impl Projection for SignageProjection {
                 if recent(event)
                     && let Ok(display) = Uuid::parse_str(id)
                 {
-                    let reload = event.event_type == "DisplayReloadRequested";
-                    let unpaired = event.event_type == "DisplayUnpaired";
+                    let reload = matches!(e, DisplayEvent::DisplayReloadRequested);
+                    let unpaired = matches!(e, DisplayEvent::DisplayUnpaired);
                     if unpaired {
                         messages.push(PushMessage {
                             tenant_id: tenant,
@@ -684,11 +685,11 @@ impl SignageQueries {
     pub async fn heartbeat(&self, displays: &[(Uuid, Uuid)]) -> Result<(), StoreError> {
         let now = micros(Utc::now());
         let mut conn = self.pool.acquire().await?;
-        for chunk in displays.chunks(crate::dashboard::CHUNK) {
+        for chunk in displays.chunks(super::sql::CHUNK) {
             let sql = format!(
                 "INSERT INTO display_presence (tenant_id, display_id, last_seen) VALUES {}
                  ON CONFLICT (display_id) DO UPDATE SET last_seen = excluded.last_seen",
-                crate::dashboard::placeholders(&conn, chunk.len(), 3)
+                super::sql::placeholders(&conn, chunk.len(), 3)
             );
             let mut query = sqlx::query(&sql);
             for (tenant, display) in chunk {

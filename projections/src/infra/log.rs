@@ -9,11 +9,15 @@
 //! can ever appear, so a checkpoint never jumps over one. On SQLite writers are
 //! serialised, so the position assigned at insert time is commit order.
 
+use std::any::Any;
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::{Arc, OnceLock};
 
+use cqrs_es::Aggregate;
 use cqrs_es::persist::SerializedEvent;
 use domain::metadata::EventMetadata;
+use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
@@ -45,27 +49,47 @@ pub struct StoredEvent {
     pub event_version: String,
     pub payload: Value,
     pub metadata: EventMetadata,
+    /// The payload decoded into its aggregate's event enum by the first
+    /// [`StoredEvent::event_of`], shared with every later caller (a replay
+    /// hands one batch to every projection).
+    typed: OnceLock<Arc<dyn Any + Send + Sync>>,
 }
 
 impl StoredEvent {
     /// Deserializes the payload into an aggregate's event enum.
     pub fn decode<E: DeserializeOwned>(&self) -> Result<E, StoreError> {
-        E::deserialize(&self.payload).map_err(|source| StoreError::Decode {
-            position: self.position.to_string(),
-            source,
-        })
+        E::deserialize(&self.payload).map_err(|source| self.undecodable(source))
     }
 
-    /// Deserializes only some fields of the event's body (`T` names the
-    /// fields a projection needs): cheaper than [`StoredEvent::decode`] for
-    /// read models that ignore most of an event, which matters in a replay.
-    pub fn fields<T: DeserializeOwned>(&self) -> Result<T, StoreError> {
-        T::deserialize(&self.payload[self.event_type.as_str()]).map_err(|source| {
-            StoreError::Decode {
-                position: self.position.to_string(),
-                source,
-            }
-        })
+    /// The event as `A`'s event enum, or `None` when it belongs to another
+    /// aggregate. Decoded once: every projection that reads the same
+    /// `StoredEvent` (in a replay, every projection) shares the result.
+    pub fn event_of<A: Aggregate>(&self) -> Result<Option<&A::Event>, StoreError>
+    where
+        A::Event: 'static,
+    {
+        if self.aggregate_type != A::TYPE {
+            return Ok(None);
+        }
+        let typed = self.typed.get_or_init(|| {
+            Arc::new(A::Event::deserialize(&self.payload).map_err(|e| e.to_string()))
+        });
+        // One aggregate type, one event enum: the cache holds `A`'s result.
+        match typed.downcast_ref::<Result<A::Event, String>>() {
+            Some(Ok(event)) => Ok(Some(event)),
+            Some(Err(message)) => Err(self.undecodable(serde::de::Error::custom(message))),
+            None => Err(self.undecodable(serde::de::Error::custom(format!(
+                "decoded before as another type than {}'s events",
+                A::TYPE
+            )))),
+        }
+    }
+
+    fn undecodable(&self, source: serde_json::Error) -> StoreError {
+        StoreError::Decode {
+            position: self.position.to_string(),
+            source,
+        }
     }
 }
 
@@ -142,6 +166,7 @@ impl LogRow {
             event_version: upcast.event_version,
             payload: upcast.payload,
             metadata,
+            typed: OnceLock::new(),
         })
     }
 }

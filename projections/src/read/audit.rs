@@ -10,11 +10,12 @@
 use std::collections::{BTreeMap, HashSet};
 
 use async_trait::async_trait;
-use domain::audit::{AuditRow, Entry, Head, summarize};
-use sqlx::{AnyConnection, AnyPool, FromRow};
+use domain::audit::{AuditRow, Entry, FIELDS, Head, summarize};
+use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, AnyPool, FromRow, Row as _};
 use uuid::Uuid;
 
-use crate::dashboard::{CHUNK, in_list, placeholders};
+use super::sql::{CHUNK, in_list, placeholders};
 use crate::{Projection, StoreError, StoredEvent, micros};
 
 /// The audit projection.
@@ -32,8 +33,10 @@ pub fn entry(event: &StoredEvent) -> Entry {
     }
 }
 
-const COLUMNS: &str =
-    "tenant_id, seq, recorded_at, actor, action, target, summary, prev_hash, hash";
+/// The columns of `rm_audit`, the fields of [`AuditRow`] in order.
+fn columns() -> String {
+    FIELDS.join(", ")
+}
 
 #[async_trait]
 impl Projection for Audit {
@@ -84,21 +87,13 @@ impl Projection for Audit {
             .collect();
         for chunk in rows.chunks(CHUNK) {
             let sql = format!(
-                "INSERT INTO rm_audit ({COLUMNS}) VALUES {}",
-                placeholders(conn, chunk.len(), 9)
+                "INSERT INTO rm_audit ({}) VALUES {}",
+                columns(),
+                placeholders(conn, chunk.len(), FIELDS.len())
             );
             let mut query = sqlx::query(&sql);
             for r in chunk {
-                query = query
-                    .bind(&r.tenant_id)
-                    .bind(r.seq)
-                    .bind(r.recorded_at)
-                    .bind(&r.actor)
-                    .bind(&r.action)
-                    .bind(&r.target)
-                    .bind(&r.summary)
-                    .bind(&r.prev_hash)
-                    .bind(&r.hash);
+                query = bind(query, r);
             }
             query.execute(&mut *conn).await?;
         }
@@ -119,33 +114,41 @@ impl Projection for Audit {
     }
 }
 
-/// An audit row as stored.
-#[derive(FromRow)]
-struct Row {
-    tenant_id: String,
-    seq: i64,
-    recorded_at: i64,
-    actor: String,
-    action: String,
-    target: String,
-    summary: String,
-    prev_hash: String,
-    hash: String,
+/// Binds a row's fields in the order of [`FIELDS`].
+fn bind<'q>(
+    query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    r: &'q AuditRow,
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+    query
+        .bind(&r.tenant_id)
+        .bind(r.seq)
+        .bind(r.recorded_at)
+        .bind(&r.actor)
+        .bind(&r.action)
+        .bind(&r.target)
+        .bind(&r.summary)
+        .bind(&r.prev_hash)
+        .bind(&r.hash)
 }
 
-impl From<Row> for AuditRow {
-    fn from(r: Row) -> Self {
-        AuditRow {
-            tenant_id: r.tenant_id,
-            seq: r.seq,
-            recorded_at: r.recorded_at,
-            actor: r.actor,
-            action: r.action,
-            target: r.target,
-            summary: r.summary,
-            prev_hash: r.prev_hash,
-            hash: r.hash,
-        }
+/// A row read back from `SELECT {columns()}`: the domain's [`AuditRow`],
+/// read by position (the domain crate does no I/O, so it cannot derive
+/// `FromRow` itself).
+struct Stored(AuditRow);
+
+impl<'r> FromRow<'r, AnyRow> for Stored {
+    fn from_row(row: &'r AnyRow) -> Result<Self, sqlx::Error> {
+        Ok(Stored(AuditRow {
+            tenant_id: row.try_get(0)?,
+            seq: row.try_get(1)?,
+            recorded_at: row.try_get(2)?,
+            actor: row.try_get(3)?,
+            action: row.try_get(4)?,
+            target: row.try_get(5)?,
+            summary: row.try_get(6)?,
+            prev_hash: row.try_get(7)?,
+            hash: row.try_get(8)?,
+        }))
     }
 }
 
@@ -192,7 +195,10 @@ impl AuditQueries {
         after: Option<i64>,
         limit: i64,
     ) -> Result<Vec<AuditRow>, StoreError> {
-        let mut sql = format!("SELECT {COLUMNS} FROM rm_audit WHERE tenant_id = $1 AND seq > $2");
+        let mut sql = format!(
+            "SELECT {} FROM rm_audit WHERE tenant_id = $1 AND seq > $2",
+            columns()
+        );
         let mut n = 2;
         let mut next = |clause: &str| {
             n += 1;
@@ -211,7 +217,7 @@ impl AuditQueries {
             next(" AND action = ?");
         }
         next(" ORDER BY seq LIMIT ?");
-        let mut query = sqlx::query_as::<_, Row>(&sql)
+        let mut query = sqlx::query_as::<_, Stored>(&sql)
             .bind(tenant.to_string())
             .bind(after.unwrap_or(0));
         if let Some(from) = filter.from {
@@ -228,7 +234,7 @@ impl AuditQueries {
         }
         let mut conn = crate::db::scoped(&self.pool, tenant).await?;
         let rows = query.bind(limit).fetch_all(&mut *conn).await?;
-        Ok(rows.into_iter().map(AuditRow::from).collect())
+        Ok(rows.into_iter().map(|Stored(row)| row).collect())
     }
 
     /// Up to `limit` rows with `after < seq <= up_to` (`up_to` = `None`: no
@@ -245,9 +251,10 @@ impl AuditQueries {
             return Ok(Vec::new());
         };
         let mut conn = crate::db::scoped(&self.pool, tenant_id).await?;
-        let rows = sqlx::query_as::<_, Row>(&format!(
-            "SELECT {COLUMNS} FROM rm_audit WHERE tenant_id = $1 AND seq > $2 AND seq <= $3
-              ORDER BY seq LIMIT $4"
+        let rows = sqlx::query_as::<_, Stored>(&format!(
+            "SELECT {} FROM rm_audit WHERE tenant_id = $1 AND seq > $2 AND seq <= $3
+              ORDER BY seq LIMIT $4",
+            columns()
         ))
         .bind(tenant)
         .bind(after)
@@ -255,7 +262,7 @@ impl AuditQueries {
         .bind(limit)
         .fetch_all(&mut *conn)
         .await?;
-        Ok(rows.into_iter().map(AuditRow::from).collect())
+        Ok(rows.into_iter().map(|Stored(row)| row).collect())
     }
 
     /// The stored head of the tenant's chain (`None` before its first event).
@@ -322,8 +329,9 @@ impl AuditQueries {
     /// Every row of every tenant in a stable order, and every head, for
     /// comparing a replayed read model with the live one.
     pub async fn snapshot(&self) -> Result<(Vec<AuditRow>, Vec<(String, Head)>), StoreError> {
-        let rows: Vec<Row> = sqlx::query_as(&format!(
-            "SELECT {COLUMNS} FROM rm_audit ORDER BY tenant_id, seq"
+        let rows: Vec<Stored> = sqlx::query_as(&format!(
+            "SELECT {} FROM rm_audit ORDER BY tenant_id, seq",
+            columns()
         ))
         .fetch_all(&self.pool)
         .await?;
@@ -332,7 +340,7 @@ impl AuditQueries {
                 .fetch_all(&self.pool)
                 .await?;
         Ok((
-            rows.into_iter().map(AuditRow::from).collect(),
+            rows.into_iter().map(|Stored(row)| row).collect(),
             heads
                 .into_iter()
                 .map(|(t, seq, hash)| (t, Head { seq, hash }))
