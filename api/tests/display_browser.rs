@@ -11,30 +11,21 @@
 //! `chromium` and `chromium-driver`; CI installs them). Screenshots land in
 //! the temp directory (`herald-display-*`); the path is printed.
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use api::{Application, Config, Mode};
+use api::Config;
 use fantoccini::{Client, ClientBuilder};
 use serde_json::{Value, json};
-use tokio::sync::watch;
-use tokio::task::JoinHandle;
+use test_support::{TestApp, fixtures, free_port};
 use uuid::Uuid;
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 const HOW: &str = "install Chromium and its WebDriver: apt-get install -y chromium chromium-driver";
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .expect("a free port")
-        .local_addr()
-        .expect("bound")
-        .port()
-}
 
 /// A chromedriver process on a free port, killed when dropped together with
 /// the Chromium it started (a failed test never closes its session).
@@ -117,146 +108,13 @@ impl Drop for Chromedriver {
     }
 }
 
-/// Herald serving in this process until stopped.
-struct Server {
-    state: std::sync::Arc<api::state::AppState>,
-    shutdown: watch::Sender<bool>,
-    task: JoinHandle<anyhow::Result<()>>,
-}
-
-impl Server {
-    /// Starts Herald on `listen` (retrying while the port is still held by
-    /// a server just stopped) with the database at `database_url`.
-    async fn start(database_url: &str, listen: SocketAddr) -> Self {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let app = loop {
-            let mut config = Config::new(database_url);
-            config.listen = listen;
-            match Application::build(config, Mode::Serve).await {
-                Ok(app) => break app,
-                Err(error) if Instant::now() < deadline => {
-                    eprintln!("herald does not start yet: {error:#}");
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                }
-                Err(error) => panic!("herald does not start: {error:#}"),
-            }
-        };
-        let shutdown = app.shutdown_handle();
-        Self {
-            state: app.state(),
-            shutdown,
-            task: tokio::spawn(app.run()),
-        }
-    }
-
-    /// Stops it and waits until it has let go of its port.
-    async fn stop(self) {
-        self.shutdown.send_replace(true);
-        let stopped = tokio::time::timeout(Duration::from_secs(10), self.task)
-            .await
-            .expect("herald stops within 10 s of its shutdown signal (open event streams must not hold it)");
-        stopped.expect("task").expect("herald stops cleanly");
-    }
-}
-
-/// A GraphQL client for a tenant's user.
-struct Admin {
-    http: reqwest::Client,
-    url: String,
-    token: String,
-}
-
-impl Admin {
-    async fn sign_up(base: &str) -> Self {
-        let mut admin = Self {
-            http: reqwest::Client::new(),
-            url: format!("{base}/graphql"),
-            token: String::new(),
-        };
-        let email = format!("signage-{}@example.org", Uuid::new_v4().simple());
-        let body = admin
-            .gql(
-                "mutation($i: SignUpInput!) { signUp(input: $i) { accessToken } }",
-                json!({"i": {"organization": "Lobby Ltd", "email": email, "password": "correct horse battery"}}),
-            )
-            .await;
-        admin.token = body["data"]["signUp"]["accessToken"]
-            .as_str()
-            .unwrap_or_else(|| panic!("signUp failed: {body}"))
-            .to_string();
-        admin
-    }
-
-    async fn gql(&self, query: &str, variables: Value) -> Value {
-        let mut request = self
-            .http
-            .post(&self.url)
-            .json(&json!({"query": query, "variables": variables}));
-        if !self.token.is_empty() {
-            request = request.bearer_auth(&self.token);
-        }
-        request
-            .send()
-            .await
-            .expect("GraphQL answers")
-            .json()
-            .await
-            .expect("GraphQL JSON")
-    }
-
-    /// Uploads an image (`POST /api/v1/media`); returns its asset id.
-    async fn upload(&self, base: &str, filename: &str, bytes: &[u8]) -> Value {
-        let boundary = format!("herald-{}", Uuid::new_v4().simple());
-        let mut body = format!(
-            "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{filename}\"\r\n\
-             Content-Type: application/octet-stream\r\n\r\n"
-        )
-        .into_bytes();
-        body.extend_from_slice(bytes);
-        body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
-        let response = self
-            .http
-            .post(format!("{base}/api/v1/media"))
-            .bearer_auth(&self.token)
-            .header(
-                "content-type",
-                format!("multipart/form-data; boundary={boundary}"),
-            )
-            .body(body)
-            .send()
-            .await
-            .expect("upload answers");
-        let status = response.status();
-        let body: Value = response.json().await.unwrap_or(Value::Null);
-        assert_eq!(status, 201, "upload failed: {body}");
-        body["id"].clone()
-    }
-
-    /// Runs a mutation and returns `data.<field>`, failing on errors.
-    async fn mutate(&self, field: &str, query: &str, variables: Value) -> Value {
-        let body = self.gql(query, variables).await;
-        let data = &body["data"][field];
-        assert!(
-            body["errors"].is_null() && !data.is_null(),
-            "{field} failed: {body}"
-        );
-        data.clone()
-    }
-}
-
-/// A `width` × `height` RGB PNG with a colour gradient.
-fn picture(width: u32, height: u32) -> Vec<u8> {
-    let mut out = Vec::new();
-    let mut encoder = png::Encoder::new(&mut out, width, height);
-    encoder.set_color(png::ColorType::Rgb);
-    encoder.set_depth(png::BitDepth::Eight);
-    let mut writer = encoder.write_header().expect("PNG header");
-    let pixels: Vec<u8> = (0..height)
-        .flat_map(|y| (0..width).flat_map(move |x| [(x % 256) as u8, (y % 256) as u8, 160]))
-        .collect();
-    writer.write_image_data(&pixels).expect("PNG data");
-    writer.finish().expect("PNG end");
-    out
+/// Herald serving in this process on `listen` with the database at
+/// `database_url`, retrying while the port is still held by a server just
+/// stopped.
+async fn start_server(database_url: &str, listen: SocketAddr) -> TestApp {
+    let mut config = Config::new(database_url);
+    config.listen = listen;
+    test_support::app::spawn_retrying(config, Duration::from_secs(10)).await
 }
 
 /// The value of a JavaScript expression in the page.
@@ -363,7 +221,7 @@ async fn display_pairs_plays_shows_emergencies_and_survives_a_server_restart() {
     let base = format!("http://{listen}");
 
     let driver = Chromedriver::start(&dir.join("chromedriver.log")).await;
-    let server = Server::start(&database_url, listen).await;
+    let server = start_server(&database_url, listen).await;
     let browser = driver.browser(&dir.join("profile")).await;
 
     // The page's own files, with their types and a policy that lets them run.
@@ -419,7 +277,8 @@ async fn display_pairs_plays_shows_emergencies_and_survives_a_server_restart() {
     .await;
 
     // 2. A tenant pairs it and gives its group a default playlist.
-    let admin = Admin::sign_up(&base).await;
+    let email = format!("signage-{}@example.org", Uuid::new_v4().simple());
+    let admin = server.api.sign_up_user("Lobby Ltd", &email).await;
     let display = admin
         .mutate(
             "pairDisplay",
@@ -434,7 +293,12 @@ async fn display_pairs_plays_shows_emergencies_and_survives_a_server_restart() {
             json!({}),
         )
         .await;
-    let image = admin.upload(&base, "soup.png", &picture(400, 300)).await;
+    let (status, uploaded) = admin
+        .api
+        .upload(Some(&admin.token), "soup.png", &fixtures::png(400, 300))
+        .await;
+    assert_eq!(status, 201, "upload failed: {uploaded}");
+    let image = uploaded["id"].clone();
     let notice = admin
         .mutate(
             "createNotice",
@@ -560,7 +424,7 @@ async fn display_pairs_plays_shows_emergencies_and_survives_a_server_restart() {
 
     // Back on the same port and database: the page reconnects by itself,
     // and pushes reach it again.
-    let server = Server::start(&database_url, listen).await;
+    let server = start_server(&database_url, listen).await;
     wait_for_dataset(&browser, "connection", "online", Duration::from_secs(40)).await;
     assert_eq!(text(&browser, "slide-title").await, "Soup of the day");
 

@@ -8,20 +8,18 @@ mod common;
 use std::time::Duration;
 
 use chrono::Utc;
-use common::{Deployment, assert_published_exactly_once, peer};
+use common::{Deployment, Publisher, assert_published_exactly_once, peer};
 use rand::Rng;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killing_the_worker_mid_publish_never_loses_or_doubles_a_post() {
     let peer = peer();
     let deployment = Deployment::new().await;
-    let (_api_process, mut api) = deployment.api().await;
-    let (campaign, connection) = api.setup(&peer).await;
+    let (_api_process, api) = deployment.api().await;
+    let publisher = Publisher::set_up(&api, &peer).await;
     let marker = format!("crash-{}", uuid::Uuid::new_v4().simple());
     let due = Utc::now() + chrono::Duration::seconds(40);
-    let posts = api
-        .schedule_posts(&campaign, &connection, &marker, 200, due)
-        .await;
+    let posts = publisher.schedule_posts(&marker, 200, due).await;
     assert!(
         Utc::now() < due,
         "scheduling took too long for the test's plan"
@@ -34,7 +32,7 @@ async fn killing_the_worker_mid_publish_never_loses_or_doubles_a_post() {
     loop {
         let pause = rand::thread_rng().gen_range(200..1500);
         tokio::time::sleep(Duration::from_millis(pause)).await;
-        let (done, failed, total) = api.counts(&campaign).await.unwrap_or((0, 0, 0));
+        let (done, failed, total) = publisher.counts().await.unwrap_or((0, 0, 0));
         assert_eq!(failed, 0, "no post may fail");
         if done == total && total == 200 {
             break;

@@ -8,7 +8,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use chrono::Utc;
-use common::{Deployment, assert_published_exactly_once, peer};
+use common::{Deployment, Publisher, assert_published_exactly_once, peer};
 
 /// A PostgreSQL cluster of this test's own (Debian's postgresql-common
 /// tools, the same version as the machine's cluster on port 5432): stopping
@@ -34,11 +34,7 @@ impl Cluster {
             .and_then(|l| l.split_whitespace().next())
             .expect("a cluster on port 5432")
             .to_string();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = test_support::free_port();
         let cluster = Self {
             version,
             name: format!("herald_restart_{port}"),
@@ -96,13 +92,11 @@ async fn stopping_postgresql_during_publishing_never_loses_or_doubles_a_post() {
     let peer = peer();
     let cluster = Cluster::create();
     let deployment = Deployment::on(&cluster.url()).await;
-    let (_api_process, mut api) = deployment.api().await;
-    let (campaign, connection) = api.setup(&peer).await;
+    let (_api_process, api) = deployment.api().await;
+    let publisher = Publisher::set_up(&api, &peer).await;
     let marker = format!("restart-{}", uuid::Uuid::new_v4().simple());
     let due = Utc::now() + chrono::Duration::seconds(25);
-    let posts = api
-        .schedule_posts(&campaign, &connection, &marker, 100, due)
-        .await;
+    let posts = publisher.schedule_posts(&marker, 100, due).await;
     tokio::time::sleep((due - Utc::now()).to_std().unwrap_or_default()).await;
     let mut worker = deployment.worker();
     // Let publishing get under way, then take the database away.
@@ -113,7 +107,7 @@ async fn stopping_postgresql_during_publishing_never_loses_or_doubles_a_post() {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(180);
     loop {
         tokio::time::sleep(Duration::from_millis(500)).await;
-        if let Some((done, failed, total)) = api.counts(&campaign).await {
+        if let Some((done, failed, total)) = publisher.counts().await {
             assert_eq!(failed, 0, "no post may fail");
             if done == total && total == 100 {
                 break;

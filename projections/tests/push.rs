@@ -9,26 +9,10 @@ use projections::Database;
 use projections::push::{Hub, PushMessage, PushTarget, Subscription};
 use serde_json::json;
 use sqlx::{AnyConnection, Connection};
+use test_support::db::{PostgresDatabase, create_postgres, postgres_server};
 use tokio::sync::watch;
 use tokio::time::timeout;
 use uuid::Uuid;
-
-/// A new, empty PostgreSQL database; returns (server URL, database name, its URL).
-async fn fresh_postgres() -> (String, String, String) {
-    let server = std::env::var("HERALD_TEST_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-    let name = format!("herald_test_{}", Uuid::new_v4().simple());
-    let mut conn = sqlx::PgConnection::connect(&server)
-        .await
-        .expect("PostgreSQL is reachable (see README: tests need the local server)");
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&mut conn)
-        .await
-        .expect("create test database");
-    let base = server.rsplit_once('/').map_or(server.as_str(), |(b, _)| b);
-    let url = format!("{base}/{name}");
-    (server, name, url)
-}
 
 fn push(tenant: Uuid, target: PushTarget, n: u32) -> PushMessage {
     PushMessage {
@@ -72,7 +56,7 @@ async fn until_listening(hub: &Hub, conn: &mut AnyConnection) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_push_reaches_other_processes_at_commit_and_never_on_rollback() {
-    let (server, name, url) = fresh_postgres().await;
+    let PostgresDatabase { server, name, url } = create_postgres(&postgres_server()).await;
     let db = Database::connect(&url, 4).await.unwrap();
     let (stop, shutdown) = watch::channel(false);
     let (here, there) = (Hub::new(), Hub::new());

@@ -1,8 +1,8 @@
 //! Black-box tests of the GraphQL API: a user's main flow, every bad-input
 //! rule, tenant isolation and authentication, on SQLite and on PostgreSQL.
 
-use herald_tests::{Backend, TestApp, error_code, on_both_databases, spawn_app};
 use serde_json::json;
+use test_support::{Backend, TestApp, error_code, on_both_databases, spawn_app};
 
 on_both_databases!(
     newcomer_signs_up_drafts_a_thread_schedules_it_and_sees_the_dashboard,
@@ -465,7 +465,7 @@ async fn posts_page_through_the_queue_in_next_run_order(backend: Backend) {
 
 #[tokio::test]
 async fn log_in_gives_the_same_answer_for_unknown_user_and_wrong_password_and_refresh_rotates() {
-    let app = spawn_app(&herald_tests::fresh_sqlite()).await;
+    let app = spawn_app(&test_support::fresh_sqlite()).await;
     app.sign_up("Acme", "ada@example.org").await;
     let log_in = "mutation($e: String!, $p: String!) { logIn(input: {email: $e, password: $p}) { accessToken refreshToken user { email } tenant { name } } }";
     let wrong = app
@@ -569,7 +569,7 @@ async fn log_in_gives_the_same_answer_for_unknown_user_and_wrong_password_and_re
 
 #[tokio::test]
 async fn operations_endpoints_answer() {
-    let app = spawn_app(&herald_tests::fresh_sqlite()).await;
+    let app = spawn_app(&test_support::fresh_sqlite()).await;
     let get = |path: &'static str| {
         let client = app.client.clone();
         let url = format!("{}{path}", app.address);

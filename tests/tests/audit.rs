@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use api::audit_cli::{CheckError, VERIFY_PAGE_ROWS, verify_database, verify_file};
 use domain::audit::{BrokenReason, Head, Verified};
-use herald_tests::{Backend, TestApp, database, error_code, on_both_databases, spawn_app};
 use projections::audit::AuditQueries;
 use serde_json::{Value, json};
+use test_support::{Backend, TestApp, database, error_code, on_both_databases, spawn_app};
 use uuid::Uuid;
 
 on_both_databases!(

@@ -7,9 +7,9 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use herald_tests::peer::{Peer, peer};
-use herald_tests::{Backend, TestApp, error_code, on_both_databases, spawn_with};
 use serde_json::{Value, json};
+use test_support::peer::{Peer, peer};
+use test_support::{Backend, TestApp, error_code, on_both_databases, spawn_with};
 
 on_both_databases!(
     likes_and_replies_show_up_in_the_series_and_survive_a_replay,
@@ -21,11 +21,7 @@ async fn app(backend: Backend, peer: &Peer) -> TestApp {
     config.publish_lease_seconds = 3;
     config.publish_retry_base_ms = 200;
     config.engagement_interval_seconds = 1;
-    config.appview_url = Some(
-        peer.appview
-            .clone()
-            .expect("the peer runs an AppView (APPVIEW=1)"),
-    );
+    config.appview_url = Some(peer.appview().to_string());
     spawn_with(config).await
 }
 

@@ -2,10 +2,10 @@
 //! response, HSTS only behind TLS, and CORS limited to the configured
 //! origins. (Body size and GraphQL cost limits are tested in api.rs.)
 
-use herald_tests::{Backend, TestApp, spawn_with};
 use reqwest::Method;
 use reqwest::header::HeaderMap;
 use serde_json::json;
+use test_support::{Backend, TestApp, spawn_with};
 
 const API_CSP: &str = "default-src 'none'; frame-ancestors 'none'";
 const HSTS: &str = "max-age=63072000; includeSubDomains";

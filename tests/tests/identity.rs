@@ -1,9 +1,9 @@
 //! Identity end to end: invitations and roles, sessions, API keys, TOTP,
 //! password reset, e-mail verification, erasure and the master key.
 
-use herald_tests::{Backend, TestApp, error_code, on_both_databases, spawn_app};
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
+use test_support::{Backend, TestApp, error_code, on_both_databases, spawn_app};
 use uuid::Uuid;
 
 const PASSWORD: &str = "correct horse battery";
@@ -431,7 +431,7 @@ fn now() -> u64 {
 
 #[tokio::test]
 async fn totp_enrollment_sign_in_backup_codes_and_tenant_requirement() {
-    let app = spawn_app(&herald_tests::fresh_sqlite()).await;
+    let app = spawn_app(&test_support::fresh_sqlite()).await;
     let (owner, _) = app.sign_up("Acme", "ada@example.org").await;
     let body = app
         .gql(
@@ -533,7 +533,7 @@ async fn totp_enrollment_sign_in_backup_codes_and_tenant_requirement() {
     // The REST routes decide the same way (an upload stores nothing).
     let events = app.event_count().await;
     let (status, body) = app
-        .upload(Some(&vic), "a.png", &herald_tests::png(4, 4))
+        .upload(Some(&vic), "a.png", &test_support::png(4, 4))
         .await;
     assert_eq!(
         (status, body["error"]["code"].as_str()),
@@ -599,7 +599,7 @@ async fn pending_reset(app: &TestApp, email: &str) -> (Uuid, Uuid) {
 
 #[tokio::test]
 async fn password_reset_is_single_use_and_ends_every_session() {
-    let app = spawn_app(&herald_tests::fresh_sqlite()).await;
+    let app = spawn_app(&test_support::fresh_sqlite()).await;
     let (session, _) = app.sign_up("Acme", "ada@example.org").await;
     let request = "mutation($e: String!) { requestPasswordReset(email: $e) }";
     for email in ["ada@example.org", "nobody@example.org"] {
@@ -670,7 +670,7 @@ async fn password_reset_is_single_use_and_ends_every_session() {
 
 #[tokio::test]
 async fn e_mail_verification_marks_the_address() {
-    let app = spawn_app(&herald_tests::fresh_sqlite()).await;
+    let app = spawn_app(&test_support::fresh_sqlite()).await;
     let (session, _) = app.sign_up("Acme", "ada@example.org").await;
     let email = domain::user::Email::parse("ada@example.org").unwrap();
     let user_id = api::accounts::user_id_for(&app.state.keyring, &email)
@@ -704,9 +704,9 @@ async fn e_mail_verification_marks_the_address() {
 
 #[tokio::test]
 async fn an_expired_or_forged_access_token_is_refused() {
-    let mut config = api::Config::new(&herald_tests::fresh_sqlite());
+    let mut config = api::Config::new(&test_support::fresh_sqlite());
     config.access_ttl_seconds = 1;
-    let app = herald_tests::spawn_with(config).await;
+    let app = test_support::spawn_with(config).await;
     let (session, _) = app.sign_up("Acme", "ada@example.org").await;
     for forged in ["hat_forged", "hak_forged", "Basic abc", "hat_"] {
         let body = app.gql(Some(forged), "{ me { role } }", json!({})).await;
@@ -719,7 +719,7 @@ async fn an_expired_or_forged_access_token_is_refused() {
 
 #[tokio::test]
 async fn the_master_key_rotates_and_a_missing_one_is_generated_for_the_embedded_database() {
-    let url = herald_tests::fresh_sqlite();
+    let url = test_support::fresh_sqlite();
     let mut config = api::Config::new(&url);
     config.master_key = None;
     let _ = std::fs::remove_dir_all(&config.data_dir);
@@ -736,7 +736,7 @@ async fn the_master_key_rotates_and_a_missing_one_is_generated_for_the_embedded_
     assert_eq!(rotated.reveal(&sealed).await.unwrap(), "ada@example.org");
     assert!(config.data_dir.join("master.key.previous").exists());
     // PostgreSQL needs a configured key.
-    let mut pg = api::Config::new(&herald_tests::fresh_postgres().await);
+    let mut pg = api::Config::new(&test_support::fresh_postgres().await);
     pg.master_key = None;
     let _ = std::fs::remove_dir_all(&pg.data_dir);
     let pg_db = api::app::connect(&pg).await.unwrap();
@@ -745,7 +745,7 @@ async fn the_master_key_rotates_and_a_missing_one_is_generated_for_the_embedded_
 
 #[tokio::test]
 async fn repeated_failures_lock_the_account_and_the_answer_reveals_nothing() {
-    let app = spawn_app(&herald_tests::fresh_sqlite()).await;
+    let app = spawn_app(&test_support::fresh_sqlite()).await;
     app.sign_up("Acme", "ada@example.org").await;
     for email in ["ada@example.org", "nobody@example.org"] {
         let mut codes = Vec::new();
@@ -787,11 +787,11 @@ fn token_in(body: &str, prefix: &str) -> String {
 }
 
 async fn mails_carry_working_links_over_real_smtp(backend: Backend) {
-    let smtp = herald_tests::smtp::SmtpServer::start();
+    let smtp = test_support::smtp::SmtpServer::start();
     let mut config = api::Config::new(&backend.fresh().await);
     config.smtp_url = Some(smtp.url.clone().into());
     config.public_url = Some("https://herald.example.org".into());
-    let app = herald_tests::spawn_with(config).await;
+    let app = test_support::spawn_with(config).await;
     let wait = std::time::Duration::from_secs(20);
 
     let (owner, _) = app.sign_up("Acme", "ada@example.org").await;
@@ -898,7 +898,7 @@ async fn mails_carry_working_links_over_real_smtp(backend: Backend) {
 
 #[tokio::test]
 async fn dead_sessions_are_forgotten_and_live_ones_kept() {
-    let app = spawn_app(&herald_tests::fresh_sqlite()).await;
+    let app = spawn_app(&test_support::fresh_sqlite()).await;
     let (live, _) = app.sign_up("Acme", "ada@example.org").await;
     let old = log_in(&app, "ada@example.org", PASSWORD, json!({})).await;
     let old_refresh = old["data"]["logIn"]["refreshToken"]

@@ -9,10 +9,10 @@ use chrono::Utc;
 use domain::Scoped;
 use domain::metadata::{Actor, EventMetadata};
 use domain::post::{EntryInput, PostCommand, parse_entries};
-use herald_tests::{Backend, Recorder, database, fresh_postgres, on_both_databases, spawn_app};
 use projections::db::Backend as Db;
 use projections::{Database, GlobalLog, Projector, Repository};
 use serde_json::json;
+use test_support::{Backend, Recorder, database, fresh_postgres, on_both_databases, spawn_app};
 use tokio::sync::watch;
 use uuid::Uuid;
 
@@ -399,7 +399,7 @@ async fn an_old_event_shape_loads_through_the_upcaster(backend: Backend) {
 
 #[tokio::test]
 async fn a_held_state_is_decided_afresh_when_someone_else_wrote_meanwhile() {
-    let db = database(&herald_tests::fresh_sqlite()).await;
+    let db = database(&test_support::fresh_sqlite()).await;
     let repo = Repository::<domain::post::Post>::new(&db, Arc::new(watch::channel(0).0));
     let tenant = Uuid::new_v4();
     let id = Uuid::new_v4().to_string();

@@ -3,13 +3,13 @@
 //! down, recovery of a crashed sender's claim, the file outbox, and logs that
 //! never show a mail's content.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use herald_tests::smtp::{SmtpServer, free_port};
-use herald_tests::{Backend, database, on_both_databases, spawn_with};
 use projections::Database;
+use test_support::free_port;
+use test_support::logs::CapturedLogs;
+use test_support::smtp::SmtpServer;
+use test_support::{Backend, database, on_both_databases, spawn_with};
 use uuid::Uuid;
 use workers::mail::{self, Mail, MailSender, Outcome, Retry, Transport, enqueue};
 
@@ -302,7 +302,7 @@ async fn without_smtp_mail_is_written_to_the_file_outbox(backend: Backend) {
     assert_eq!(files.len(), 1, "{files:?}");
     assert_eq!(files[0].extension().and_then(|e| e.to_str()), Some("eml"));
     let written =
-        herald_tests::smtp::ReceivedMail::parse(&std::fs::read_to_string(&files[0]).unwrap());
+        test_support::smtp::ReceivedMail::parse(&std::fs::read_to_string(&files[0]).unwrap());
     assert_eq!(written.to, "user9@example.org");
     assert_eq!(written.subject, "Invitation 9");
     assert_eq!(written.body, m.body);
@@ -336,33 +336,12 @@ on_both_databases!(
     without_smtp_mail_is_written_to_the_file_outbox,
 );
 
-/// Log output captured by a test's own subscriber.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
-    type Writer = Captured;
-    fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
-    }
-}
-
 /// Runs the sender through every path that logs (file outbox, SMTP down,
 /// SMTP delivery, an unsealable mail) with all levels captured, and checks
 /// that no recipient, subject or body reached the log. Single-threaded, so
 /// every task logs to this test's subscriber.
 async fn logs_never_show_a_mails_content(backend: Backend) {
-    let logs = Captured::default();
+    let logs = CapturedLogs::default();
     let subscriber = tracing_subscriber::fmt()
         .with_max_level(tracing::Level::TRACE)
         .with_writer(logs.clone())
@@ -424,7 +403,7 @@ async fn logs_never_show_a_mails_content(backend: Backend) {
     assert_eq!(strict.drain().await.unwrap(), 1);
 
     drop(_guard);
-    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let text = logs.text();
     assert!(
         text.contains("SMTP not configured; mails are written to"),
         "{text}"
@@ -447,11 +426,11 @@ async fn logs_never_show_a_mails_content(backend: Backend) {
 mod logs {
     #[tokio::test(flavor = "current_thread")]
     async fn sqlite() {
-        super::logs_never_show_a_mails_content(herald_tests::Backend::Sqlite).await
+        super::logs_never_show_a_mails_content(test_support::Backend::Sqlite).await
     }
 
     #[tokio::test(flavor = "current_thread")]
     async fn postgres() {
-        super::logs_never_show_a_mails_content(herald_tests::Backend::Postgres).await
+        super::logs_never_show_a_mails_content(test_support::Backend::Postgres).await
     }
 }

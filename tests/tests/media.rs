@@ -8,9 +8,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use chrono::Utc;
-use herald_tests::peer::peer;
-use herald_tests::{FormPart, TestApp, UPLOAD_MEDIA, error_code, fresh_sqlite, png, spawn_with};
 use serde_json::{Value, json};
+use test_support::peer::peer;
+use test_support::{FormPart, TestApp, UPLOAD_MEDIA, error_code, fresh_sqlite, png, spawn_with};
 use uuid::Uuid;
 
 async fn app() -> TestApp {

@@ -6,9 +6,9 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Timelike, Utc};
-use herald_tests::peer::{Peer, peer};
-use herald_tests::{Backend, TestApp, error_code, on_both_databases, spawn_with};
 use serde_json::{Value, json};
+use test_support::peer::{Peer, peer};
+use test_support::{Backend, TestApp, error_code, on_both_databases, spawn_with};
 use uuid::Uuid;
 
 on_both_databases!(

@@ -10,9 +10,9 @@ use std::time::Duration;
 
 use api::ratelimit::{Limited, Policy, RateLimitError, RateLimiter, key};
 use chrono::Utc;
-use herald_tests::{Backend, database, on_both_databases};
 use projections::{Database, from_micros, micros};
 use sqlx::Row;
+use test_support::{Backend, database, on_both_databases};
 
 on_both_databases!(
     the_window_limit_holds_and_reopens_after_the_window,

@@ -1,8 +1,8 @@
 //! The workers' side of the schedule index: claims under a lease, shared by
 //! several workers, and given back many per statement.
 
-use herald_tests::{Backend, database, on_both_databases};
 use projections::publishing::ScheduleIndex;
+use test_support::{Backend, database, on_both_databases};
 use uuid::Uuid;
 
 /// Index rows due at `due` (microseconds), as the schedule projection writes them.

@@ -6,8 +6,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use domain::access::{Action, Role, Subject, allows};
-use herald_tests::{TestApp, error_code, spawn_app};
 use serde_json::{Value, json};
+use test_support::{TestApp, error_code, spawn_app};
 use uuid::Uuid;
 
 /// The action each operation needs (`None`: public). This is the table of
@@ -311,7 +311,7 @@ async fn call(app: &TestApp, token: &str, op: &Operation, query: &str, variables
     if paths.is_empty() {
         return app.gql(Some(token), query, variables).await;
     }
-    let image = herald_tests::png(2, 2);
+    let image = test_support::png(2, 2);
     let files: Vec<(&str, &str, &[u8])> = paths
         .iter()
         .map(|path| (path.as_str(), "matrix.png", image.as_slice()))
@@ -421,9 +421,9 @@ async fn tenant_with_members(app: &TestApp, name: &str) -> (String, Uuid, BTreeM
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_operation_is_authorized_by_the_permission_matrix() {
     // A display is paired per call: lift the per-IP registration limit.
-    let mut config = api::Config::new(&herald_tests::fresh_sqlite());
+    let mut config = api::Config::new(&test_support::fresh_sqlite());
     config.display_registrations_per_minute = 1_000_000;
-    let app = herald_tests::spawn_with(config).await;
+    let app = test_support::spawn_with(config).await;
     let schema = introspect(&app).await;
     let expected = expected_actions();
     let names: BTreeSet<&str> = schema.operations.iter().map(|o| o.name.as_str()).collect();
@@ -459,7 +459,7 @@ async fn every_operation_is_authorized_by_the_permission_matrix() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn another_tenants_ids_are_not_found_by_any_operation() {
-    let app = spawn_app(&herald_tests::fresh_sqlite()).await;
+    let app = spawn_app(&test_support::fresh_sqlite()).await;
     let schema = introspect(&app).await;
     let (owner_a, _, _) = tenant_with_members(&app, "Alpha").await;
     let (owner_b, tenant_b, members_b) = tenant_with_members(&app, "Beta").await;
@@ -501,10 +501,10 @@ async fn another_tenants_ids_are_not_found_by_any_operation() {
         .session_id
         .to_string();
     let connection = app
-        .connect_bluesky(&owner_b, &herald_tests::peer::peer())
+        .connect_bluesky(&owner_b, &test_support::peer::peer())
         .await;
     let (status, media) = app
-        .upload(Some(&owner_b), "b.png", &herald_tests::png(2, 2))
+        .upload(Some(&owner_b), "b.png", &test_support::png(2, 2))
         .await;
     assert_eq!(status, 201, "{media}");
     let mut foreign: Vec<String> = vec![
@@ -590,13 +590,13 @@ fn deep_selection(query: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn row_level_security_hides_other_tenants_rows_from_unfiltered_reads() {
-    let app = spawn_app(&herald_tests::fresh_postgres().await).await;
+    let app = spawn_app(&test_support::fresh_postgres().await).await;
     let (a, tenant_a) = app.sign_up("Alpha", "ada@alpha.example.org").await;
     let (b, _) = app.sign_up("Beta", "bob@beta.example.org").await;
     app.create_campaign(&a, "A").await;
     app.create_campaign(&b, "B").await;
     app.add_member(&b, "eve@beta.example.org", "VIEWER").await;
-    app.connect_bluesky(&b, &herald_tests::peer::peer()).await;
+    app.connect_bluesky(&b, &test_support::peer::peer()).await;
     let tenant_a = Uuid::parse_str(&tenant_a).unwrap();
     let mut conn = projections::db::scoped(&app.state.db.any, tenant_a)
         .await

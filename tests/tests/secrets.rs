@@ -4,29 +4,14 @@
 //! every token the flow handled. Erasure then shreds the invitee's data while
 //! the log still loads and replays.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
-use herald_tests::{TestApp, error_code, spawn_app};
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
+use test_support::logs::CapturedLogs;
+use test_support::{TestApp, error_code, spawn_app};
 
 const OWNER_EMAIL: &str = "secret.owner@example.org";
 const INVITEE_EMAIL: &str = "secret.invitee@example.org";
 const PASSWORD: &str = "Tr0ub4dor&3-unique-passphrase";
-
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 fn data<'a>(body: &'a Value, op: &str) -> &'a Value {
     let value = &body["data"][op];
@@ -62,15 +47,14 @@ async fn dump(app: &TestApp) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_secret_or_address_is_stored_or_logged_and_erasure_shreds() {
-    let captured = Captured::default();
-    let writer = captured.clone();
+    let captured = CapturedLogs::default();
     tracing_subscriber::fmt()
         .with_env_filter("trace")
-        .with_writer(move || writer.clone())
+        .with_writer(captured.clone())
         .with_ansi(false)
         .init();
 
-    let app = spawn_app(&herald_tests::fresh_postgres().await).await;
+    let app = spawn_app(&test_support::fresh_postgres().await).await;
     let mut secrets: Vec<String> = vec![PASSWORD.into(), OWNER_EMAIL.into(), INVITEE_EMAIL.into()];
 
     let body = gql(
@@ -213,7 +197,7 @@ async fn no_secret_or_address_is_stored_or_logged_and_erasure_shreds() {
     // The search. Hex and base64 forms of the TOTP secret are covered by
     // the secret itself being sealed; the base32 form is what users see.
     let stored = dump(&app).await;
-    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let logs = captured.text();
     assert!(
         logs.contains("herald listening") && logs.len() > 20_000,
         "TRACE logs were captured ({} bytes)",

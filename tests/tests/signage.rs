@@ -5,8 +5,8 @@
 
 use std::time::{Duration, Instant};
 
-use herald_tests::{Backend, TestApp, error_code, spawn_app};
 use serde_json::{Value, json};
+use test_support::{Backend, TestApp, error_code, spawn_app};
 
 /// A registered display: its secret and pairing code.
 struct Device {
@@ -392,7 +392,7 @@ async fn plays(app: &TestApp, device: &Device, body: Value) -> (u16, Value) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plays_are_counted_once_late_ones_too_and_survive_deleting_the_notice() {
-    let app = spawn_app(&herald_tests::fresh_sqlite()).await;
+    let app = spawn_app(&test_support::fresh_sqlite()).await;
     let (token, _) = app.sign_up("Plays", "owner@plays.example.org").await;
     let device = register(&app).await;
     pair(&app, &token, &device.code, "Canteen").await;
@@ -490,7 +490,7 @@ async fn signage_rows(app: &TestApp) -> Rows {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_signage_input_gets_a_typed_error_and_stores_nothing() {
-    let app = spawn_app(&herald_tests::fresh_sqlite()).await;
+    let app = spawn_app(&test_support::fresh_sqlite()).await;
     let (token, _) = app.sign_up("Bad", "owner@bad.example.org").await;
     let (other, _) = app.sign_up("Other", "owner@other.example.org").await;
     let device = register(&app).await;
@@ -643,9 +643,9 @@ async fn bad_signage_input_gets_a_typed_error_and_stores_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn registration_is_rate_limited_per_ip() {
-    let mut config = api::Config::new(&herald_tests::fresh_sqlite());
+    let mut config = api::Config::new(&test_support::fresh_sqlite());
     config.display_registrations_per_minute = 3;
-    let app = herald_tests::spawn_with(config).await;
+    let app = test_support::spawn_with(config).await;
     for _ in 0..3 {
         register(&app).await;
     }
@@ -660,7 +660,7 @@ async fn registration_is_rate_limited_per_ip() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_change_made_through_one_process_reaches_a_display_connected_to_another() {
-    let url = herald_tests::fresh_postgres().await;
+    let url = test_support::fresh_postgres().await;
     let one = spawn_app(&url).await;
     let two = spawn_app(&url).await;
     let (token, _) = one.sign_up("Two", "owner@two.example.org").await;
@@ -690,10 +690,10 @@ async fn a_change_made_through_one_process_reaches_a_display_connected_to_anothe
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_notice_shows_a_media_asset_which_only_its_tenants_displays_can_fetch() {
-    let app = spawn_app(&herald_tests::fresh_sqlite()).await;
+    let app = spawn_app(&test_support::fresh_sqlite()).await;
     let (token, _) = app.sign_up("Pics", "owner@pics.example.org").await;
     let (other, _) = app.sign_up("Else", "owner@else.example.org").await;
-    let image = herald_tests::png(4, 3);
+    let image = test_support::png(4, 3);
     let (status, uploaded) = app.upload(Some(&token), "menu.png", &image).await;
     assert_eq!(status, 201, "{uploaded}");
     let asset = uploaded["id"].as_str().unwrap().to_string();
@@ -752,7 +752,7 @@ async fn a_notice_shows_a_media_asset_which_only_its_tenants_displays_can_fetch(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_change_is_pushed_to_exactly_the_displays_whose_manifest_it_changes() {
-    let app = spawn_app(&herald_tests::fresh_sqlite()).await;
+    let app = spawn_app(&test_support::fresh_sqlite()).await;
     let (token, _) = app.sign_up("Exact", "owner@exact.example.org").await;
     let lobby = register(&app).await;
     let kitchen = register(&app).await;

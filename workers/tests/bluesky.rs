@@ -15,64 +15,12 @@ use chrono::Utc;
 use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
 use sha2::Sha256;
-use workers::bluesky::{
-    self, Appview, Client, ErrorKind, Image, OutFacet, PostRecord, Reply, StrongRef,
-};
-
-const START_PEER: &str = "the Bluesky peer is not running: start it with \
-    `APPVIEW=1 ../shared/peers/bluesky/peer.sh start; eval \"$(../shared/peers/bluesky/peer.sh env)\"` \
-    (from the repository root) before `cargo test`";
+use test_support::peer::{Account, Peer, peer};
+use test_support::png;
+use workers::bluesky::{self, Appview, Client, ErrorKind, Image, OutFacet, PostRecord, Reply};
 
 /// The dev-env PDS signs its tokens with this secret.
 const DEV_JWT_SECRET: &[u8] = b"jwt-secret";
-
-struct PeerAccount {
-    handle: String,
-    did: String,
-    password: String,
-    app_password: String,
-}
-
-struct Peer {
-    pds: String,
-    plc: String,
-    appview: String,
-    appview_did: String,
-    alice: PeerAccount,
-    bob: PeerAccount,
-}
-
-/// The peer's URLs and accounts; panics (never skips) when it is not there.
-fn peer() -> Peer {
-    let pds = std::env::var("BLUESKY_PDS_URL").unwrap_or_else(|_| panic!("{START_PEER}"));
-    let path = std::env::var("BLUESKY_PEER_JSON").unwrap_or_else(|_| panic!("{START_PEER}"));
-    let text =
-        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}; {START_PEER}"));
-    let json: Value = serde_json::from_str(&text).expect("peer JSON");
-    let field = |v: &Value, name: &str| -> String {
-        v[name]
-            .as_str()
-            .unwrap_or_else(|| panic!("{path} has no {name}; {START_PEER} (with APPVIEW=1)"))
-            .to_string()
-    };
-    let account = |name: &str| {
-        let a = &json["accounts"][name];
-        PeerAccount {
-            handle: field(a, "handle"),
-            did: field(a, "did"),
-            password: field(a, "password"),
-            app_password: field(a, "appPassword"),
-        }
-    };
-    Peer {
-        pds: pds.trim_end_matches('/').to_string(),
-        plc: field(&json, "plc"),
-        appview: field(&json, "appview"),
-        appview_did: field(&json, "appviewDid"),
-        alice: account("alice"),
-        bob: account("bob"),
-    }
-}
 
 fn http() -> reqwest::Client {
     bluesky::http_client().expect("HTTP client")
@@ -83,7 +31,7 @@ fn rkey() -> String {
     domain::rkey::tid(rand::random()).as_str().to_string()
 }
 
-async fn login(peer: &Peer, account: &PeerAccount) -> Client {
+async fn login(peer: &Peer, account: &Account) -> Client {
     Client::login(http(), &peer.pds, &account.handle, &account.app_password)
         .await
         .expect("login")
@@ -100,79 +48,6 @@ fn text_post(text: &str) -> PostRecord {
     }
 }
 
-/// A valid grayscale PNG of `width` × `height`, stored (uncompressed) deflate.
-fn png(width: u32, height: u32) -> Vec<u8> {
-    fn crc32(bytes: &[u8]) -> u32 {
-        let mut crc = !0u32;
-        for &b in bytes {
-            crc ^= u32::from(b);
-            for _ in 0..8 {
-                crc = if crc & 1 == 1 {
-                    (crc >> 1) ^ 0xEDB8_8320
-                } else {
-                    crc >> 1
-                };
-            }
-        }
-        !crc
-    }
-    fn chunk(out: &mut Vec<u8>, kind: &[u8; 4], data: &[u8]) {
-        out.extend((data.len() as u32).to_be_bytes());
-        let start = out.len();
-        out.extend(kind);
-        out.extend(data);
-        let crc = crc32(&out[start..]);
-        out.extend(crc.to_be_bytes());
-    }
-    let mut raw = Vec::new();
-    for y in 0..height {
-        raw.push(0); // filter: none
-        raw.extend((0..width).map(|x| ((x * 37 + y * 91) % 256) as u8));
-    }
-    let (mut a, mut b) = (1u32, 0u32);
-    for &byte in &raw {
-        a = (a + u32::from(byte)) % 65521;
-        b = (b + a) % 65521;
-    }
-    let mut zlib = vec![0x78, 0x01, 0x01];
-    zlib.extend((raw.len() as u16).to_le_bytes());
-    zlib.extend((!(raw.len() as u16)).to_le_bytes());
-    zlib.extend(&raw);
-    zlib.extend(((b << 16) | a).to_be_bytes());
-
-    let mut ihdr = Vec::new();
-    ihdr.extend(width.to_be_bytes());
-    ihdr.extend(height.to_be_bytes());
-    ihdr.extend([8, 0, 0, 0, 0]); // 8-bit grayscale, no interlace
-    let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
-    chunk(&mut out, b"IHDR", &ihdr);
-    chunk(&mut out, b"IDAT", &zlib);
-    chunk(&mut out, b"IEND", &[]);
-    out
-}
-
-/// The record at `uri` as the PDS stores it.
-async fn get_record(peer: &Peer, uri: &str) -> Value {
-    let rest = uri.strip_prefix("at://").expect("at URI");
-    let mut parts = rest.splitn(3, '/');
-    let (repo, collection, rkey) = (
-        parts.next().unwrap(),
-        parts.next().unwrap(),
-        parts.next().unwrap(),
-    );
-    http()
-        .get(format!("{}/xrpc/com.atproto.repo.getRecord", peer.pds))
-        .query(&[("repo", repo), ("collection", collection), ("rkey", rkey)])
-        .send()
-        .await
-        .unwrap()
-        .error_for_status()
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
-}
-
 /// Polls `check` every 250 ms until it returns Some, for at most `limit`.
 async fn eventually<T, F, Fut>(what: &str, limit: Duration, mut check: F) -> T
 where
@@ -187,42 +62,6 @@ where
         assert!(start.elapsed() < limit, "timed out waiting for {what}");
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
-}
-
-/// Bob (or anyone) likes `subject` with a plain createRecord, outside the adapter.
-async fn like(peer: &Peer, account: &PeerAccount, subject: &StrongRef) {
-    let http = http();
-    let session: Value = http
-        .post(format!(
-            "{}/xrpc/com.atproto.server.createSession",
-            peer.pds
-        ))
-        .json(&json!({"identifier": account.handle, "password": account.app_password}))
-        .send()
-        .await
-        .unwrap()
-        .error_for_status()
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = session["accessJwt"].as_str().unwrap();
-    http.post(format!("{}/xrpc/com.atproto.repo.createRecord", peer.pds))
-        .bearer_auth(token)
-        .json(&json!({
-            "repo": account.did,
-            "collection": "app.bsky.feed.like",
-            "record": {
-                "$type": "app.bsky.feed.like",
-                "subject": {"uri": subject.uri, "cid": subject.cid},
-                "createdAt": Utc::now().to_rfc3339(),
-            },
-        }))
-        .send()
-        .await
-        .unwrap()
-        .error_for_status()
-        .unwrap();
 }
 
 /// An HS256 token like `token` (same header and claims) but expired a minute ago.
@@ -254,7 +93,7 @@ async fn resolves_handles_through_a_service_and_through_the_did_document() {
         "@Alice.test",
         Some(&format!("{}/", peer.pds)),
         "https://bsky.invalid",
-        &peer.plc,
+        peer.plc(),
     )
     .await
     .expect("resolve via service_url");
@@ -264,18 +103,18 @@ async fn resolves_handles_through_a_service_and_through_the_did_document() {
 
     // No service: .well-known on the handle's host fails (.test has no DNS),
     // resolveHandle at the default service answers, the PLC document names the PDS.
-    let account = bluesky::resolve(&http(), "bob.test", None, &peer.pds, &peer.plc)
+    let account = bluesky::resolve(&http(), "bob.test", None, &peer.pds, peer.plc())
         .await
         .expect("resolve via DID document");
     assert_eq!(account.did, peer.bob.did);
     assert_eq!(account.pds, peer.pds);
 
-    let err = bluesky::resolve(&http(), "nobody.test", Some(&peer.pds), "", &peer.plc)
+    let err = bluesky::resolve(&http(), "nobody.test", Some(&peer.pds), "", peer.plc())
         .await
         .expect_err("unknown handle");
     assert_eq!(err.kind, ErrorKind::Invalid, "{err:?}");
     assert!(!err.ambiguous);
-    let err = bluesky::resolve(&http(), "not a handle", None, &peer.pds, &peer.plc)
+    let err = bluesky::resolve(&http(), "not a handle", None, &peer.pds, peer.plc())
         .await
         .expect_err("malformed handle");
     assert_eq!(err.kind, ErrorKind::Invalid);
@@ -434,7 +273,7 @@ async fn publishes_a_thread_with_an_image_a_link_and_a_mention() {
         .expect("third");
 
     // What the PDS stored.
-    let stored = get_record(&peer, &root.uri).await;
+    let stored = peer.record(&root.uri).await;
     assert_eq!(stored["cid"], root.cid);
     let value = &stored["value"];
     assert_eq!(value["text"], text);
@@ -458,7 +297,7 @@ async fn publishes_a_thread_with_an_image_a_link_and_a_mention() {
         &&json!({"$type": "app.bsky.richtext.facet#link", "uri": "https://herald.example/x"})
     ));
     assert!(features.contains(&&json!({"$type": "app.bsky.richtext.facet#tag", "tag": "herald"})));
-    let stored = get_record(&peer, &third.uri).await;
+    let stored = peer.record(&third.uri).await;
     assert_eq!(
         stored["value"]["reply"]["root"],
         json!({"uri": root.uri, "cid": root.cid})
@@ -474,7 +313,10 @@ async fn publishes_a_thread_with_an_image_a_link_and_a_mention() {
         Duration::from_secs(20),
         || async {
             let thread: Value = http()
-                .get(format!("{}/xrpc/app.bsky.feed.getPostThread", peer.appview))
+                .get(format!(
+                    "{}/xrpc/app.bsky.feed.getPostThread",
+                    peer.appview()
+                ))
                 .query(&[("uri", root.uri.as_str()), ("depth", "5")])
                 .send()
                 .await
@@ -561,15 +403,15 @@ async fn engagement_counts_likes_and_replies() {
         )
         .await
         .unwrap();
-    like(&peer, &peer.bob, &root).await;
+    peer.like(&peer.bob, &root.uri, &root.cid).await;
 
     let uris = vec![root.uri.clone()];
     for appview in [
         Appview::Proxy {
-            did: peer.appview_did.clone(),
+            did: peer.appview_did().to_string(),
         },
         Appview::Direct {
-            url: peer.appview.clone(),
+            url: peer.appview().to_string(),
         },
     ] {
         let counts = eventually("likeCount = 1", Duration::from_secs(20), || async {
@@ -594,7 +436,7 @@ async fn engagement_counts_likes_and_replies() {
         .engagement(
             &many,
             &Appview::Proxy {
-                did: peer.appview_did.clone(),
+                did: peer.appview_did().to_string(),
             },
         )
         .await

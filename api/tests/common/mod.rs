@@ -1,107 +1,26 @@
 //! Black-box harness for the publishing resilience tests: real `herald api`
 //! and `herald worker` processes on a fresh PostgreSQL database, the real
-//! local Bluesky network, and checks made on the PDS itself.
+//! local Bluesky network, and checks made on the PDS itself. The database,
+//! the peer and the GraphQL client are `test-support`'s; what is here only
+//! these tests do: run the binary, schedule many posts, check exactly-once.
 
 #![allow(dead_code)]
 
 use std::collections::HashMap;
-use std::net::TcpListener;
 use std::process::Stdio;
 use std::time::Duration;
 
 use base64::Engine;
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
-use sqlx::Connection;
+use test_support::client::{ApiClient, User};
+use test_support::db::{create_postgres, postgres_server};
+use test_support::free_port;
+use test_support::peer::Peer;
 use tokio::process::{Child, Command};
 use uuid::Uuid;
 
-const HOW: &str = "these tests need the local Bluesky network: run \
-    `APPVIEW=1 ../shared/peers/bluesky/peer.sh start` and \
-    `eval \"$(../shared/peers/bluesky/peer.sh env)\"` first (CI does)";
-
-/// The peer's PDS and alice's credentials.
-pub struct Peer {
-    pub pds: String,
-    pub handle: String,
-    pub did: String,
-    pub app_password: String,
-}
-
-pub fn peer() -> Peer {
-    let pds = std::env::var("BLUESKY_PDS_URL").unwrap_or_else(|_| panic!("{HOW}"));
-    let path = std::env::var("BLUESKY_PEER_JSON").unwrap_or_else(|_| panic!("{HOW}"));
-    let network: Value =
-        serde_json::from_str(&std::fs::read_to_string(path).expect(HOW)).expect("JSON");
-    let alice = &network["accounts"]["alice"];
-    Peer {
-        pds: pds.trim_end_matches('/').to_string(),
-        handle: alice["handle"].as_str().unwrap().to_string(),
-        did: alice["did"].as_str().unwrap().to_string(),
-        app_password: alice["appPassword"].as_str().unwrap().to_string(),
-    }
-}
-
-/// Every post record of `did` on the PDS: (uri, cid, record).
-pub async fn records(pds: &str, did: &str) -> Vec<(String, String, Value)> {
-    let http = reqwest::Client::new();
-    let mut out = Vec::new();
-    let mut cursor: Option<String> = None;
-    loop {
-        let mut query = vec![
-            ("repo", did.to_string()),
-            ("collection", "app.bsky.feed.post".to_string()),
-            ("limit", "100".to_string()),
-        ];
-        if let Some(c) = &cursor {
-            query.push(("cursor", c.clone()));
-        }
-        let page: Value = http
-            .get(format!("{pds}/xrpc/com.atproto.repo.listRecords"))
-            .query(&query)
-            .send()
-            .await
-            .expect("listRecords")
-            .json()
-            .await
-            .expect("listRecords JSON");
-        let batch = page["records"].as_array().cloned().unwrap_or_default();
-        for r in &batch {
-            out.push((
-                r["uri"].as_str().unwrap_or_default().to_string(),
-                r["cid"].as_str().unwrap_or_default().to_string(),
-                r["value"].clone(),
-            ));
-        }
-        cursor = page["cursor"].as_str().map(str::to_string);
-        if batch.is_empty() || cursor.is_none() {
-            return out;
-        }
-    }
-}
-
-/// A fresh PostgreSQL database on `server` (dropped by CI's clean-up of
-/// `herald_test_*`).
-pub async fn fresh_database(server: &str) -> String {
-    let name = format!("herald_test_{}", Uuid::new_v4().simple());
-    let mut conn = sqlx::PgConnection::connect(server)
-        .await
-        .expect("PostgreSQL");
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&mut conn)
-        .await
-        .unwrap();
-    let (base, _) = server.rsplit_once('/').unwrap();
-    format!("{base}/{name}")
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+pub use test_support::peer::peer;
 
 /// Settings every process of one deployment shares.
 pub struct Deployment {
@@ -113,9 +32,7 @@ pub struct Deployment {
 impl Deployment {
     /// On the server of `HERALD_TEST_DATABASE_URL`.
     pub async fn new() -> Self {
-        let server = std::env::var("HERALD_TEST_DATABASE_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-        Self::on(&server).await
+        Self::on(&postgres_server()).await
     }
 
     /// On the PostgreSQL server at `server` (any database URL of it).
@@ -123,7 +40,7 @@ impl Deployment {
         let key: [u8; 32] = rand::random();
         let data_dir = std::env::temp_dir().join(format!("herald-pub-{}", Uuid::new_v4().simple()));
         Self {
-            database_url: fresh_database(server).await,
+            database_url: create_postgres(server).await.url,
             master_key: base64::engine::general_purpose::STANDARD.encode(key),
             data_dir,
         }
@@ -148,19 +65,19 @@ impl Deployment {
     }
 
     /// Starts `herald api` and waits until it answers.
-    pub async fn api(&self) -> (Child, Api) {
+    pub async fn api(&self) -> (Child, ApiClient) {
         let port = free_port();
         let child = self
             .command(&["api", "--listen", &format!("127.0.0.1:{port}")])
             .spawn()
             .expect("herald api starts");
-        let api = Api {
-            url: format!("http://127.0.0.1:{port}"),
-            http: reqwest::Client::new(),
-            token: String::new(),
-        };
+        let api = ApiClient::new(format!("http://127.0.0.1:{port}"));
         for _ in 0..300 {
-            if let Ok(r) = api.http.get(format!("{}/health", api.url)).send().await
+            if let Ok(r) = api
+                .client
+                .get(format!("{}/health", api.address))
+                .send()
+                .await
                 && r.status().is_success()
             {
                 return (child, api);
@@ -178,66 +95,27 @@ impl Deployment {
     }
 }
 
-/// A client of the running API, signed in once `sign_up` ran.
-pub struct Api {
-    pub url: String,
-    pub http: reqwest::Client,
-    pub token: String,
+/// The tenant these tests publish for: signed up, with the peer's alice
+/// connected and a campaign to post in.
+pub struct Publisher {
+    pub user: User,
+    pub campaign: String,
+    pub connection: String,
 }
 
-impl Api {
-    pub async fn gql(&self, query: &str, variables: Value) -> Value {
-        let mut request = self
-            .http
-            .post(format!("{}/graphql", self.url))
-            .json(&json!({"query": query, "variables": variables}));
-        if !self.token.is_empty() {
-            request = request.bearer_auth(&self.token);
+impl Publisher {
+    /// Signs up, creates a campaign and connects alice.
+    pub async fn set_up(api: &ApiClient, peer: &Peer) -> Self {
+        let user = api
+            .sign_up_user("Resilient Ltd", "ops@resilient.example.org")
+            .await;
+        let campaign = api.create_campaign(&user.token, "Load").await;
+        let connection = api.connect_bluesky(&user.token, peer).await;
+        Self {
+            user,
+            campaign,
+            connection,
         }
-        request
-            .send()
-            .await
-            .expect("API answers")
-            .json()
-            .await
-            .expect("JSON")
-    }
-
-    async fn data(&self, query: &str, variables: Value, field: &str) -> Value {
-        let body = self.gql(query, variables).await;
-        let value = body["data"][field].clone();
-        assert!(!value.is_null(), "{field} failed: {body}");
-        value
-    }
-
-    /// Signs up, connects alice, creates a campaign; returns (campaign, connection).
-    pub async fn setup(&mut self, peer: &Peer) -> (String, String) {
-        let signed = self
-            .data(
-                "mutation($i: SignUpInput!) { signUp(input: $i) { accessToken } }",
-                json!({"i": {"organization": "Resilient Ltd", "email": "ops@resilient.example.org", "password": "correct horse battery"}}),
-                "signUp",
-            )
-            .await;
-        self.token = signed["accessToken"].as_str().unwrap().to_string();
-        let campaign = self
-            .data(
-                "mutation($i: CampaignInput!) { createCampaign(input: $i) { id } }",
-                json!({"i": {"name": "Load", "timeZone": "Europe/Berlin", "startsOn": "2026-01-01", "endsOn": "2030-12-31"}}),
-                "createCampaign",
-            )
-            .await;
-        let connection = self
-            .data(
-                "mutation($i: ConnectBlueskyInput!) { connectBluesky(input: $i) { id status } }",
-                json!({"i": {"handle": peer.handle, "appPassword": peer.app_password, "serviceUrl": peer.pds}}),
-                "connectBluesky",
-            )
-            .await;
-        (
-            campaign["id"].as_str().unwrap().to_string(),
-            connection["id"].as_str().unwrap().to_string(),
-        )
     }
 
     /// Creates `n` posts (every tenth a three-entry thread) whose texts carry
@@ -245,8 +123,6 @@ impl Api {
     /// Returns post id → number of entries.
     pub async fn schedule_posts(
         &self,
-        campaign: &str,
-        connection: &str,
         marker: &str,
         n: usize,
         at: DateTime<Utc>,
@@ -257,31 +133,34 @@ impl Api {
                 .map(|e| json!({"text": format!("{marker} post {i} entry {e}")}))
                 .collect();
             let post = self
-                .data(
-                    "mutation($i: CreatePostInput!) { createPost(input: $i) { id } }",
-                    json!({"i": {"campaignId": campaign, "connectionId": connection, "entries": entries}}),
+                .user
+                .mutate(
                     "createPost",
+                    "mutation($i: CreatePostInput!) { createPost(input: $i) { id } }",
+                    json!({"i": {"campaignId": self.campaign, "connectionId": self.connection, "entries": entries}}),
                 )
                 .await;
             let id = post["id"].as_str().unwrap().to_string();
             let when = at + chrono::Duration::milliseconds((i * 1000 / n) as i64);
-            self.data(
-                "mutation($i: SchedulePostInput!) { schedulePost(input: $i) { id } }",
-                json!({"i": {"postId": id, "at": when}}),
-                "schedulePost",
-            )
-            .await;
+            self.user
+                .mutate(
+                    "schedulePost",
+                    "mutation($i: SchedulePostInput!) { schedulePost(input: $i) { id } }",
+                    json!({"i": {"postId": id, "at": when}}),
+                )
+                .await;
             posts.insert(id, entries.len());
         }
         posts
     }
 
     /// Post counts of the campaign: (done, failed, total).
-    pub async fn counts(&self, campaign: &str) -> Option<(i64, i64, i64)> {
+    pub async fn counts(&self) -> Option<(i64, i64, i64)> {
         let body = self
+            .user
             .gql(
                 "query($id: ID!) { campaign(id: $id) { postCounts { done failed total } } }",
-                json!({"id": campaign}),
+                json!({"id": self.campaign}),
             )
             .await;
         let c = &body["data"]["campaign"]["postCounts"];
@@ -300,7 +179,8 @@ pub async fn assert_published_exactly_once(
     marker: &str,
     posts: &HashMap<String, usize>,
 ) {
-    let mine: Vec<(String, String, Value)> = records(&peer.pds, &peer.did)
+    let mine: Vec<(String, String, Value)> = peer
+        .post_records(&peer.alice.did)
         .await
         .into_iter()
         .filter(|(_, _, r)| r["text"].as_str().unwrap_or_default().starts_with(marker))

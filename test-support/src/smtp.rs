@@ -3,12 +3,14 @@
 //! message in a Maildir. Each server gets its own port and directory and is
 //! killed when dropped.
 
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use uuid::Uuid;
+
+use crate::free_port;
 
 /// A running `aiosmtpd`.
 pub struct SmtpServer {
@@ -17,14 +19,6 @@ pub struct SmtpServer {
     /// The Maildir the server writes accepted messages to.
     pub dir: PathBuf,
     child: Child,
-}
-
-/// A port nothing listens on right now (the OS's pick for port 0).
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("an ephemeral port is available")
-        .port()
 }
 
 /// A received message, with the headers tests look at.

@@ -1,6 +1,7 @@
-//! The local Bluesky network (../shared/peers/bluesky): its accounts, and raw
-//! XRPC reads to check what Herald published — the tests look at the PDS
-//! itself, not at Herald's idea of it.
+//! The local Bluesky network (`../shared/peers/bluesky`: PLC directory, PDS
+//! and, with `APPVIEW=1`, an AppView): its accounts, and raw XRPC reads and
+//! writes to check what Herald or the adapter published. Tests look at the
+//! PDS itself, not at Herald's idea of it.
 
 use serde_json::{Value, json};
 
@@ -16,16 +17,21 @@ pub struct Account {
 /// The running network.
 #[derive(Debug, Clone)]
 pub struct Peer {
+    /// The PDS's URL, without a trailing slash.
     pub pds: String,
-    pub appview: Option<String>,
     pub alice: Account,
     pub bob: Account,
+    plc: Option<String>,
+    appview: Option<String>,
+    appview_did: Option<String>,
     http: reqwest::Client,
 }
 
-const HOW: &str = "the publishing tests need the local Bluesky network: run \
+/// What to do when the peer is missing; the one message every test gives.
+const HOW: &str = "the Bluesky peer is not running: start it with \
     `APPVIEW=1 ../shared/peers/bluesky/peer.sh start` and \
-    `eval \"$(../shared/peers/bluesky/peer.sh env)\"` before `cargo test` (CI does)";
+    `eval \"$(../shared/peers/bluesky/peer.sh env)\"` (from the repository root) \
+    before `cargo test`, as CI does; these tests fail rather than skip without it";
 
 /// The peer named by `BLUESKY_PDS_URL` / `BLUESKY_PEER_JSON`. Panics when it
 /// is not configured: these tests are never skipped silently.
@@ -35,10 +41,14 @@ pub fn peer() -> Peer {
     let network: Value = serde_json::from_str(
         &std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}; {HOW}")),
     )
-    .expect("network.json is JSON");
+    .unwrap_or_else(|e| panic!("{path} is not JSON ({e}); {HOW}"));
     let account = |name: &str| {
         let a = &network["accounts"][name];
-        let field = |f: &str| a[f].as_str().expect("account field").to_string();
+        let field = |f: &str| {
+            a[f].as_str()
+                .unwrap_or_else(|| panic!("{path}: account {name} has no {f}; {HOW}"))
+                .to_string()
+        };
         Account {
             handle: field("handle"),
             did: field("did"),
@@ -46,18 +56,43 @@ pub fn peer() -> Peer {
             app_password: field("appPassword"),
         }
     };
+    let optional = |f: &str| network[f].as_str().map(str::to_string);
     Peer {
         pds: pds.trim_end_matches('/').to_string(),
-        appview: network["appview"].as_str().map(str::to_string),
         alice: account("alice"),
         bob: account("bob"),
+        plc: optional("plc"),
+        appview: optional("appview"),
+        appview_did: optional("appviewDid"),
         http: reqwest::Client::new(),
     }
 }
 
+/// `value`, or a panic that says the peer was started without it.
+fn started_with<'a>(value: &'a Option<String>, what: &str) -> &'a str {
+    value.as_deref().unwrap_or_else(|| {
+        panic!("the Bluesky peer has no {what} (started without APPVIEW=1?); {HOW}")
+    })
+}
+
 impl Peer {
-    /// Every post record in `did`'s repository: (rkey, record value).
-    pub async fn posts(&self, did: &str) -> Vec<(String, Value)> {
+    /// The PLC directory's URL.
+    pub fn plc(&self) -> &str {
+        started_with(&self.plc, "PLC directory")
+    }
+
+    /// The AppView's URL; panics when the peer runs without one.
+    pub fn appview(&self) -> &str {
+        started_with(&self.appview, "AppView")
+    }
+
+    /// The AppView's DID (for `atproto-proxy`); panics when there is none.
+    pub fn appview_did(&self) -> &str {
+        started_with(&self.appview_did, "AppView DID")
+    }
+
+    /// Every post record in `did`'s repository: (uri, cid, record value).
+    pub async fn post_records(&self, did: &str) -> Vec<(String, String, Value)> {
         let mut out = Vec::new();
         let mut cursor: Option<String> = None;
         loop {
@@ -81,15 +116,52 @@ impl Peer {
                 .expect("listRecords JSON");
             let records = page["records"].as_array().cloned().unwrap_or_default();
             for r in &records {
-                let uri = r["uri"].as_str().unwrap_or_default();
-                let rkey = uri.rsplit('/').next().unwrap_or_default().to_string();
-                out.push((rkey, r["value"].clone()));
+                out.push((
+                    r["uri"].as_str().unwrap_or_default().to_string(),
+                    r["cid"].as_str().unwrap_or_default().to_string(),
+                    r["value"].clone(),
+                ));
             }
             cursor = page["cursor"].as_str().map(str::to_string);
             if records.is_empty() || cursor.is_none() {
                 return out;
             }
         }
+    }
+
+    /// Every post record in `did`'s repository: (rkey, record value).
+    pub async fn posts(&self, did: &str) -> Vec<(String, Value)> {
+        self.post_records(did)
+            .await
+            .into_iter()
+            .map(|(uri, _, value)| {
+                let rkey = uri.rsplit('/').next().unwrap_or_default().to_string();
+                (rkey, value)
+            })
+            .collect()
+    }
+
+    /// The record at the `at://` URI `uri` as the PDS answers
+    /// `getRecord` (`uri`, `cid`, `value`); panics when it is not there.
+    pub async fn record(&self, uri: &str) -> Value {
+        let rest = uri.strip_prefix("at://").expect("at URI");
+        let mut parts = rest.splitn(3, '/');
+        let (repo, collection, rkey) = (
+            parts.next().unwrap(),
+            parts.next().unwrap(),
+            parts.next().unwrap(),
+        );
+        self.http
+            .get(format!("{}/xrpc/com.atproto.repo.getRecord", self.pds))
+            .query(&[("repo", repo), ("collection", collection), ("rkey", rkey)])
+            .send()
+            .await
+            .expect("getRecord")
+            .error_for_status()
+            .unwrap_or_else(|e| panic!("getRecord {uri}: {e}"))
+            .json()
+            .await
+            .expect("getRecord JSON")
     }
 
     /// One post record: (uri, cid, value), or None.

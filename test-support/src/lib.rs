@@ -1,0 +1,48 @@
+//! What Herald's tests share, so that `tests/`, `api/tests`,
+//! `workers/tests` and `projections/tests` set up the world the same way.
+//!
+//! - [`db`]: a fresh PostgreSQL database or SQLite file per test, and
+//!   [`on_both_databases!`] to run a test body on each.
+//! - [`peer`]: the local Bluesky network (`BLUESKY_PDS_URL`,
+//!   `BLUESKY_PEER_JSON`) and raw XRPC reads of what landed on it.
+//! - [`fixtures`]: media to upload (a PNG encoder; video goes there too).
+//! - [`smtp`]: a real SMTP server (`aiosmtpd`) and the mail it received.
+//! - [`logs`]: log output captured in memory.
+//! - [`client`]: a GraphQL/HTTP client of a running Herald, with the
+//!   sign-up, campaign, connection, post and upload steps tests repeat.
+//! - [`app`] (feature `app`): Herald started in the test process on port 0
+//!   ([`app::spawn_app`]), and store-level helpers ([`app::database`],
+//!   [`app::Recorder`]).
+//!
+//! Why a feature: `workers` and `projections` dev-depend on this crate, while
+//! starting Herald needs `api`, which depends on both. Linking `api` from
+//! here unconditionally would put a second copy of `workers` (or
+//! `projections`) into their own test builds, with types that do not match
+//! the crate under test, and would build the whole API for a worker test.
+//! So by default this crate depends on none of Herald's crates; `app` adds
+//! them, and only the crates above them (`api` and `tests`) turn it on.
+
+pub mod client;
+pub mod db;
+pub mod fixtures;
+pub mod logs;
+pub mod peer;
+pub mod smtp;
+
+#[cfg(feature = "app")]
+pub mod app;
+
+#[cfg(feature = "app")]
+pub use app::{Recorder, TestApp, database, spawn_app, spawn_with, test_master_key};
+pub use client::{ApiClient, FormPart, UPLOAD_MEDIA, error_code};
+pub use db::{Backend, fresh_postgres, fresh_sqlite, postgres_server};
+pub use fixtures::png;
+
+/// A port nothing listens on right now (the OS's pick for port 0), for
+/// processes that must be told their port before they start.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("an ephemeral port is available")
+        .port()
+}
