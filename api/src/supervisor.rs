@@ -171,14 +171,9 @@ mod tests {
     use super::*;
 
     /// A task that runs until told to stop, counting its clean stops.
-    fn polite(
-        mut stop: watch::Receiver<bool>,
-        stopped: Arc<AtomicUsize>,
-    ) -> impl Future<Output = ()> {
-        async move {
-            let _ = stop.wait_for(|s| *s).await;
-            stopped.fetch_add(1, Ordering::SeqCst);
-        }
+    async fn polite(mut stop: watch::Receiver<bool>, stopped: Arc<AtomicUsize>) {
+        let _ = stop.wait_for(|s| *s).await;
+        stopped.fetch_add(1, Ordering::SeqCst);
     }
 
     #[tokio::test]

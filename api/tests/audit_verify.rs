@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
-use api::export::ExportRow;
+use api::audit::export::ExportRow;
 use domain::audit::{AuditRow, Entry, Head};
 use serde_json::json;
 

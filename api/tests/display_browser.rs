@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use api::Config;
+use api::Settings;
 use fantoccini::{Client, ClientBuilder};
 use serde_json::{Value, json};
 use test_support::{TestApp, fixtures, free_port};
@@ -112,8 +112,8 @@ impl Drop for Chromedriver {
 /// `database_url`, retrying while the port is still held by a server just
 /// stopped.
 async fn start_server(database_url: &str, listen: SocketAddr) -> TestApp {
-    let mut config = Config::new(database_url);
-    config.listen = listen;
+    let mut config = Settings::for_database(database_url);
+    config.http.listen = listen;
     test_support::app::spawn_retrying(config, Duration::from_secs(10)).await
 }
 
@@ -244,7 +244,7 @@ async fn display_pairs_plays_shows_emergencies_and_survives_a_server_restart() {
         assert_eq!(header("cache-control"), "no-cache", "{path}");
         assert_eq!(
             header("content-security-policy"),
-            api::hardening::PLAYER_CSP,
+            api::http::hardening::PLAYER_CSP,
             "{path}"
         );
     }

@@ -43,7 +43,7 @@ impl Drop for TestApp {
 
 /// Starts Herald in `serve` mode on `database_url`.
 pub async fn spawn_app(database_url: &str) -> TestApp {
-    spawn_with(api::Config::new(database_url)).await
+    spawn_with(api::Settings::for_database(database_url)).await
 }
 
 /// One master key for the whole test process, so apps restarted on the same
@@ -61,16 +61,16 @@ pub fn test_master_key() -> secrecy::SecretString {
 }
 
 /// Starts Herald with `config` (the test master key unless one is set).
-pub async fn spawn_with(config: api::Config) -> TestApp {
+pub async fn spawn_with(config: api::Settings) -> TestApp {
     spawn_retrying(config, Duration::ZERO).await
 }
 
 /// Like [`spawn_with`], but keeps trying for up to `patience` while Herald
 /// does not start: an app restarted on the port of one just stopped may find
 /// the port still held for a moment.
-pub async fn spawn_retrying(mut config: api::Config, patience: Duration) -> TestApp {
-    if config.master_key.is_none() {
-        config.master_key = Some(test_master_key());
+pub async fn spawn_retrying(mut config: api::Settings, patience: Duration) -> TestApp {
+    if config.identity.master_key.is_none() {
+        config.identity.master_key = Some(test_master_key());
     }
     if std::env::var("TEST_LOG").is_ok() {
         api::telemetry::init();
@@ -154,7 +154,7 @@ impl TestApp {
             .gql(Some(inviter_token), "{ me { tenant { id } } }", json!({}))
             .await;
         let tenant = Uuid::parse_str(me["data"]["me"]["tenant"]["id"].as_str().unwrap()).unwrap();
-        let (purpose, prefix) = api::accounts::INVITATION;
+        let (purpose, prefix) = api::identity::accounts::INVITATION;
         self.state
             .keyring
             .issue_token(

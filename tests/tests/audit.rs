@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use api::audit_cli::{CheckError, VERIFY_PAGE_ROWS, verify_database, verify_file};
+use api::audit::cli::{CheckError, VERIFY_PAGE_ROWS, verify_database, verify_file};
 use domain::audit::{BrokenReason, Head, Verified};
 use projections::audit::AuditQueries;
 use serde_json::{Value, json};
@@ -532,7 +532,7 @@ async fn replay_reproduces_identical_rows_and_hashes(backend: Backend) {
 }
 
 async fn the_export_streams_page_by_page_without_buffering(backend: Backend) {
-    use api::export::{Format, export_stream};
+    use api::audit::export::{Format, export_stream};
     use domain::audit::Entry;
     use futures_util::StreamExt;
     let db = database(&backend.fresh().await).await;

@@ -17,11 +17,11 @@ on_both_databases!(
 );
 
 async fn app(backend: Backend, peer: &Peer) -> TestApp {
-    let mut config = api::Config::new(&backend.fresh().await);
-    config.publish_lease_seconds = 3;
-    config.publish_retry_base_ms = 200;
-    config.engagement_interval_seconds = 1;
-    config.appview_url = Some(peer.appview().to_string());
+    let mut config = api::Settings::for_database(&backend.fresh().await);
+    config.publishing.lease_seconds = 3;
+    config.publishing.retry_base_ms = 200;
+    config.bluesky.engagement_interval_seconds = 1;
+    config.bluesky.appview_url = Some(peer.appview().to_string());
     spawn_with(config).await
 }
 

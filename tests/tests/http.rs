@@ -11,8 +11,8 @@ const API_CSP: &str = "default-src 'none'; frame-ancestors 'none'";
 const HSTS: &str = "max-age=63072000; includeSubDomains";
 const ALLOWED: &str = "https://app.example.org";
 
-async fn app(configure: impl FnOnce(&mut api::Config)) -> TestApp {
-    let mut config = api::Config::new(&Backend::Sqlite.fresh().await);
+async fn app(configure: impl FnOnce(&mut api::Settings)) -> TestApp {
+    let mut config = api::Settings::for_database(&Backend::Sqlite.fresh().await);
     configure(&mut config);
     spawn_with(config).await
 }
@@ -42,7 +42,7 @@ fn assert_security_headers(headers: &HeaderMap, what: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_response_carries_the_security_headers() {
-    let app = app(|c| c.max_body_bytes = 4096).await;
+    let app = app(|c| c.http.max_body_bytes = 4096).await;
     let health = app
         .client
         .get(format!("{}/health", app.address))
@@ -137,7 +137,7 @@ async fn hsts_is_sent_only_behind_tls() {
         "X-Forwarded-Proto is not trusted unless configured"
     );
 
-    let public_https = app(|c| c.public_url = Some("https://herald.example.org".into())).await;
+    let public_https = app(|c| c.http.public_url = Some("https://herald.example.org".into())).await;
     let response = public_https
         .client
         .get(format!("{}/health", public_https.address))
@@ -149,7 +149,7 @@ async fn hsts_is_sent_only_behind_tls() {
         Some(HSTS)
     );
 
-    let proxied = app(|c| c.trust_proxy = true).await;
+    let proxied = app(|c| c.http.trust_proxy = true).await;
     let via_tls = proxied
         .client
         .get(format!("{}/health", proxied.address))
@@ -193,7 +193,8 @@ async fn preflight(app: &TestApp, origin: &str) -> reqwest::Response {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn preflight_from_an_allowed_origin_is_answered() {
     let app =
-        app(|c| c.cors_origins = vec![ALLOWED.into(), "https://other.example.org".into()]).await;
+        app(|c| c.http.cors_origins = vec![ALLOWED.into(), "https://other.example.org".into()])
+            .await;
     let response = preflight(&app, ALLOWED).await;
     assert!(response.status().is_success(), "{}", response.status());
     let headers = response.headers();
@@ -234,7 +235,7 @@ async fn preflight_from_an_allowed_origin_is_answered() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn other_origins_get_no_cors_access() {
-    let server = app(|c| c.cors_origins = vec![ALLOWED.into()]).await;
+    let server = app(|c| c.http.cors_origins = vec![ALLOWED.into()]).await;
     for origin in [
         "https://evil.example.org",
         "https://app.example.org.evil.example",

@@ -454,7 +454,8 @@ async fn totp_enrollment_sign_in_backup_codes_and_tenant_requirement() {
             .unwrap()
             .starts_with("data:image/svg+xml;base64,")
     );
-    let secret = api::totp::decode_secret(enrollment["secret"].as_str().unwrap()).unwrap();
+    let secret =
+        api::identity::totp::decode_secret(enrollment["secret"].as_str().unwrap()).unwrap();
     let confirm = "mutation($c: String!) { confirmTotpEnrollment(code: $c) { backupCodes } }";
     let wrong = app.gql(Some(&owner), confirm, json!({"c": "000000"})).await;
     assert_eq!(error_code(&wrong), Some("VALIDATION"));
@@ -463,7 +464,7 @@ async fn totp_enrollment_sign_in_backup_codes_and_tenant_requirement() {
         .gql(
             Some(&owner),
             confirm,
-            json!({"c": api::totp::code_at(&secret, now() - 30)}),
+            json!({"c": api::identity::totp::code_at(&secret, now() - 30)}),
         )
         .await;
     let codes: Vec<String> =
@@ -480,7 +481,7 @@ async fn totp_enrollment_sign_in_backup_codes_and_tenant_requirement() {
     let bad = log_in(&app, "ada@example.org", PASSWORD, json!({"totp": "123456"})).await;
     assert_eq!(error_code(&bad), Some("VALIDATION"), "{bad}");
     assert_eq!(bad["errors"][0]["extensions"]["field"], "totp");
-    let code = api::totp::code_at(&secret, now());
+    let code = api::identity::totp::code_at(&secret, now());
     let ok = log_in(&app, "ada@example.org", PASSWORD, json!({"totp": code})).await;
     token(&ok, "logIn");
     let reused = log_in(&app, "ada@example.org", PASSWORD, json!({"totp": code})).await;
@@ -548,7 +549,7 @@ async fn totp_enrollment_sign_in_backup_codes_and_tenant_requirement() {
             json!({}),
         )
         .await;
-    let vic_secret = api::totp::decode_secret(
+    let vic_secret = api::identity::totp::decode_secret(
         body["data"]["beginTotpEnrollment"]["secret"]
             .as_str()
             .unwrap(),
@@ -557,7 +558,7 @@ async fn totp_enrollment_sign_in_backup_codes_and_tenant_requirement() {
     app.gql(
         Some(&vic),
         confirm,
-        json!({"c": api::totp::code_at(&vic_secret, now())}),
+        json!({"c": api::identity::totp::code_at(&vic_secret, now())}),
     )
     .await;
     let open = app
@@ -584,7 +585,7 @@ async fn totp_enrollment_sign_in_backup_codes_and_tenant_requirement() {
 /// The reset a request started (it completes after the answer).
 async fn pending_reset(app: &TestApp, email: &str) -> (Uuid, Uuid) {
     let email = domain::user::Email::parse(email).unwrap();
-    let user_id = api::accounts::user_id_for(&app.state.keyring, &email)
+    let user_id = api::identity::accounts::user_id_for(&app.state.keyring, &email)
         .await
         .unwrap();
     for _ in 0..100 {
@@ -610,7 +611,7 @@ async fn password_reset_is_single_use_and_ends_every_session() {
         );
     }
     let (user, reset) = pending_reset(&app, "ada@example.org").await;
-    let (purpose, prefix) = api::accounts::RESET;
+    let (purpose, prefix) = api::identity::accounts::RESET;
     let reset_token = app
         .state
         .keyring
@@ -673,14 +674,14 @@ async fn e_mail_verification_marks_the_address() {
     let app = spawn_app(&test_support::fresh_sqlite()).await;
     let (session, _) = app.sign_up("Acme", "ada@example.org").await;
     let email = domain::user::Email::parse("ada@example.org").unwrap();
-    let user_id = api::accounts::user_id_for(&app.state.keyring, &email)
+    let user_id = api::identity::accounts::user_id_for(&app.state.keyring, &email)
         .await
         .unwrap();
     let user = app.state.load(&app.state.users, user_id).await.unwrap();
     let (verification, _) = user
         .pending_verification
         .expect("verification requested at sign-up");
-    let (purpose, prefix) = api::accounts::VERIFY;
+    let (purpose, prefix) = api::identity::accounts::VERIFY;
     let t = app
         .state
         .keyring
@@ -704,8 +705,8 @@ async fn e_mail_verification_marks_the_address() {
 
 #[tokio::test]
 async fn an_expired_or_forged_access_token_is_refused() {
-    let mut config = api::Config::new(&test_support::fresh_sqlite());
-    config.access_ttl_seconds = 1;
+    let mut config = api::Settings::for_database(&test_support::fresh_sqlite());
+    config.identity.access_ttl_seconds = 1;
     let app = test_support::spawn_with(config).await;
     let (session, _) = app.sign_up("Acme", "ada@example.org").await;
     for forged in ["hat_forged", "hak_forged", "Basic abc", "hat_"] {
@@ -720,27 +721,27 @@ async fn an_expired_or_forged_access_token_is_refused() {
 #[tokio::test]
 async fn the_master_key_rotates_and_a_missing_one_is_generated_for_the_embedded_database() {
     let url = test_support::fresh_sqlite();
-    let mut config = api::Config::new(&url);
-    config.master_key = None;
+    let mut config = api::Settings::for_database(&url);
+    config.identity.master_key = None;
     let _ = std::fs::remove_dir_all(&config.data_dir);
-    let db = api::app::connect(&config).await.unwrap();
-    let keyring = api::keys::keyring(&config, &db).unwrap();
+    let db = config.connect().await.unwrap();
+    let keyring = api::identity::keys::keyring(&config, &db).unwrap();
     assert!(config.data_dir.join("master.key").exists(), "generated");
     let sealed = keyring
         .seal(&projections::Scope::User(Uuid::new_v4()), "ada@example.org")
         .await
         .unwrap();
-    api::keys::rotate(&config, &db).await.unwrap();
+    api::identity::keys::rotate(&config, &db).await.unwrap();
     // A fresh keyring from the (replaced) key file opens what the old key wrapped.
-    let rotated = api::keys::keyring(&config, &db).unwrap();
+    let rotated = api::identity::keys::keyring(&config, &db).unwrap();
     assert_eq!(rotated.reveal(&sealed).await.unwrap(), "ada@example.org");
     assert!(config.data_dir.join("master.key.previous").exists());
     // PostgreSQL needs a configured key.
-    let mut pg = api::Config::new(&test_support::fresh_postgres().await);
-    pg.master_key = None;
+    let mut pg = api::Settings::for_database(&test_support::fresh_postgres().await);
+    pg.identity.master_key = None;
     let _ = std::fs::remove_dir_all(&pg.data_dir);
-    let pg_db = api::app::connect(&pg).await.unwrap();
-    assert!(api::keys::keyring(&pg, &pg_db).is_err());
+    let pg_db = pg.connect().await.unwrap();
+    assert!(api::identity::keys::keyring(&pg, &pg_db).is_err());
 }
 
 #[tokio::test]
@@ -788,9 +789,9 @@ fn token_in(body: &str, prefix: &str) -> String {
 
 async fn mails_carry_working_links_over_real_smtp(backend: Backend) {
     let smtp = test_support::smtp::SmtpServer::start();
-    let mut config = api::Config::new(&backend.fresh().await);
-    config.smtp_url = Some(smtp.url.clone().into());
-    config.public_url = Some("https://herald.example.org".into());
+    let mut config = api::Settings::for_database(&backend.fresh().await);
+    config.mail.smtp_url = Some(smtp.url.clone().into());
+    config.http.public_url = Some("https://herald.example.org".into());
     let app = test_support::spawn_with(config).await;
     let wait = std::time::Duration::from_secs(20);
 

@@ -270,9 +270,9 @@ async fn resent_mail_keeps_its_message_id(backend: Backend) {
 
 async fn app_sends_over_the_configured_smtp_server(backend: Backend) {
     let smtp = SmtpServer::start();
-    let mut config = api::Config::new(&backend.fresh().await);
-    config.smtp_url = Some(smtp.url.clone().into());
-    config.mail_from = FROM.into();
+    let mut config = api::Settings::for_database(&backend.fresh().await);
+    config.mail.smtp_url = Some(smtp.url.clone().into());
+    config.mail.from = FROM.into();
     let app = spawn_with(config).await;
     let m = mail(8);
     put(&app.state.db, &m).await;
@@ -283,7 +283,7 @@ async fn app_sends_over_the_configured_smtp_server(backend: Backend) {
 
 async fn without_smtp_mail_is_written_to_the_file_outbox(backend: Backend) {
     let data_dir = std::env::temp_dir().join(format!("herald-data-{}", Uuid::new_v4().simple()));
-    let mut config = api::Config::new(&backend.fresh().await);
+    let mut config = api::Settings::for_database(&backend.fresh().await);
     config.data_dir = data_dir.clone();
     let app = spawn_with(config).await;
     let m = mail(9);

@@ -19,8 +19,8 @@ async fn app() -> TestApp {
 
 /// An app and the directory its object store keeps files in.
 async fn app_and_media_dir() -> (TestApp, PathBuf) {
-    let mut config = api::Config::new(&fresh_sqlite());
-    config.publish_lease_seconds = 3;
+    let mut config = api::Settings::for_database(&fresh_sqlite());
+    config.publishing.lease_seconds = 3;
     let media = config.data_dir.join("media");
     (spawn_with(config).await, media)
 }

@@ -17,9 +17,9 @@ on_both_databases!(
 );
 
 async fn app(backend: Backend) -> TestApp {
-    let mut config = api::Config::new(&backend.fresh().await);
-    config.publish_lease_seconds = 3;
-    config.publish_retry_base_ms = 200;
+    let mut config = api::Settings::for_database(&backend.fresh().await);
+    config.publishing.lease_seconds = 3;
+    config.publishing.retry_base_ms = 200;
     spawn_with(config).await
 }
 

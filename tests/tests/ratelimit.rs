@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
-use api::ratelimit::{Limited, Policy, RateLimitError, RateLimiter, key};
+use api::identity::ratelimit::{Limited, Policy, RateLimitError, RateLimiter, key};
 use chrono::Utc;
 use projections::{Database, from_micros, micros};
 use sqlx::Row;

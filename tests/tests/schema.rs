@@ -421,8 +421,8 @@ async fn tenant_with_members(app: &TestApp, name: &str) -> (String, Uuid, BTreeM
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_operation_is_authorized_by_the_permission_matrix() {
     // A display is paired per call: lift the per-IP registration limit.
-    let mut config = api::Config::new(&test_support::fresh_sqlite());
-    config.display_registrations_per_minute = 1_000_000;
+    let mut config = api::Settings::for_database(&test_support::fresh_sqlite());
+    config.signage.registrations_per_minute = 1_000_000;
     let app = test_support::spawn_with(config).await;
     let schema = introspect(&app).await;
     let expected = expected_actions();

@@ -144,8 +144,8 @@ async fn no_secret_or_address_is_stored_or_logged_and_erasure_shreds() {
         .unwrap()
         .to_string();
     secrets.push(totp_secret.clone());
-    let raw = api::totp::decode_secret(&totp_secret).unwrap();
-    let code = api::totp::code_at(&raw, chrono::Utc::now().timestamp() as u64);
+    let raw = api::identity::totp::decode_secret(&totp_secret).unwrap();
+    let code = api::identity::totp::code_at(&raw, chrono::Utc::now().timestamp() as u64);
     let body = gql(
         &app,
         Some(&owner),
@@ -167,7 +167,7 @@ async fn no_secret_or_address_is_stored_or_logged_and_erasure_shreds() {
     )
     .await;
     let email = domain::user::Email::parse(INVITEE_EMAIL).unwrap();
-    let invitee_id = api::accounts::user_id_for(&app.state.keyring, &email)
+    let invitee_id = api::identity::accounts::user_id_for(&app.state.keyring, &email)
         .await
         .unwrap();
     // The request completes after its answer.
@@ -180,7 +180,7 @@ async fn no_secret_or_address_is_stored_or_logged_and_erasure_shreds() {
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
-    let (purpose, prefix) = api::accounts::RESET;
+    let (purpose, prefix) = api::identity::accounts::RESET;
     let reset = app
         .state
         .keyring

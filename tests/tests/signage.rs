@@ -347,7 +347,7 @@ async fn a_display_pairs_plays_its_group_default_and_obeys_an_emergency_at_once(
         );
 
         // Presence: connected → ONLINE (a transition event), listed.
-        api::presence::tick(&app.state).await.unwrap();
+        api::signage::presence::tick(&app.state).await.unwrap();
         let listed = eventually(|| async {
             let listed = ok(&app, &token, "{ displays { id online } }", json!({})).await;
             (listed[0]["online"] == true).then_some(listed)
@@ -643,8 +643,8 @@ async fn bad_signage_input_gets_a_typed_error_and_stores_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn registration_is_rate_limited_per_ip() {
-    let mut config = api::Config::new(&test_support::fresh_sqlite());
-    config.display_registrations_per_minute = 3;
+    let mut config = api::Settings::for_database(&test_support::fresh_sqlite());
+    config.signage.registrations_per_minute = 3;
     let app = test_support::spawn_with(config).await;
     for _ in 0..3 {
         register(&app).await;
