@@ -699,7 +699,7 @@ mod secret {
     use serde::{Deserialize, Deserializer, Serializer};
 
     pub fn serialize<S: Serializer>(_: &SecretString, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(super::REDACTED)
+        s.serialize_str(crate::settings::REDACTED)
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<SecretString, D::Error> {
@@ -712,7 +712,7 @@ mod secret {
 
         pub fn serialize<S: Serializer>(v: &Option<SecretString>, s: S) -> Result<S::Ok, S::Error> {
             match v {
-                Some(_) => s.serialize_some(super::super::REDACTED),
+                Some(_) => s.serialize_some(crate::settings::REDACTED),
                 None => s.serialize_none(),
             }
         }

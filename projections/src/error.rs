@@ -27,7 +27,7 @@ pub enum StoreError {
     #[error("unsupported database URL (expected postgres:// or sqlite://)")]
     UnsupportedUrl,
     #[error("encryption error")]
-    Crypto(#[from] crate::crypto::CryptoError),
+    Crypto(#[from] CryptoError),
     #[error("the data key was destroyed (erased)")]
     Erased,
     #[error("a push of {bytes} bytes does not fit in one PostgreSQL notification")]
@@ -36,6 +36,17 @@ pub enum StoreError {
     PushEncode(#[source] serde_json::Error),
     #[error("a replay applier stopped")]
     ReplayApplier(#[source] tokio::task::JoinError),
+}
+
+/// Errors of the crypto layer (never carrying key material or plaintext).
+#[derive(Debug, thiserror::Error)]
+pub enum CryptoError {
+    #[error("HERALD_MASTER_KEY must be 32 bytes in base64")]
+    BadMasterKey,
+    #[error("data key {0} is wrapped by an unknown master key {1}")]
+    UnknownMaster(String, String),
+    #[error("sealed value or wrapped key is corrupt")]
+    Corrupt,
 }
 
 #[cfg(test)]

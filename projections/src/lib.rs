@@ -18,6 +18,7 @@
 pub mod error;
 pub mod infra;
 pub mod read;
+pub mod time;
 
 pub use infra::{crypto, db, log, push, runner, store};
 pub use read::{analytics, audit, dashboard, identity, media, publishing, signage};
@@ -28,13 +29,4 @@ pub use error::StoreError;
 pub use log::{GlobalLog, Position, StoredEvent};
 pub use runner::{Projection, Projector, Projectors};
 pub use store::{CommandError, Loaded, Repository};
-
-/// Microseconds since the Unix epoch, the time unit of every read-model column.
-pub fn micros(t: chrono::DateTime<chrono::Utc>) -> i64 {
-    t.timestamp_micros()
-}
-
-/// Inverse of [`micros`].
-pub fn from_micros(us: i64) -> chrono::DateTime<chrono::Utc> {
-    chrono::DateTime::from_timestamp_micros(us).unwrap_or_default()
-}
+pub use time::{from_micros, micros};

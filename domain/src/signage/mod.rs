@@ -12,17 +12,12 @@
 //! Layout: one submodule per aggregate (`display`, `group`, `category`,
 //! `notice`, `playlist`, `schedule`, `emergency`, `play_report`), each with its
 //! commands, events, rules and given/when/then tests, and `state` for the
-//! fold. This module keeps what they share (the text checks, [`Severity`], the
-//! limits) and re-exports every public item, so `domain::signage::X` names
+//! fold. `rules` holds what they share (the text checks, [`Severity`], the
+//! limits); this module re-exports every public item, so `domain::signage::X` names
 //! them all.
 
 // Every public item here carries a `///` line; keep it that way.
 #![warn(missing_docs)]
-
-use serde::{Deserialize, Serialize};
-
-use crate::DomainError;
-use crate::text::graphemes;
 
 /// The scaffolding shared by the content aggregates: created once by a
 /// tenant, then changed or deleted only by that tenant. Defined before the
@@ -58,6 +53,7 @@ pub mod group;
 pub mod notice;
 pub mod play_report;
 pub mod playlist;
+mod rules;
 pub mod schedule;
 pub mod state;
 
@@ -70,62 +66,12 @@ pub use play_report::{
     Play, PlayReport, PlayReportCommand, PlayReportEvent, check_plays, play_report_id,
 };
 pub use playlist::{Playlist, PlaylistCommand, PlaylistEvent, parse_playlist};
+pub use rules::{
+    MAX_PLAYLIST_ITEMS, MAX_PLAYS_PER_REPORT, PLAY_CLOCK_SKEW_SECONDS, Severity, bounded_text,
+    required_text,
+};
 pub use schedule::{ScheduleCommand, ScheduleEvent, SignageSchedule, check_schedule, targets};
 pub use state::{ContentEvent, GroupInfo, NoticeInfo, SignageState};
-
-/// Most plays in one report.
-pub const MAX_PLAYS_PER_REPORT: usize = 500;
-/// Most items in a playlist.
-pub const MAX_PLAYLIST_ITEMS: usize = 200;
-/// How far in the future a reported play may lie (clock skew).
-pub const PLAY_CLOCK_SKEW_SECONDS: i64 = 120;
-
-/// Checks a required, bounded text; answers it trimmed.
-pub fn required_text(raw: &str, field: &str, max: usize) -> Result<String, DomainError> {
-    let text = raw.trim();
-    if text.is_empty() {
-        return Err(DomainError::invalid(field, "must not be empty"));
-    }
-    bounded_text(text, field, max)
-}
-
-/// Checks an optional text's length.
-pub fn bounded_text(raw: &str, field: &str, max: usize) -> Result<String, DomainError> {
-    let n = graphemes(raw);
-    if n > max {
-        return Err(DomainError::invalid(
-            field,
-            format!("{n} characters; at most {max}"),
-        ));
-    }
-    Ok(raw.to_string())
-}
-
-/// Severity of an emergency override.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum Severity {
-    /// The lowest: information.
-    Info,
-    /// A warning.
-    Warning,
-    /// High.
-    High,
-    /// The highest.
-    Critical,
-}
-
-impl Severity {
-    /// The name as stored and shown (`"CRITICAL"`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Severity::Info => "INFO",
-            Severity::Warning => "WARNING",
-            Severity::High => "HIGH",
-            Severity::Critical => "CRITICAL",
-        }
-    }
-}
 
 /// Given/when/then for the signage aggregates, over cqrs-es's
 /// `TestFramework`: `given::<Display>([paired()]).when(TENANT, command)`

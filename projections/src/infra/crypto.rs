@@ -54,16 +54,7 @@ impl Scope {
     }
 }
 
-/// Errors of the crypto layer (never carrying key material or plaintext).
-#[derive(Debug, thiserror::Error)]
-pub enum CryptoError {
-    #[error("HERALD_MASTER_KEY must be 32 bytes in base64")]
-    BadMasterKey,
-    #[error("data key {0} is wrapped by an unknown master key {1}")]
-    UnknownMaster(String, String),
-    #[error("sealed value or wrapped key is corrupt")]
-    Corrupt,
-}
+pub use crate::error::CryptoError;
 
 /// A master key (32 bytes), identified by a fingerprint that is safe to store.
 pub struct MasterKey {

@@ -45,7 +45,7 @@ pub trait Projection: Send + Sync + 'static {
 }
 
 fn now_micros() -> i64 {
-    crate::micros(chrono::Utc::now())
+    crate::time::micros(chrono::Utc::now())
 }
 
 /// Runs one projection.
