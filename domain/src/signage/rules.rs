@@ -59,3 +59,50 @@ impl Severity {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn required_text_trims_and_refuses_blank_or_overlong_text() {
+        assert_eq!(required_text("  Lobby\n", "name", 5), Ok("Lobby".into()));
+        assert_eq!(
+            required_text(" \t ", "name", 5),
+            Err(DomainError::invalid("name", "must not be empty"))
+        );
+        assert_eq!(
+            required_text("Lobby!", "name", 5),
+            Err(DomainError::invalid("name", "6 characters; at most 5"))
+        );
+    }
+
+    #[test]
+    fn bounded_text_counts_graphemes_and_keeps_the_text_as_given() {
+        // "é" as e + combining accent is one character to a reader.
+        assert_eq!(bounded_text("e\u{301}", "body", 1), Ok("e\u{301}".into()));
+        assert_eq!(bounded_text(" ", "body", 1), Ok(" ".into()));
+        assert_eq!(bounded_text("", "body", 0), Ok(String::new()));
+        assert_eq!(
+            bounded_text("ab", "body", 1),
+            Err(DomainError::invalid("body", "2 characters; at most 1"))
+        );
+    }
+
+    #[test]
+    fn severity_is_stored_and_shown_in_capitals() {
+        for (severity, name) in [
+            (Severity::Info, "INFO"),
+            (Severity::Warning, "WARNING"),
+            (Severity::High, "HIGH"),
+            (Severity::Critical, "CRITICAL"),
+        ] {
+            assert_eq!(severity.as_str(), name);
+            assert_eq!(serde_json::to_value(severity).unwrap(), name);
+            assert_eq!(
+                serde_json::from_value::<Severity>(name.into()).unwrap(),
+                severity
+            );
+        }
+    }
+}
