@@ -67,9 +67,18 @@ fn herald_config_layers_file_dotenv_environment_and_flags_and_redacts_secrets() 
     ));
     let shown = String::from_utf8(out.stdout).unwrap();
     assert!(shown.contains("max_attempts = 7"), "file: {shown}");
-    assert!(shown.contains("lease_seconds = 9"), ".env over file: {shown}");
-    assert!(shown.contains("per_connection = 3"), "environment over .env: {shown}");
-    assert!(shown.contains("listen = \"127.0.0.1:1234\""), "flag over environment: {shown}");
+    assert!(
+        shown.contains("lease_seconds = 9"),
+        ".env over file: {shown}"
+    );
+    assert!(
+        shown.contains("per_connection = 3"),
+        "environment over .env: {shown}"
+    );
+    assert!(
+        shown.contains("listen = \"127.0.0.1:1234\""),
+        "flag over environment: {shown}"
+    );
     for secret in ["hunter2", "topsecret"] {
         assert!(!shown.contains(secret), "a secret was printed: {shown}");
     }
@@ -145,7 +154,10 @@ fn wait_for(lines: &mpsc::Receiver<String>, needle: &str, limit: Duration, seen:
                     return;
                 }
             }
-            Err(_) => panic!("no log line with {needle:?} within {limit:?}:\n{}", seen.join("\n")),
+            Err(_) => panic!(
+                "no log line with {needle:?} within {limit:?}:\n{}",
+                seen.join("\n")
+            ),
         }
     }
 }
@@ -156,10 +168,24 @@ fn sigterm_stops_every_mode_cleanly_in_time_and_logs_each_task() {
         (
             "serve",
             "herald listening",
-            &["http server", "publisher", "mail sender", "projector dashboard", "housekeeping"][..],
+            &[
+                "http server",
+                "publisher",
+                "mail sender",
+                "projector dashboard",
+                "housekeeping",
+            ][..],
         ),
-        ("api", "herald listening", &["http server", "projector dashboard"][..]),
-        ("worker", "herald working", &["publisher", "mail sender", "projector dashboard"][..]),
+        (
+            "api",
+            "herald listening",
+            &["http server", "projector dashboard"][..],
+        ),
+        (
+            "worker",
+            "herald working",
+            &["publisher", "mail sender", "projector dashboard"][..],
+        ),
     ] {
         let port = free_port();
         let (mut child, lines) = start(mode, port);
@@ -201,7 +227,10 @@ fn sigterm_stops_every_mode_cleanly_in_time_and_logs_each_task() {
             assert!(stopped, "{mode}: no exit logged for {task}:\n{log}");
         }
         if mode == "worker" {
-            assert!(!log.contains("http server"), "a worker serves no HTTP:\n{log}");
+            assert!(
+                !log.contains("http server"),
+                "a worker serves no HTTP:\n{log}"
+            );
         }
     }
 }

@@ -5,7 +5,6 @@
 
 use async_graphql::{Context, ID, Object, SimpleObject, Upload};
 use chrono::{DateTime, Utc};
-use domain::Scoped;
 use domain::access::Action;
 use domain::media::MediaCommand;
 use projections::from_micros;
@@ -14,6 +13,7 @@ use uuid::Uuid;
 
 use crate::error::{ApiError, ApiResult};
 use crate::graphql::{correlation, parse_id, principal, state};
+use crate::state::Target;
 
 /// An uploaded image.
 #[derive(SimpleObject)]
@@ -113,16 +113,13 @@ impl MediaMutation {
         let asset = parse_id(&id, "id")?;
         asset_by_id(ctx, p.tenant_id, asset).await?;
         let in_use = state.media_reads.in_use(asset).await?;
-        let meta = state.metadata(p, correlation(ctx));
         state
-            .run(
+            .execute(
                 &state.media,
-                asset,
-                Scoped {
-                    tenant_id: p.tenant_id,
-                    command: MediaCommand::Delete { in_use },
-                },
-                &meta,
+                p,
+                correlation(ctx),
+                Target::Existing(asset),
+                MediaCommand::Delete { in_use },
             )
             .await?;
         let key = state.load(&state.media, asset).await?.key;

@@ -5,13 +5,12 @@
 //! a check fails.
 
 use axum::body::Bytes;
-use domain::Scoped;
 use domain::media::{ImageFacts, MediaCommand};
 use uuid::Uuid;
 
 use crate::error::{ApiError, ApiResult};
 use crate::identity::auth::Principal;
-use crate::state::AppState;
+use crate::state::{AppState, Target};
 
 /// Largest upload body accepted (larger bodies get 413, refused from their
 /// declared length before they are read); files over Bluesky's own limit but
@@ -60,16 +59,21 @@ pub async fn store_upload(
         .filter(|c| !c.is_control())
         .take(MAX_FILENAME_CHARS)
         .collect();
-    let command = Scoped {
-        tenant_id: principal.tenant_id,
-        command: MediaCommand::Upload {
-            facts: facts.clone(),
-            key: key.clone(),
-            filename: filename.clone(),
-        },
+    let command = MediaCommand::Upload {
+        facts: facts.clone(),
+        key: key.clone(),
+        filename: filename.clone(),
     };
-    let meta = state.metadata(principal, correlation);
-    if let Err(e) = state.create(&state.media, id, command, &meta).await {
+    let recorded = state
+        .execute(
+            &state.media,
+            principal,
+            correlation,
+            Target::New(id),
+            command,
+        )
+        .await;
+    if let Err(e) = recorded {
         if let Err(error) = state.media_store.delete(&key).await {
             tracing::warn!(%error, "an upload that was not recorded left its file behind");
         }

@@ -12,9 +12,8 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use chrono::{DateTime, Duration, Utc};
-use domain::Scoped;
 use domain::access::{Action, Subject};
-use domain::metadata::{Actor, EventMetadata};
+use domain::metadata::Actor;
 use domain::signage::{MAX_PLAYS_PER_REPORT, Play, PlayReportCommand, play_report_id};
 use projections::signage::manifest_json;
 use rand::Rng;
@@ -25,10 +24,11 @@ use uuid::Uuid;
 
 use crate::error::{ApiError, ApiResult};
 use crate::http::client::ClientInfo;
-use crate::http::{Http, rest_error};
+use crate::http::{Http, correlation, rest_error};
 use crate::identity::auth::Principal;
 use crate::identity::ratelimit::{self, Policy};
 use crate::identity::tokens::{DEVICE_SECRET_PREFIX, hash_token, random_token};
+use crate::state::Target;
 
 /// How long a pairing code is valid.
 pub const PAIRING_MINUTES: i64 = 15;
@@ -377,21 +377,22 @@ pub async fn plays(
             })
             .collect::<Vec<_>>();
         let accepted = plays.len();
-        let meta = EventMetadata::new(p.tenant_id, p.actor.clone(), Uuid::now_v7(), Utc::now());
-        let command = Scoped {
-            tenant_id: p.tenant_id,
-            command: PlayReportCommand::Report {
-                display_id: id,
-                plays,
-                unknown,
-                now: Utc::now(),
-            },
+        let command = PlayReportCommand::Report {
+            display_id: id,
+            plays,
+            unknown,
+            now: Utc::now(),
         };
-        let report = play_report_id(id, body.report_id).to_string();
-        match http
-            .state
-            .play_reports
-            .create(&report, command, &meta)
+        let report = Target::New(play_report_id(id, body.report_id));
+        let state = &http.state;
+        match state
+            .execute(
+                &state.play_reports,
+                &p,
+                correlation(&headers),
+                report,
+                command,
+            )
             .await
         {
             Ok(_) => Ok(Json(json!({"accepted": accepted, "duplicate": false})).into_response()),
