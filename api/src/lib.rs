@@ -19,6 +19,10 @@
 //! assembles the features' GraphQL types and serves `/graphql`, and `app`
 //! wires everything into a process. The benchmarks are the `bench` crate.
 
+// The merged GraphQL roots (features merging their aggregates' objects)
+// nest deeper futures than the default limit lets rustc lay out.
+#![recursion_limit = "256"]
+
 pub mod app;
 pub mod audit;
 pub mod error;
