@@ -11,14 +11,18 @@ use async_graphql::Context;
 use async_graphql::connection::{Connection, Edge};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use cqrs_es::Aggregate;
 use domain::access::Action;
+use domain::{DomainError, Scoped};
+use projections::Repository;
+use projections::store::Committed;
 use uuid::Uuid;
 
 use crate::error::{ApiError, ApiResult};
 use crate::http::Correlation;
 use crate::http::client::ClientInfo;
 use crate::identity::auth::{Caller, Principal};
-use crate::state::AppState;
+use crate::state::{AppState, Target};
 
 /// Largest page size.
 pub const MAX_PAGE: i32 = 100;
@@ -61,6 +65,24 @@ pub fn principal<'a>(ctx: &Context<'a>, action: Action) -> ApiResult<&'a Princip
             "sign in and send Authorization: Bearer <accessToken>",
         )),
     }
+}
+
+/// Runs `command` for the resolver's caller through the one command path,
+/// [`AppState::execute`], on the repository `repo` picks.
+pub async fn execute<A, C>(
+    ctx: &Context<'_>,
+    p: &Principal,
+    repo: impl FnOnce(&AppState) -> &Repository<A>,
+    target: Target,
+    command: C,
+) -> ApiResult<Committed>
+where
+    A: Aggregate<Command = Scoped<C>, Services = (), Error = DomainError>,
+    C: Clone,
+{
+    let st = state(ctx);
+    st.execute(repo(st), p, correlation(ctx), target, command)
+        .await
 }
 
 /// Parses a UUID argument.

@@ -6,17 +6,14 @@
 //! foreign id is `NOT_FOUND` exactly like one that does not exist.
 
 use async_graphql::{Context, ID, SimpleObject};
-use cqrs_es::Aggregate;
 use domain::signage::SignageState;
-use domain::{DomainError, Scoped};
-use projections::Repository;
-use projections::store::Committed;
 use uuid::Uuid;
 
 use crate::error::{ApiError, ApiResult};
-use crate::graphql::{correlation, parse_id, state};
+pub(super) use crate::graphql::execute;
+use crate::graphql::{parse_id, state};
 use crate::identity::auth::Principal;
-use crate::state::AppState;
+pub(super) use crate::state::Target;
 
 /// The id of something just removed.
 #[derive(SimpleObject)]
@@ -70,37 +67,4 @@ pub(super) async fn check_media(
             .ok_or(ApiError::NotFound("media asset"))?;
     }
     Ok(())
-}
-
-/// A signage aggregate a command goes to: one the caller just named, or one
-/// that exists.
-#[derive(Clone, Copy)]
-pub(super) enum Target {
-    New(Uuid),
-    Existing(Uuid),
-}
-
-/// Runs `command` in the caller's tenant and waits until the read models
-/// show it.
-pub(super) async fn execute<A, C>(
-    ctx: &Context<'_>,
-    p: &Principal,
-    repo: impl FnOnce(&AppState) -> &Repository<A>,
-    target: Target,
-    command: C,
-) -> ApiResult<Committed>
-where
-    A: Aggregate<Command = Scoped<C>, Services = (), Error = DomainError>,
-    C: Clone,
-{
-    let st = state(ctx);
-    let meta = st.metadata(p, correlation(ctx));
-    let command = Scoped {
-        tenant_id: p.tenant_id,
-        command,
-    };
-    match target {
-        Target::New(id) => st.create(repo(st), id, command, &meta).await,
-        Target::Existing(id) => st.run(repo(st), id, command, &meta).await,
-    }
 }
