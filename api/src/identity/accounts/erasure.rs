@@ -12,7 +12,7 @@ use uuid::Uuid;
 use super::credentials::open_hash;
 use crate::error::{ApiError, ApiResult};
 use crate::identity::auth::{self, Principal};
-use crate::state::AppState;
+use crate::state::{AppState, Target};
 
 /// Erases the caller: leaves every tenant, then destroys their data key so
 /// their personal data reads as erased in every read model and export.
@@ -53,9 +53,9 @@ pub async fn erase_user(
             ..meta.clone()
         };
         state
-            .run(
+            .execute_as(
                 &state.tenants,
-                tenant_id,
+                Target::Existing(tenant_id),
                 TenantCommand::RemoveMember {
                     user_id,
                     by: Role::Owner,
@@ -65,7 +65,12 @@ pub async fn erase_user(
             .await?;
     }
     state
-        .run(&state.users, user_id, UserCommand::Erase, &meta)
+        .execute_as(
+            &state.users,
+            Target::Existing(user_id),
+            UserCommand::Erase,
+            &meta,
+        )
         .await?;
     state.keyring.destroy(&Scope::User(user_id)).await?;
     state.sessions.revoke_all(user_id).await

@@ -18,7 +18,7 @@ use super::signin::SignedIn;
 use crate::error::{ApiError, ApiResult};
 use crate::http::client::ClientInfo;
 use crate::identity::auth::{self, Principal};
-use crate::state::AppState;
+use crate::state::{AppState, Target};
 
 /// How long an invitation is valid.
 pub const INVITATION_TTL: Duration = Duration::days(7);
@@ -51,9 +51,9 @@ pub async fn invite(
     let invitation_id = Uuid::now_v7();
     let meta = state.metadata(principal, correlation);
     state
-        .run(
+        .execute_as(
             &state.tenants,
-            principal.tenant_id,
+            Target::Existing(principal.tenant_id),
             TenantCommand::InviteMember {
                 invitation_id,
                 email: sealed,
@@ -114,9 +114,9 @@ pub async fn accept_invitation(
             .seal(&Scope::User(user_id), email.as_str())
             .await?;
         state
-            .run(
+            .execute_as(
                 &state.users,
-                user_id,
+                Target::Existing(user_id),
                 UserCommand::Register {
                     email: sealed_email,
                     password_hash,
@@ -127,9 +127,9 @@ pub async fn accept_invitation(
             .await?;
     }
     state
-        .run(
+        .execute_as(
             &state.tenants,
-            tenant_id,
+            Target::Existing(tenant_id),
             TenantCommand::AcceptInvitation {
                 invitation_id,
                 user_id,

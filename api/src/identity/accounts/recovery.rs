@@ -13,7 +13,7 @@ use super::metadata::own_meta;
 use crate::error::{ApiError, ApiResult};
 use crate::http::client::ClientInfo;
 use crate::identity::ratelimit::Policy;
-use crate::state::AppState;
+use crate::state::{AppState, Target};
 
 /// How long a password-reset link is valid.
 pub const RESET_TTL: Duration = Duration::hours(1);
@@ -60,9 +60,9 @@ async fn start_reset(state: &AppState, email: &Email, correlation: Uuid) -> ApiR
     }
     let meta = own_meta(state, user_id, correlation).await?;
     state
-        .run(
+        .execute_as(
             &state.users,
-            user_id,
+            Target::Existing(user_id),
             UserCommand::RequestPasswordReset {
                 reset_id: Uuid::now_v7(),
                 expires_at: Utc::now() + RESET_TTL,
@@ -96,9 +96,9 @@ pub async fn reset_password(
     let password_hash = seal_password(state, user_id, password).await?;
     let meta = own_meta(state, user_id, correlation).await?;
     state
-        .run(
+        .execute_as(
             &state.users,
-            user_id,
+            Target::Existing(user_id),
             UserCommand::ResetPassword {
                 reset_id,
                 password_hash,

@@ -16,7 +16,7 @@ use super::verification::VERIFY_TTL;
 use crate::error::{ApiError, ApiResult};
 use crate::http::client::ClientInfo;
 use crate::identity::auth;
-use crate::state::AppState;
+use crate::state::{AppState, Target};
 
 /// Creates an organisation and its owner, asks the owner to verify their
 /// address, and signs them in.
@@ -45,9 +45,9 @@ pub async fn sign_up(
     let tenant_id = Uuid::now_v7();
     let meta = system_meta(tenant_id, Actor::User(user_id), correlation);
     state
-        .run(
+        .execute_as(
             &state.users,
-            user_id,
+            Target::Existing(user_id),
             UserCommand::Register {
                 email: sealed_email,
                 password_hash,
@@ -57,9 +57,9 @@ pub async fn sign_up(
         )
         .await?;
     state
-        .create(
+        .execute_as(
             &state.tenants,
-            tenant_id,
+            Target::New(tenant_id),
             TenantCommand::Create {
                 name,
                 owner_user_id: user_id,
@@ -68,9 +68,9 @@ pub async fn sign_up(
         )
         .await?;
     state
-        .run(
+        .execute_as(
             &state.users,
-            user_id,
+            Target::Existing(user_id),
             UserCommand::RequestEmailVerification {
                 verification_id: Uuid::now_v7(),
                 expires_at: Utc::now() + VERIFY_TTL,

@@ -13,7 +13,7 @@ use crate::http::client::ClientInfo;
 use crate::identity::auth::Principal;
 use crate::identity::ratelimit::Policy;
 use crate::identity::totp;
-use crate::state::AppState;
+use crate::state::{AppState, Target};
 
 /// Checks a second factor (a TOTP code or a backup code) and records its
 /// use, so the same code never works twice.
@@ -66,7 +66,9 @@ async fn check_second_factor(
     } else {
         UserCommand::UseSecondFactor(factor)
     };
-    state.run(&state.users, user_id, command, meta).await?;
+    state
+        .execute_as(&state.users, Target::Existing(user_id), command, meta)
+        .await?;
     Ok(())
 }
 
@@ -98,9 +100,9 @@ pub async fn begin_totp(
         .seal(&Scope::User(user_id), &hex::encode(&secret))
         .await?;
     state
-        .run(
+        .execute_as(
             &state.users,
-            user_id,
+            Target::Existing(user_id),
             UserCommand::BeginTotpEnrollment { secret: sealed },
             &state.metadata(principal, correlation),
         )
@@ -135,9 +137,9 @@ pub async fn confirm_totp(
     let step = totp::matching_step(&secret, code, now).ok_or_else(invalid)?;
     let codes = totp::new_backup_codes();
     state
-        .run(
+        .execute_as(
             &state.users,
-            user_id,
+            Target::Existing(user_id),
             UserCommand::ConfirmTotp {
                 step,
                 backup_code_hashes: codes.iter().map(|c| totp::hash_backup_code(c)).collect(),

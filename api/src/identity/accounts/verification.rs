@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use super::metadata::own_meta;
 use crate::error::{ApiError, ApiResult};
-use crate::state::AppState;
+use crate::state::{AppState, Target};
 
 /// How long an e-mail verification link is valid.
 pub const VERIFY_TTL: Duration = Duration::days(2);
@@ -23,9 +23,9 @@ pub async fn verify_email(state: &AppState, token: &str, correlation: Uuid) -> A
         .ok_or_else(bad)?;
     let meta = own_meta(state, user_id, correlation).await?;
     state
-        .run(
+        .execute_as(
             &state.users,
-            user_id,
+            Target::Existing(user_id),
             UserCommand::VerifyEmail {
                 verification_id,
                 now: Utc::now(),

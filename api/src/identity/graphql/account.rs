@@ -11,7 +11,7 @@ use uuid::Uuid;
 use crate::error::{ApiError, ApiResult};
 use crate::graphql::{client, correlation, parse_id, person, principal, state};
 use crate::identity::accounts::{self, SignedIn};
-use crate::state::AppState;
+use crate::state::{AppState, Target};
 
 /// A user as others see them.
 #[derive(SimpleObject, Clone)]
@@ -340,9 +340,9 @@ impl AccountMutation {
         let (p, user_id) = person(ctx, Action::OwnAccount)?;
         let state = state(ctx);
         state
-            .run(
+            .execute_as(
                 &state.users,
-                user_id,
+                Target::Existing(user_id),
                 domain::user::UserCommand::RequestEmailVerification {
                     verification_id: Uuid::now_v7(),
                     expires_at: Utc::now() + accounts::VERIFY_TTL,

@@ -15,7 +15,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::graphql::{client, correlation, parse_id, principal, state};
 use crate::identity::accounts;
 use crate::identity::tokens::{API_KEY_PREFIX, hash_token, random_token};
-use crate::state::AppState;
+use crate::state::{AppState, Target};
 
 /// A member's role.
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
@@ -231,9 +231,9 @@ impl MemberMutation {
         let id = parse_id(&id, "id")?;
         let state = state(ctx);
         state
-            .run(
+            .execute_as(
                 &state.tenants,
-                p.tenant_id,
+                Target::Existing(p.tenant_id),
                 TenantCommand::RevokeInvitation { invitation_id: id },
                 &state.metadata(p, correlation(ctx)),
             )
@@ -274,9 +274,9 @@ impl MemberMutation {
             .ok_or_else(|| ApiError::Forbidden("ManageMembers".into()))?;
         let state = state(ctx);
         state
-            .run(
+            .execute_as(
                 &state.tenants,
-                p.tenant_id,
+                Target::Existing(p.tenant_id),
                 TenantCommand::ChangeMemberRole {
                     user_id,
                     role: input.role.into(),
@@ -302,9 +302,9 @@ impl MemberMutation {
             .ok_or_else(|| ApiError::Forbidden("ManageMembers".into()))?;
         let state = state(ctx);
         state
-            .run(
+            .execute_as(
                 &state.tenants,
-                p.tenant_id,
+                Target::Existing(p.tenant_id),
                 TenantCommand::RemoveMember { user_id, by },
                 &state.metadata(p, correlation(ctx)),
             )
@@ -318,9 +318,9 @@ impl MemberMutation {
         let p = principal(ctx, Action::ManageSecurity)?;
         let state = state(ctx);
         state
-            .run(
+            .execute_as(
                 &state.tenants,
-                p.tenant_id,
+                Target::Existing(p.tenant_id),
                 TenantCommand::RequireTwoFactor { required },
                 &state.metadata(p, correlation(ctx)),
             )
@@ -342,9 +342,9 @@ impl MemberMutation {
         let key_id = Uuid::now_v7();
         let state = state(ctx);
         state
-            .run(
+            .execute_as(
                 &state.tenants,
-                p.tenant_id,
+                Target::Existing(p.tenant_id),
                 TenantCommand::CreateApiKey {
                     key_id,
                     name: input.name,
@@ -369,9 +369,9 @@ impl MemberMutation {
         let key_id = parse_id(&id, "id")?;
         let state = state(ctx);
         state
-            .run(
+            .execute_as(
                 &state.tenants,
-                p.tenant_id,
+                Target::Existing(p.tenant_id),
                 TenantCommand::RevokeApiKey { key_id },
                 &state.metadata(p, correlation(ctx)),
             )
