@@ -102,19 +102,12 @@ impl Connection {
     }
 }
 
-impl Aggregate for Connection {
-    const TYPE: &'static str = "Connection";
-    type Command = Scoped<ConnectionCommand>;
-    type Event = ConnectionEvent;
-    type Error = DomainError;
-    type Services = ();
-
-    async fn handle(
-        &mut self,
-        Scoped { tenant_id, command }: Self::Command,
-        _: &(),
-        sink: &EventSink<Self>,
-    ) -> Result<(), DomainError> {
+impl Connection {
+    /// Decides a command without I/O; `Ok(events)` are the facts to append.
+    pub fn decide(
+        &self,
+        Scoped { tenant_id, command }: Scoped<ConnectionCommand>,
+    ) -> Result<Vec<ConnectionEvent>, DomainError> {
         let event = match command {
             ConnectionCommand::ConnectBluesky {
                 handle,
@@ -144,19 +137,35 @@ impl Aggregate for Connection {
             ConnectionCommand::Degrade { reason } => {
                 if self.status != Some(ConnectionStatus::Active) {
                     // Already degraded or revoked: nothing new to record.
-                    return Ok(());
+                    return Ok(vec![]);
                 }
                 ConnectionEvent::ConnectionDegraded { reason }
             }
             ConnectionCommand::Revoke => {
                 if self.status == Some(ConnectionStatus::Revoked) {
-                    return Ok(());
+                    return Ok(vec![]);
                 }
                 ConnectionEvent::ConnectionRevoked
             }
         };
-        sink.write(event, self).await;
-        Ok(())
+        Ok(vec![event])
+    }
+}
+
+impl Aggregate for Connection {
+    const TYPE: &'static str = "Connection";
+    type Command = Scoped<ConnectionCommand>;
+    type Event = ConnectionEvent;
+    type Error = DomainError;
+    type Services = ();
+
+    async fn handle(
+        &mut self,
+        command: Self::Command,
+        _: &(),
+        sink: &EventSink<Self>,
+    ) -> Result<(), DomainError> {
+        crate::record(self.decide(command), self, sink).await
     }
 
     fn apply(&mut self, event: ConnectionEvent) {

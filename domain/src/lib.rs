@@ -34,6 +34,20 @@ pub mod user;
 
 pub use error::DomainError;
 
+/// Records a pure decision: writes each decided event to the sink (which
+/// applies it) in order, or passes the rejection on. Every aggregate's
+/// `handle` is this one call around its synchronous `decide`.
+pub(crate) async fn record<A: cqrs_es::Aggregate>(
+    decision: Result<Vec<A::Event>, A::Error>,
+    aggregate: &mut A,
+    sink: &cqrs_es::event_sink::EventSink<A>,
+) -> Result<(), A::Error> {
+    for event in decision? {
+        sink.write(event, aggregate).await;
+    }
+    Ok(())
+}
+
 /// Implements `cqrs_es::DomainEvent` for an event enum whose variants are
 /// serialized with serde's external tagging: the event type is the variant name
 /// and the version is the given schema version.

@@ -390,71 +390,11 @@ pub enum FireDecision {
 }
 
 impl Post {
-    fn require(&self, allowed: &[PostStatus], verb: &str) -> Result<(), DomainError> {
-        let status = self.status.expect("existing post has a status");
-        if allowed.contains(&status) {
-            Ok(())
-        } else {
-            Err(DomainError::Conflict(format!(
-                "cannot {verb} a post that is {}",
-                status.as_str()
-            )))
-        }
-    }
-
-    /// The scheduler's decision at `now`, from the current state only.
-    pub fn fire_decision(&self, now: DateTime<Utc>) -> FireDecision {
-        if self.deleted {
-            return FireDecision::Nothing;
-        }
-        match (self.status, self.next_attempt_at) {
-            (Some(PostStatus::Pending | PostStatus::Running), Some(at)) if at > now => {
-                FireDecision::NotUntil(at)
-            }
-            // Running here means a worker died mid-publish: resume.
-            (Some(PostStatus::Pending | PostStatus::Running), Some(at)) => FireDecision::Publish {
-                occurrence: self.occurrence.unwrap_or(self.scheduled_at.unwrap_or(at)),
-                resume_from: self.published.len(),
-            },
-            _ => FireDecision::Nothing,
-        }
-    }
-
-    fn require_running(&self, occurrence: DateTime<Utc>) -> Result<(), DomainError> {
-        if self.status != Some(PostStatus::Running) || self.occurrence != Some(occurrence) {
-            return Err(DomainError::Conflict(
-                "the post is not publishing this occurrence".into(),
-            ));
-        }
-        Ok(())
-    }
-
-    /// Entries of the current occurrence are already on the platform.
-    fn partly_published(&self) -> bool {
-        !self.published.is_empty()
-    }
-}
-
-fn require_future(at: DateTime<Utc>, now: DateTime<Utc>) -> Result<(), DomainError> {
-    if at <= now {
-        return Err(DomainError::invalid("at", "must be in the future"));
-    }
-    Ok(())
-}
-
-impl Aggregate for Post {
-    const TYPE: &'static str = "Post";
-    type Command = Scoped<PostCommand>;
-    type Event = PostEvent;
-    type Error = DomainError;
-    type Services = ();
-
-    async fn handle(
-        &mut self,
-        Scoped { tenant_id, command }: Self::Command,
-        _: &(),
-        sink: &EventSink<Self>,
-    ) -> Result<(), DomainError> {
+    /// Decides a command without I/O; `Ok(events)` are the facts to append.
+    pub fn decide(
+        &self,
+        Scoped { tenant_id, command }: Scoped<PostCommand>,
+    ) -> Result<Vec<PostEvent>, DomainError> {
         use PostStatus::*;
         let event = match command {
             PostCommand::Create {
@@ -526,7 +466,7 @@ impl Aggregate for Post {
             PostCommand::RecordEntry { occurrence, entry } => {
                 self.require_running(occurrence)?;
                 if self.published.iter().any(|e| e.index == entry.index) {
-                    return Ok(());
+                    return Ok(vec![]);
                 }
                 PostEvent::EntryPublished { occurrence, entry }
             }
@@ -536,13 +476,9 @@ impl Aggregate for Post {
                 last,
             } => {
                 self.require_running(occurrence)?;
-                if let Some(entry) = last
-                    && !self.published.iter().any(|e| e.index == entry.index)
-                {
-                    sink.write(PostEvent::EntryPublished { occurrence, entry }, self)
-                        .await;
-                }
-                if self.published.len() < self.entries.len() {
+                let last =
+                    last.filter(|entry| !self.published.iter().any(|e| e.index == entry.index));
+                if self.published.len() + usize::from(last.is_some()) < self.entries.len() {
                     return Err(DomainError::Conflict(
                         "not every entry is published yet".into(),
                     ));
@@ -553,10 +489,14 @@ impl Aggregate for Post {
                     }
                     _ => None,
                 };
-                PostEvent::PublishSucceeded {
+                let succeeded = PostEvent::PublishSucceeded {
                     occurrence,
                     next_at,
-                }
+                };
+                return Ok(match last {
+                    Some(entry) => vec![PostEvent::EntryPublished { occurrence, entry }, succeeded],
+                    None => vec![succeeded],
+                });
             }
             PostCommand::FailPublish {
                 occurrence,
@@ -603,7 +543,7 @@ impl Aggregate for Post {
                 // Counts are cumulative: an unchanged sample adds nothing
                 // the previous one does not already say.
                 if self.last_engagement == Some(EngagementTotals::of(&entries)) {
-                    return Ok(());
+                    return Ok(vec![]);
                 }
                 PostEvent::EngagementSampled {
                     sampled_at,
@@ -611,8 +551,75 @@ impl Aggregate for Post {
                 }
             }
         };
-        sink.write(event, self).await;
+        Ok(vec![event])
+    }
+
+    fn require(&self, allowed: &[PostStatus], verb: &str) -> Result<(), DomainError> {
+        let status = self.status.expect("existing post has a status");
+        if allowed.contains(&status) {
+            Ok(())
+        } else {
+            Err(DomainError::Conflict(format!(
+                "cannot {verb} a post that is {}",
+                status.as_str()
+            )))
+        }
+    }
+
+    /// The scheduler's decision at `now`, from the current state only.
+    pub fn fire_decision(&self, now: DateTime<Utc>) -> FireDecision {
+        if self.deleted {
+            return FireDecision::Nothing;
+        }
+        match (self.status, self.next_attempt_at) {
+            (Some(PostStatus::Pending | PostStatus::Running), Some(at)) if at > now => {
+                FireDecision::NotUntil(at)
+            }
+            // Running here means a worker died mid-publish: resume.
+            (Some(PostStatus::Pending | PostStatus::Running), Some(at)) => FireDecision::Publish {
+                occurrence: self.occurrence.unwrap_or(self.scheduled_at.unwrap_or(at)),
+                resume_from: self.published.len(),
+            },
+            _ => FireDecision::Nothing,
+        }
+    }
+
+    fn require_running(&self, occurrence: DateTime<Utc>) -> Result<(), DomainError> {
+        if self.status != Some(PostStatus::Running) || self.occurrence != Some(occurrence) {
+            return Err(DomainError::Conflict(
+                "the post is not publishing this occurrence".into(),
+            ));
+        }
         Ok(())
+    }
+
+    /// Entries of the current occurrence are already on the platform.
+    fn partly_published(&self) -> bool {
+        !self.published.is_empty()
+    }
+}
+
+fn require_future(at: DateTime<Utc>, now: DateTime<Utc>) -> Result<(), DomainError> {
+    if at <= now {
+        return Err(DomainError::invalid("at", "must be in the future"));
+    }
+    Ok(())
+}
+
+impl Aggregate for Post {
+    const TYPE: &'static str = "Post";
+    type Command = Scoped<PostCommand>;
+    type Event = PostEvent;
+    type Error = DomainError;
+    type Services = ();
+
+    async fn handle(
+        &mut self,
+        command: Self::Command,
+        _: &(),
+        sink: &EventSink<Self>,
+    ) -> Result<(), DomainError> {
+        crate::record(self.decide(command), self, sink).await
     }
 
     fn apply(&mut self, event: PostEvent) {
