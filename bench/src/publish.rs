@@ -19,9 +19,11 @@ use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use domain::Scoped;
 use domain::campaign::{Campaign, CampaignCommand, CampaignSettings};
-use domain::connection::{Connection, ConnectionCommand};
+use domain::connection::{Connection, ConnectionCommand, ConnectionStatus};
 use domain::metadata::{Actor, EventMetadata};
-use domain::post::{EntryInput, Post, PostCommand, ScheduleWindow, parse_entries};
+use domain::post::{
+    CampaignFacts, ConnectionFacts, EntryInput, Post, PostCommand, ScheduleWindow, parse_entries,
+};
 use domain::schedule::TimeZone;
 use projections::{Keyring, MasterKey, Repository};
 use secrecy::SecretString;
@@ -260,8 +262,14 @@ async fn run(
                 Scoped {
                     tenant_id: tenant,
                     command: PostCommand::Create {
-                        campaign_id: campaign,
-                        connection_id: Some(connection),
+                        campaign: CampaignFacts {
+                            id: campaign,
+                            archived: false,
+                        },
+                        connection: Some(ConnectionFacts {
+                            id: connection,
+                            status: ConnectionStatus::Active,
+                        }),
                         entries,
                     },
                 },

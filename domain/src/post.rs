@@ -10,6 +10,8 @@ use cqrs_es::event_sink::EventSink;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::campaign::{Campaign, CampaignStatus};
+use crate::connection::ConnectionStatus;
 use crate::publish::{FailureKind, PublishedEntry, RetryPolicy};
 use crate::schedule::{Recurrence, TimeZone};
 use crate::text::{Facet, PostText};
@@ -182,12 +184,42 @@ impl ScheduleWindow {
     }
 }
 
+/// What the post rules need to know about a post's campaign, looked up (for
+/// the tenant) by the caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CampaignFacts {
+    pub id: Uuid,
+    /// An archived campaign takes no new posts.
+    pub archived: bool,
+}
+
+impl CampaignFacts {
+    /// The facts of `campaign`, whose id is `id`.
+    pub fn of(id: Uuid, campaign: &Campaign) -> Self {
+        Self {
+            id,
+            archived: campaign.status == Some(CampaignStatus::Archived),
+        }
+    }
+}
+
+/// What the post rules need to know about the connection a post is published
+/// to, looked up (for the tenant) by the caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionFacts {
+    pub id: Uuid,
+    /// A revoked connection takes no new posts; a degraded one does (its
+    /// posts wait for new credentials).
+    pub status: ConnectionStatus,
+}
+
 /// Commands on a post.
 #[derive(Debug, Clone)]
 pub enum PostCommand {
+    /// `campaign` and `connection` are looked up by the caller.
     Create {
-        campaign_id: Uuid,
-        connection_id: Option<Uuid>,
+        campaign: CampaignFacts,
+        connection: Option<ConnectionFacts>,
         entries: Vec<PostEntry>,
     },
     Update {
@@ -398,17 +430,25 @@ impl Post {
         use PostStatus::*;
         let event = match command {
             PostCommand::Create {
-                campaign_id,
-                connection_id,
+                campaign,
+                connection,
                 entries,
             } => {
                 if self.tenant_id.is_some() {
                     return Err(DomainError::Conflict("post already exists".into()));
                 }
+                if campaign.archived {
+                    return Err(DomainError::Conflict("the campaign is archived".into()));
+                }
+                if connection.is_some_and(|c| c.status == ConnectionStatus::Revoked) {
+                    return Err(DomainError::Conflict(
+                        "the connection was disconnected".into(),
+                    ));
+                }
                 PostEvent::PostCreated {
                     tenant_id,
-                    campaign_id,
-                    connection_id,
+                    campaign_id: campaign.id,
+                    connection_id: connection.map(|c| c.id),
                     entries,
                 }
             }
@@ -772,6 +812,64 @@ mod tests {
 
     fn now() -> DateTime<Utc> {
         "2027-01-01T00:00:00Z".parse().unwrap()
+    }
+
+    fn create(archived: bool, connection: Option<ConnectionStatus>) -> Scoped<PostCommand> {
+        cmd(PostCommand::Create {
+            campaign: CampaignFacts {
+                id: Uuid::from_u128(9),
+                archived,
+            },
+            connection: connection.map(|status| ConnectionFacts {
+                id: Uuid::from_u128(10),
+                status,
+            }),
+            entries: entries(&["hello #launch"]),
+        })
+    }
+
+    #[test]
+    fn create_records_the_campaign_connection_and_entries() {
+        Given::with(())
+            .given_no_previous_events()
+            .when(create(false, Some(ConnectionStatus::Active)))
+            .then_expect_events(vec![created()]);
+        Given::with(())
+            .given(vec![created()])
+            .when(create(false, Some(ConnectionStatus::Active)))
+            .then_expect_error(DomainError::Conflict("post already exists".into()));
+    }
+
+    #[test]
+    fn an_archived_campaign_takes_no_new_posts() {
+        Given::with(())
+            .given_no_previous_events()
+            .when(create(true, None))
+            .then_expect_error(DomainError::Conflict("the campaign is archived".into()));
+    }
+
+    #[test]
+    fn a_disconnected_connection_takes_no_new_posts_but_a_degraded_one_does() {
+        Given::with(())
+            .given_no_previous_events()
+            .when(create(false, Some(ConnectionStatus::Revoked)))
+            .then_expect_error(DomainError::Conflict(
+                "the connection was disconnected".into(),
+            ));
+        // Its posts wait for new credentials instead of failing.
+        Given::with(())
+            .given_no_previous_events()
+            .when(create(false, Some(ConnectionStatus::Degraded)))
+            .then_expect_events(vec![created()]);
+        Given::with(())
+            .given_no_previous_events()
+            .when(create(false, None))
+            .then_expect_events(vec![PostEvent::PostCreated {
+                tenant_id: tenant(),
+                campaign_id: Uuid::from_u128(9),
+                connection_id: None,
+                entries: entries(&["hello #launch"]),
+            }]);
     }
 
     fn utc() -> TimeZone {

@@ -7,7 +7,11 @@ use std::sync::Mutex as StdMutex;
 
 use async_trait::async_trait;
 use chrono::TimeDelta;
-use domain::post::{EntryInput, PostEvent, PostStatus, ScheduleWindow, parse_entries};
+use domain::connection::ConnectionStatus;
+use domain::post::{
+    CampaignFacts, ConnectionFacts, EntryInput, PostEvent, PostStatus, ScheduleWindow,
+    parse_entries,
+};
 use domain::schedule::TimeZone;
 use domain::sealed::Sealed;
 use projections::Database;
@@ -353,8 +357,14 @@ impl Fixture {
             .collect();
         let commands = [
             PostCommand::Create {
-                campaign_id: Uuid::now_v7(),
-                connection_id: Some(self.connection),
+                campaign: CampaignFacts {
+                    id: Uuid::now_v7(),
+                    archived: false,
+                },
+                connection: Some(ConnectionFacts {
+                    id: self.connection,
+                    status: ConnectionStatus::Active,
+                }),
                 entries: parse_entries(&inputs, false).unwrap(),
             },
             PostCommand::Schedule {
