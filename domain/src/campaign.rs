@@ -144,9 +144,7 @@ impl Campaign {
             )))
         }
     }
-}
 
-impl Campaign {
     /// Decides a command without I/O; `Ok(events)` are the facts to append.
     pub fn decide(
         &self,

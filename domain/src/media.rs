@@ -93,9 +93,7 @@ impl MediaAsset {
     pub fn usable_by(&self, tenant: Uuid) -> bool {
         self.tenant_id == Some(tenant) && !self.deleted
     }
-}
 
-impl MediaAsset {
     /// Decides a command without I/O; `Ok(events)` are the facts to append.
     pub fn decide(
         &self,
