@@ -20,6 +20,7 @@ use chrono::{DateTime, Utc};
 use domain::Scoped;
 use domain::campaign::{Campaign, CampaignCommand, CampaignSettings};
 use domain::connection::{Connection, ConnectionCommand, ConnectionStatus};
+use domain::handle::Handle;
 use domain::metadata::{Actor, EventMetadata};
 use domain::post::{
     CampaignFacts, ConnectionFacts, EntryInput, Post, PostCommand, ScheduleWindow, parse_entries,
@@ -221,7 +222,12 @@ async fn run(
     let mut connection_ids = Vec::new();
     for c in 0..connections {
         let verified = accounts
-            .verify(tenant, &format!("bench-{c}.test"), &password, Some(&pds))
+            .verify(
+                tenant,
+                &Handle::parse(&format!("bench-{c}.test"), "handle")?,
+                &password,
+                Some(&pds),
+            )
             .await
             .map_err(|e| anyhow::anyhow!("connecting to the fake PDS: {e}"))?;
         connection_repo

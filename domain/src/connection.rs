@@ -8,6 +8,7 @@ use cqrs_es::event_sink::EventSink;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::handle::Handle;
 use crate::sealed::Sealed;
 use crate::{DomainError, Scoped};
 
@@ -49,7 +50,7 @@ pub enum ConnectionCommand {
     /// Connect (or reconnect) a Bluesky account whose credentials were
     /// verified with a real session. `credentials` is sealed by the caller.
     ConnectBluesky {
-        handle: String,
+        handle: Handle,
         did: String,
         service_url: String,
         credentials: Sealed,
@@ -100,9 +101,7 @@ impl Connection {
     pub fn is_active(&self) -> bool {
         self.status == Some(ConnectionStatus::Active)
     }
-}
 
-impl Connection {
     /// Decides a command without I/O; `Ok(events)` are the facts to append.
     pub fn decide(
         &self,
@@ -117,14 +116,14 @@ impl Connection {
             } => match self.tenant_id {
                 None => ConnectionEvent::BlueskyConnected {
                     tenant_id,
-                    handle,
+                    handle: handle.into(),
                     did,
                     service_url,
                     credentials,
                 },
                 Some(owner) if owner == tenant_id && self.did == did => {
                     ConnectionEvent::ConnectionCredentialsReplaced {
-                        handle,
+                        handle: handle.into(),
                         service_url,
                         credentials,
                     }
@@ -228,7 +227,7 @@ mod tests {
 
     fn connect(secret: &str) -> ConnectionCommand {
         ConnectionCommand::ConnectBluesky {
-            handle: "alice.test".into(),
+            handle: Handle::parse("alice.test", "handle").unwrap(),
             did: "did:plc:alice".into(),
             service_url: "http://localhost:2583".into(),
             credentials: Sealed::from_stored(secret),

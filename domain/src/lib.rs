@@ -7,7 +7,7 @@
 //! `connection`, `media`; `signage` holds one submodule per signage aggregate,
 //! and `manifest` resolves what a display shows), the publishing rules
 //! (`publish`: failure kinds, backoff), the shared rules (`text` for grapheme
-//! limits and facets, `schedule` for time zones and RRULEs, `access` for the
+//! limits and facets, `handle` for Bluesky handles, `schedule` for time zones and RRULEs, `access` for the
 //! permission matrix, `audit` for the audit trail's hash chain, `rkey` for
 //! deterministic Bluesky record keys), `sealed` values (ciphertext the domain
 //! carries but never opens), event `metadata`, and the `upcast` registry that
@@ -18,6 +18,7 @@ pub mod audit;
 pub mod campaign;
 pub mod connection;
 pub mod error;
+pub mod handle;
 pub mod manifest;
 pub mod media;
 pub mod metadata;

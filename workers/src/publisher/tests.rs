@@ -8,6 +8,7 @@ use std::sync::Mutex as StdMutex;
 use async_trait::async_trait;
 use chrono::TimeDelta;
 use domain::connection::ConnectionStatus;
+use domain::handle::Handle;
 use domain::post::{
     CampaignFacts, ConnectionFacts, EntryInput, PostEvent, PostStatus, ScheduleWindow,
     parse_entries,
@@ -319,7 +320,7 @@ async fn fixture() -> Fixture {
             Scoped {
                 tenant_id: fixture.tenant,
                 command: ConnectionCommand::ConnectBluesky {
-                    handle: "alice.test".into(),
+                    handle: Handle::parse("alice.test", "handle").unwrap(),
                     did: "did:plc:alice".into(),
                     service_url: "http://pds.invalid".into(),
                     credentials: Sealed::from_stored("sealed"),
