@@ -19,9 +19,12 @@ use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use domain::Scoped;
 use domain::campaign::{Campaign, CampaignCommand, CampaignSettings};
-use domain::connection::{Connection, ConnectionCommand};
+use domain::connection::{Connection, ConnectionCommand, ConnectionStatus};
+use domain::handle::Handle;
 use domain::metadata::{Actor, EventMetadata};
-use domain::post::{EntryInput, Post, PostCommand, ScheduleWindow, parse_entries};
+use domain::post::{
+    CampaignFacts, ConnectionFacts, EntryInput, Post, PostCommand, ScheduleWindow, parse_entries,
+};
 use domain::schedule::TimeZone;
 use projections::{Keyring, MasterKey, Repository};
 use secrecy::SecretString;
@@ -219,7 +222,12 @@ async fn run(
     let mut connection_ids = Vec::new();
     for c in 0..connections {
         let verified = accounts
-            .verify(tenant, &format!("bench-{c}.test"), &password, Some(&pds))
+            .verify(
+                tenant,
+                &Handle::parse(&format!("bench-{c}.test"), "handle")?,
+                &password,
+                Some(&pds),
+            )
             .await
             .map_err(|e| anyhow::anyhow!("connecting to the fake PDS: {e}"))?;
         connection_repo
@@ -260,8 +268,14 @@ async fn run(
                 Scoped {
                     tenant_id: tenant,
                     command: PostCommand::Create {
-                        campaign_id: campaign,
-                        connection_id: Some(connection),
+                        campaign: CampaignFacts {
+                            id: campaign,
+                            archived: false,
+                        },
+                        connection: Some(ConnectionFacts {
+                            id: connection,
+                            status: ConnectionStatus::Active,
+                        }),
                         entries,
                     },
                 },

@@ -144,21 +144,12 @@ impl Campaign {
             )))
         }
     }
-}
 
-impl Aggregate for Campaign {
-    const TYPE: &'static str = "Campaign";
-    type Command = Scoped<CampaignCommand>;
-    type Event = CampaignEvent;
-    type Error = DomainError;
-    type Services = ();
-
-    async fn handle(
-        &mut self,
-        Scoped { tenant_id, command }: Self::Command,
-        _: &(),
-        sink: &EventSink<Self>,
-    ) -> Result<(), DomainError> {
+    /// Decides a command without I/O; `Ok(events)` are the facts to append.
+    pub fn decide(
+        &self,
+        Scoped { tenant_id, command }: Scoped<CampaignCommand>,
+    ) -> Result<Vec<CampaignEvent>, DomainError> {
         use CampaignStatus::*;
         let event = match command {
             CampaignCommand::Create(settings) => {
@@ -191,8 +182,24 @@ impl Aggregate for Campaign {
                 "archive",
             )?,
         };
-        sink.write(event, self).await;
-        Ok(())
+        Ok(vec![event])
+    }
+}
+
+impl Aggregate for Campaign {
+    const TYPE: &'static str = "Campaign";
+    type Command = Scoped<CampaignCommand>;
+    type Event = CampaignEvent;
+    type Error = DomainError;
+    type Services = ();
+
+    async fn handle(
+        &mut self,
+        command: Self::Command,
+        _: &(),
+        sink: &EventSink<Self>,
+    ) -> Result<(), DomainError> {
+        crate::record(self.decide(command), self, sink).await
     }
 
     fn apply(&mut self, event: CampaignEvent) {

@@ -8,6 +8,7 @@ use cqrs_es::event_sink::EventSink;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::handle::Handle;
 use crate::sealed::Sealed;
 use crate::{DomainError, Scoped};
 
@@ -49,7 +50,7 @@ pub enum ConnectionCommand {
     /// Connect (or reconnect) a Bluesky account whose credentials were
     /// verified with a real session. `credentials` is sealed by the caller.
     ConnectBluesky {
-        handle: String,
+        handle: Handle,
         did: String,
         service_url: String,
         credentials: Sealed,
@@ -100,21 +101,12 @@ impl Connection {
     pub fn is_active(&self) -> bool {
         self.status == Some(ConnectionStatus::Active)
     }
-}
 
-impl Aggregate for Connection {
-    const TYPE: &'static str = "Connection";
-    type Command = Scoped<ConnectionCommand>;
-    type Event = ConnectionEvent;
-    type Error = DomainError;
-    type Services = ();
-
-    async fn handle(
-        &mut self,
-        Scoped { tenant_id, command }: Self::Command,
-        _: &(),
-        sink: &EventSink<Self>,
-    ) -> Result<(), DomainError> {
+    /// Decides a command without I/O; `Ok(events)` are the facts to append.
+    pub fn decide(
+        &self,
+        Scoped { tenant_id, command }: Scoped<ConnectionCommand>,
+    ) -> Result<Vec<ConnectionEvent>, DomainError> {
         let event = match command {
             ConnectionCommand::ConnectBluesky {
                 handle,
@@ -124,14 +116,14 @@ impl Aggregate for Connection {
             } => match self.tenant_id {
                 None => ConnectionEvent::BlueskyConnected {
                     tenant_id,
-                    handle,
+                    handle: handle.into(),
                     did,
                     service_url,
                     credentials,
                 },
                 Some(owner) if owner == tenant_id && self.did == did => {
                     ConnectionEvent::ConnectionCredentialsReplaced {
-                        handle,
+                        handle: handle.into(),
                         service_url,
                         credentials,
                     }
@@ -144,19 +136,35 @@ impl Aggregate for Connection {
             ConnectionCommand::Degrade { reason } => {
                 if self.status != Some(ConnectionStatus::Active) {
                     // Already degraded or revoked: nothing new to record.
-                    return Ok(());
+                    return Ok(vec![]);
                 }
                 ConnectionEvent::ConnectionDegraded { reason }
             }
             ConnectionCommand::Revoke => {
                 if self.status == Some(ConnectionStatus::Revoked) {
-                    return Ok(());
+                    return Ok(vec![]);
                 }
                 ConnectionEvent::ConnectionRevoked
             }
         };
-        sink.write(event, self).await;
-        Ok(())
+        Ok(vec![event])
+    }
+}
+
+impl Aggregate for Connection {
+    const TYPE: &'static str = "Connection";
+    type Command = Scoped<ConnectionCommand>;
+    type Event = ConnectionEvent;
+    type Error = DomainError;
+    type Services = ();
+
+    async fn handle(
+        &mut self,
+        command: Self::Command,
+        _: &(),
+        sink: &EventSink<Self>,
+    ) -> Result<(), DomainError> {
+        crate::record(self.decide(command), self, sink).await
     }
 
     fn apply(&mut self, event: ConnectionEvent) {
@@ -219,7 +227,7 @@ mod tests {
 
     fn connect(secret: &str) -> ConnectionCommand {
         ConnectionCommand::ConnectBluesky {
-            handle: "alice.test".into(),
+            handle: Handle::parse("alice.test", "handle").unwrap(),
             did: "did:plc:alice".into(),
             service_url: "http://localhost:2583".into(),
             credentials: Sealed::from_stored(secret),

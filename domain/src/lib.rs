@@ -7,7 +7,7 @@
 //! `connection`, `media`; `signage` holds one submodule per signage aggregate,
 //! and `manifest` resolves what a display shows), the publishing rules
 //! (`publish`: failure kinds, backoff), the shared rules (`text` for grapheme
-//! limits and facets, `schedule` for time zones and RRULEs, `access` for the
+//! limits and facets, `handle` for Bluesky handles, `schedule` for time zones and RRULEs, `access` for the
 //! permission matrix, `audit` for the audit trail's hash chain, `rkey` for
 //! deterministic Bluesky record keys), `sealed` values (ciphertext the domain
 //! carries but never opens), event `metadata`, and the `upcast` registry that
@@ -18,6 +18,7 @@ pub mod audit;
 pub mod campaign;
 pub mod connection;
 pub mod error;
+pub mod handle;
 pub mod manifest;
 pub mod media;
 pub mod metadata;
@@ -33,6 +34,20 @@ pub mod upcast;
 pub mod user;
 
 pub use error::DomainError;
+
+/// Records a pure decision: writes each decided event to the sink (which
+/// applies it) in order, or passes the rejection on. Every aggregate's
+/// `handle` is this one call around its synchronous `decide`.
+pub(crate) async fn record<A: cqrs_es::Aggregate>(
+    decision: Result<Vec<A::Event>, A::Error>,
+    aggregate: &mut A,
+    sink: &cqrs_es::event_sink::EventSink<A>,
+) -> Result<(), A::Error> {
+    for event in decision? {
+        sink.write(event, aggregate).await;
+    }
+    Ok(())
+}
 
 /// Implements `cqrs_es::DomainEvent` for an event enum whose variants are
 /// serialized with serde's external tagging: the event type is the variant name

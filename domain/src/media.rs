@@ -93,21 +93,12 @@ impl MediaAsset {
     pub fn usable_by(&self, tenant: Uuid) -> bool {
         self.tenant_id == Some(tenant) && !self.deleted
     }
-}
 
-impl Aggregate for MediaAsset {
-    const TYPE: &'static str = "MediaAsset";
-    type Command = Scoped<MediaCommand>;
-    type Event = MediaEvent;
-    type Error = DomainError;
-    type Services = ();
-
-    async fn handle(
-        &mut self,
-        Scoped { tenant_id, command }: Self::Command,
-        _: &(),
-        sink: &EventSink<Self>,
-    ) -> Result<(), DomainError> {
+    /// Decides a command without I/O; `Ok(events)` are the facts to append.
+    pub fn decide(
+        &self,
+        Scoped { tenant_id, command }: Scoped<MediaCommand>,
+    ) -> Result<Vec<MediaEvent>, DomainError> {
         let event = match command {
             MediaCommand::Upload {
                 facts,
@@ -135,8 +126,24 @@ impl Aggregate for MediaAsset {
                 MediaEvent::MediaDeleted
             }
         };
-        sink.write(event, self).await;
-        Ok(())
+        Ok(vec![event])
+    }
+}
+
+impl Aggregate for MediaAsset {
+    const TYPE: &'static str = "MediaAsset";
+    type Command = Scoped<MediaCommand>;
+    type Event = MediaEvent;
+    type Error = DomainError;
+    type Services = ();
+
+    async fn handle(
+        &mut self,
+        command: Self::Command,
+        _: &(),
+        sink: &EventSink<Self>,
+    ) -> Result<(), DomainError> {
+        crate::record(self.decide(command), self, sink).await
     }
 
     fn apply(&mut self, event: MediaEvent) {

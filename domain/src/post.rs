@@ -10,6 +10,8 @@ use cqrs_es::event_sink::EventSink;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::campaign::{Campaign, CampaignStatus};
+use crate::connection::ConnectionStatus;
 use crate::publish::{FailureKind, PublishedEntry, RetryPolicy};
 use crate::schedule::{Recurrence, TimeZone};
 use crate::text::{Facet, PostText};
@@ -182,12 +184,42 @@ impl ScheduleWindow {
     }
 }
 
+/// What the post rules need to know about a post's campaign, looked up (for
+/// the tenant) by the caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CampaignFacts {
+    pub id: Uuid,
+    /// An archived campaign takes no new posts.
+    pub archived: bool,
+}
+
+impl CampaignFacts {
+    /// The facts of `campaign`, whose id is `id`.
+    pub fn of(id: Uuid, campaign: &Campaign) -> Self {
+        Self {
+            id,
+            archived: campaign.status == Some(CampaignStatus::Archived),
+        }
+    }
+}
+
+/// What the post rules need to know about the connection a post is published
+/// to, looked up (for the tenant) by the caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionFacts {
+    pub id: Uuid,
+    /// A revoked connection takes no new posts; a degraded one does (its
+    /// posts wait for new credentials).
+    pub status: ConnectionStatus,
+}
+
 /// Commands on a post.
 #[derive(Debug, Clone)]
 pub enum PostCommand {
+    /// `campaign` and `connection` are looked up by the caller.
     Create {
-        campaign_id: Uuid,
-        connection_id: Option<Uuid>,
+        campaign: CampaignFacts,
+        connection: Option<ConnectionFacts>,
         entries: Vec<PostEntry>,
     },
     Update {
@@ -390,6 +422,178 @@ pub enum FireDecision {
 }
 
 impl Post {
+    /// Decides a command without I/O; `Ok(events)` are the facts to append.
+    pub fn decide(
+        &self,
+        Scoped { tenant_id, command }: Scoped<PostCommand>,
+    ) -> Result<Vec<PostEvent>, DomainError> {
+        use PostStatus::*;
+        let event = match command {
+            PostCommand::Create {
+                campaign,
+                connection,
+                entries,
+            } => {
+                if self.tenant_id.is_some() {
+                    return Err(DomainError::Conflict("post already exists".into()));
+                }
+                if campaign.archived {
+                    return Err(DomainError::Conflict("the campaign is archived".into()));
+                }
+                if connection.is_some_and(|c| c.status == ConnectionStatus::Revoked) {
+                    return Err(DomainError::Conflict(
+                        "the connection was disconnected".into(),
+                    ));
+                }
+                PostEvent::PostCreated {
+                    tenant_id,
+                    campaign_id: campaign.id,
+                    connection_id: connection.map(|c| c.id),
+                    entries,
+                }
+            }
+            _ if self.tenant_id != Some(tenant_id) || self.deleted => {
+                return Err(DomainError::NotFound("post"));
+            }
+            PostCommand::Update { entries } => {
+                self.require(&[Draft, Pending, Failed, Cancelled], "edit")?;
+                if self.partly_published() {
+                    return Err(DomainError::Conflict(
+                        "part of this thread is already published; delete it or let it finish"
+                            .into(),
+                    ));
+                }
+                PostEvent::PostUpdated { entries }
+            }
+            PostCommand::Delete => {
+                self.require(&[Draft, Pending, Done, Failed, Cancelled], "delete")?;
+                PostEvent::PostDeleted
+            }
+            PostCommand::Schedule {
+                at,
+                recurrence,
+                window,
+                now,
+            } => {
+                self.require(&[Draft, Failed, Cancelled], "schedule")?;
+                require_future(at, now)?;
+                window.check(at)?;
+                let recurrence = recurrence
+                    .map(|r| Recurrence::parse(&r, at, window.time_zone))
+                    .transpose()?;
+                PostEvent::PostScheduled {
+                    at,
+                    recurrence,
+                    time_zone: window.time_zone,
+                }
+            }
+            PostCommand::Reschedule { at, now } => {
+                self.require(&[Pending, Failed, Cancelled], "reschedule")?;
+                require_future(at, now)?;
+                PostEvent::PostRescheduled { at }
+            }
+            PostCommand::Cancel => {
+                self.require(&[Pending], "cancel")?;
+                PostEvent::PostCancelled
+            }
+            PostCommand::StartPublish { now } => match self.fire_decision(now) {
+                FireDecision::Publish { occurrence, .. } => PostEvent::PublishStarted {
+                    occurrence,
+                    attempt: self.attempt + 1,
+                },
+                _ => return Err(DomainError::Conflict("the post is not due".into())),
+            },
+            PostCommand::RecordEntry { occurrence, entry } => {
+                self.require_running(occurrence)?;
+                if self.published.iter().any(|e| e.index == entry.index) {
+                    return Ok(vec![]);
+                }
+                PostEvent::EntryPublished { occurrence, entry }
+            }
+            PostCommand::CompletePublish {
+                occurrence,
+                now,
+                last,
+            } => {
+                self.require_running(occurrence)?;
+                let last =
+                    last.filter(|entry| !self.published.iter().any(|e| e.index == entry.index));
+                if self.published.len() + usize::from(last.is_some()) < self.entries.len() {
+                    return Err(DomainError::Conflict(
+                        "not every entry is published yet".into(),
+                    ));
+                }
+                let next_at = match (&self.recurrence, self.time_zone, self.series_start) {
+                    (Some(rule), Some(zone), Some(start)) => {
+                        rule.next_after(start, zone, occurrence.max(now))
+                    }
+                    _ => None,
+                };
+                let succeeded = PostEvent::PublishSucceeded {
+                    occurrence,
+                    next_at,
+                };
+                return Ok(match last {
+                    Some(entry) => vec![PostEvent::EntryPublished { occurrence, entry }, succeeded],
+                    None => vec![succeeded],
+                });
+            }
+            PostCommand::FailPublish {
+                occurrence,
+                kind,
+                message,
+                now,
+                jitter,
+                not_before,
+                policy,
+            } => {
+                self.require_running(occurrence)?;
+                PostEvent::PublishFailed {
+                    occurrence,
+                    attempt: self.attempt,
+                    kind,
+                    message,
+                    retry_at: policy.retry_at(kind, self.attempt, now, jitter, not_before),
+                }
+            }
+            PostCommand::Retry { now } => {
+                self.require(&[Failed], "retry")?;
+                PostEvent::PublishRetryRequested { at: now }
+            }
+            PostCommand::RecordUnpublished => {
+                if self.records.is_empty() {
+                    return Err(DomainError::Conflict(
+                        "nothing of this post is published".into(),
+                    ));
+                }
+                self.require(&[Pending, Done, Failed, Cancelled], "unpublish")?;
+                PostEvent::PostUnpublished {
+                    uris: self.records.iter().map(|r| r.uri.clone()).collect(),
+                }
+            }
+            PostCommand::RecordEngagement {
+                sampled_at,
+                entries,
+            } => {
+                if self.records.is_empty() {
+                    return Err(DomainError::Conflict(
+                        "nothing of this post is published".into(),
+                    ));
+                }
+                // Counts are cumulative: an unchanged sample adds nothing
+                // the previous one does not already say.
+                if self.last_engagement == Some(EngagementTotals::of(&entries)) {
+                    return Ok(vec![]);
+                }
+                PostEvent::EngagementSampled {
+                    sampled_at,
+                    entries,
+                }
+            }
+        };
+        Ok(vec![event])
+    }
+
     fn require(&self, allowed: &[PostStatus], verb: &str) -> Result<(), DomainError> {
         let status = self.status.expect("existing post has a status");
         if allowed.contains(&status) {
@@ -451,168 +655,11 @@ impl Aggregate for Post {
 
     async fn handle(
         &mut self,
-        Scoped { tenant_id, command }: Self::Command,
+        command: Self::Command,
         _: &(),
         sink: &EventSink<Self>,
     ) -> Result<(), DomainError> {
-        use PostStatus::*;
-        let event = match command {
-            PostCommand::Create {
-                campaign_id,
-                connection_id,
-                entries,
-            } => {
-                if self.tenant_id.is_some() {
-                    return Err(DomainError::Conflict("post already exists".into()));
-                }
-                PostEvent::PostCreated {
-                    tenant_id,
-                    campaign_id,
-                    connection_id,
-                    entries,
-                }
-            }
-            _ if self.tenant_id != Some(tenant_id) || self.deleted => {
-                return Err(DomainError::NotFound("post"));
-            }
-            PostCommand::Update { entries } => {
-                self.require(&[Draft, Pending, Failed, Cancelled], "edit")?;
-                if self.partly_published() {
-                    return Err(DomainError::Conflict(
-                        "part of this thread is already published; delete it or let it finish"
-                            .into(),
-                    ));
-                }
-                PostEvent::PostUpdated { entries }
-            }
-            PostCommand::Delete => {
-                self.require(&[Draft, Pending, Done, Failed, Cancelled], "delete")?;
-                PostEvent::PostDeleted
-            }
-            PostCommand::Schedule {
-                at,
-                recurrence,
-                window,
-                now,
-            } => {
-                self.require(&[Draft, Failed, Cancelled], "schedule")?;
-                require_future(at, now)?;
-                window.check(at)?;
-                let recurrence = recurrence
-                    .map(|r| Recurrence::parse(&r, at, window.time_zone))
-                    .transpose()?;
-                PostEvent::PostScheduled {
-                    at,
-                    recurrence,
-                    time_zone: window.time_zone,
-                }
-            }
-            PostCommand::Reschedule { at, now } => {
-                self.require(&[Pending, Failed, Cancelled], "reschedule")?;
-                require_future(at, now)?;
-                PostEvent::PostRescheduled { at }
-            }
-            PostCommand::Cancel => {
-                self.require(&[Pending], "cancel")?;
-                PostEvent::PostCancelled
-            }
-            PostCommand::StartPublish { now } => match self.fire_decision(now) {
-                FireDecision::Publish { occurrence, .. } => PostEvent::PublishStarted {
-                    occurrence,
-                    attempt: self.attempt + 1,
-                },
-                _ => return Err(DomainError::Conflict("the post is not due".into())),
-            },
-            PostCommand::RecordEntry { occurrence, entry } => {
-                self.require_running(occurrence)?;
-                if self.published.iter().any(|e| e.index == entry.index) {
-                    return Ok(());
-                }
-                PostEvent::EntryPublished { occurrence, entry }
-            }
-            PostCommand::CompletePublish {
-                occurrence,
-                now,
-                last,
-            } => {
-                self.require_running(occurrence)?;
-                if let Some(entry) = last
-                    && !self.published.iter().any(|e| e.index == entry.index)
-                {
-                    sink.write(PostEvent::EntryPublished { occurrence, entry }, self)
-                        .await;
-                }
-                if self.published.len() < self.entries.len() {
-                    return Err(DomainError::Conflict(
-                        "not every entry is published yet".into(),
-                    ));
-                }
-                let next_at = match (&self.recurrence, self.time_zone, self.series_start) {
-                    (Some(rule), Some(zone), Some(start)) => {
-                        rule.next_after(start, zone, occurrence.max(now))
-                    }
-                    _ => None,
-                };
-                PostEvent::PublishSucceeded {
-                    occurrence,
-                    next_at,
-                }
-            }
-            PostCommand::FailPublish {
-                occurrence,
-                kind,
-                message,
-                now,
-                jitter,
-                not_before,
-                policy,
-            } => {
-                self.require_running(occurrence)?;
-                PostEvent::PublishFailed {
-                    occurrence,
-                    attempt: self.attempt,
-                    kind,
-                    message,
-                    retry_at: policy.retry_at(kind, self.attempt, now, jitter, not_before),
-                }
-            }
-            PostCommand::Retry { now } => {
-                self.require(&[Failed], "retry")?;
-                PostEvent::PublishRetryRequested { at: now }
-            }
-            PostCommand::RecordUnpublished => {
-                if self.records.is_empty() {
-                    return Err(DomainError::Conflict(
-                        "nothing of this post is published".into(),
-                    ));
-                }
-                self.require(&[Pending, Done, Failed, Cancelled], "unpublish")?;
-                PostEvent::PostUnpublished {
-                    uris: self.records.iter().map(|r| r.uri.clone()).collect(),
-                }
-            }
-            PostCommand::RecordEngagement {
-                sampled_at,
-                entries,
-            } => {
-                if self.records.is_empty() {
-                    return Err(DomainError::Conflict(
-                        "nothing of this post is published".into(),
-                    ));
-                }
-                // Counts are cumulative: an unchanged sample adds nothing
-                // the previous one does not already say.
-                if self.last_engagement == Some(EngagementTotals::of(&entries)) {
-                    return Ok(());
-                }
-                PostEvent::EngagementSampled {
-                    sampled_at,
-                    entries,
-                }
-            }
-        };
-        sink.write(event, self).await;
-        Ok(())
+        crate::record(self.decide(command), self, sink).await
     }
 
     fn apply(&mut self, event: PostEvent) {
@@ -765,6 +812,64 @@ mod tests {
 
     fn now() -> DateTime<Utc> {
         "2027-01-01T00:00:00Z".parse().unwrap()
+    }
+
+    fn create(archived: bool, connection: Option<ConnectionStatus>) -> Scoped<PostCommand> {
+        cmd(PostCommand::Create {
+            campaign: CampaignFacts {
+                id: Uuid::from_u128(9),
+                archived,
+            },
+            connection: connection.map(|status| ConnectionFacts {
+                id: Uuid::from_u128(10),
+                status,
+            }),
+            entries: entries(&["hello #launch"]),
+        })
+    }
+
+    #[test]
+    fn create_records_the_campaign_connection_and_entries() {
+        Given::with(())
+            .given_no_previous_events()
+            .when(create(false, Some(ConnectionStatus::Active)))
+            .then_expect_events(vec![created()]);
+        Given::with(())
+            .given(vec![created()])
+            .when(create(false, Some(ConnectionStatus::Active)))
+            .then_expect_error(DomainError::Conflict("post already exists".into()));
+    }
+
+    #[test]
+    fn an_archived_campaign_takes_no_new_posts() {
+        Given::with(())
+            .given_no_previous_events()
+            .when(create(true, None))
+            .then_expect_error(DomainError::Conflict("the campaign is archived".into()));
+    }
+
+    #[test]
+    fn a_disconnected_connection_takes_no_new_posts_but_a_degraded_one_does() {
+        Given::with(())
+            .given_no_previous_events()
+            .when(create(false, Some(ConnectionStatus::Revoked)))
+            .then_expect_error(DomainError::Conflict(
+                "the connection was disconnected".into(),
+            ));
+        // Its posts wait for new credentials instead of failing.
+        Given::with(())
+            .given_no_previous_events()
+            .when(create(false, Some(ConnectionStatus::Degraded)))
+            .then_expect_events(vec![created()]);
+        Given::with(())
+            .given_no_previous_events()
+            .when(create(false, None))
+            .then_expect_events(vec![PostEvent::PostCreated {
+                tenant_id: tenant(),
+                campaign_id: Uuid::from_u128(9),
+                connection_id: None,
+                entries: entries(&["hello #launch"]),
+            }]);
     }
 
     fn utc() -> TimeZone {

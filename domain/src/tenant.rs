@@ -318,10 +318,7 @@ impl Aggregate for Tenant {
         _: &(),
         sink: &EventSink<Self>,
     ) -> Result<(), DomainError> {
-        for event in self.decide(command)? {
-            sink.write(event, self).await;
-        }
-        Ok(())
+        crate::record(self.decide(command), self, sink).await
     }
 
     fn apply(&mut self, event: TenantEvent) {

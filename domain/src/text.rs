@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use unicode_segmentation::UnicodeSegmentation;
 
 use crate::DomainError;
+use crate::handle::Handle;
 
 /// Bluesky's limit per post, in grapheme clusters.
 pub const MAX_GRAPHEMES: usize = 300;
@@ -83,22 +84,6 @@ fn trim_trailing_punctuation(token: &str) -> &str {
     t
 }
 
-fn is_valid_handle(handle: &str) -> bool {
-    let labels: Vec<&str> = handle.split('.').collect();
-    handle.len() <= 253
-        && labels.len() >= 2
-        && labels.iter().all(|l| {
-            !l.is_empty()
-                && l.len() <= 63
-                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-                && !l.starts_with('-')
-                && !l.ends_with('-')
-        })
-        && labels
-            .last()
-            .is_some_and(|tld| tld.as_bytes()[0].is_ascii_alphabetic())
-}
-
 /// Finds facets in whitespace-separated tokens, the way Bluesky clients do.
 pub fn detect_facets(text: &str) -> Vec<Facet> {
     let mut facets = Vec::new();
@@ -128,11 +113,11 @@ pub fn detect_facets(text: &str) -> Vec<Facet> {
                 });
             }
         } else if let Some(handle) = word.strip_prefix('@') {
-            if is_valid_handle(handle) {
+            if let Ok(handle) = Handle::parse(handle, "mention") {
                 facets.push(Facet {
                     index: slice(word.len()),
                     feature: FacetFeature::Mention {
-                        handle: handle.to_ascii_lowercase(),
+                        handle: handle.into(),
                     },
                 });
             }

@@ -354,10 +354,7 @@ impl Aggregate for User {
         _: &(),
         sink: &EventSink<Self>,
     ) -> Result<(), DomainError> {
-        for event in self.decide(command)? {
-            sink.write(event, self).await;
-        }
-        Ok(())
+        crate::record(self.decide(command), self, sink).await
     }
 
     fn apply(&mut self, event: UserEvent) {

@@ -118,6 +118,19 @@ async fn newcomer_signs_up_drafts_a_thread_schedules_it_and_sees_the_dashboard(b
             .await;
         assert_eq!(body["data"][mutation]["status"], status, "{body}");
     }
+    // An archived campaign takes no new posts.
+    let body = app
+        .gql(
+            Some(&token),
+            "mutation($i: CreatePostInput!) { createPost(input: $i) { id } }",
+            json!({"i": {"campaignId": campaign, "entries": [{"text": "late"}]}}),
+        )
+        .await;
+    assert_eq!(error_code(&body), Some("CONFLICT"), "{body}");
+    assert_eq!(
+        body["errors"][0]["message"], "the campaign is archived",
+        "{body}"
+    );
 }
 
 /// Sends `query` and asserts the error code, and that no event was appended.

@@ -8,7 +8,7 @@ use std::time::Duration;
 use chrono::Utc;
 use domain::Scoped;
 use domain::metadata::{Actor, EventMetadata};
-use domain::post::{EntryInput, PostCommand, parse_entries};
+use domain::post::{CampaignFacts, EntryInput, PostCommand, parse_entries};
 use projections::db::Backend as Db;
 use projections::{Database, GlobalLog, Projector, Repository};
 use serde_json::json;
@@ -421,8 +421,11 @@ async fn a_held_state_is_decided_afresh_when_someone_else_wrote_meanwhile() {
     repo.create(
         &id,
         command(PostCommand::Create {
-            campaign_id: Uuid::new_v4(),
-            connection_id: None,
+            campaign: CampaignFacts {
+                id: Uuid::new_v4(),
+                archived: false,
+            },
+            connection: None,
             entries: entries("v0"),
         }),
         &meta,
@@ -500,8 +503,11 @@ async fn concurrent_commands_on_one_aggregate_retry_then_report_conflict() {
         Scoped {
             tenant_id: tenant,
             command: PostCommand::Create {
-                campaign_id: Uuid::new_v4(),
-                connection_id: None,
+                campaign: CampaignFacts {
+                    id: Uuid::new_v4(),
+                    archived: false,
+                },
+                connection: None,
                 entries: entries("v0"),
             },
         },
@@ -626,8 +632,11 @@ async fn a_long_stream_loads_from_its_snapshot_to_the_same_state(backend: Backen
     repo.create(
         &id,
         command(PostCommand::Create {
-            campaign_id: Uuid::new_v4(),
-            connection_id: None,
+            campaign: CampaignFacts {
+                id: Uuid::new_v4(),
+                archived: false,
+            },
+            connection: None,
             entries: entries("v0"),
         }),
         &meta,

@@ -407,6 +407,34 @@ async fn wrong_credentials_or_handle_are_refused_and_nothing_is_saved() {
             .iter()
             .all(|(s,)| !s.contains("accessJwt") && !s.contains(&peer.alice.did))
     );
+
+    // A disconnected connection takes no new posts.
+    let body = app
+        .gql(
+            Some(&other),
+            "mutation($id: ID!) { disconnectConnection(id: $id) { status } }",
+            json!({"id": theirs}),
+        )
+        .await;
+    assert_eq!(
+        body["data"]["disconnectConnection"]["status"], "REVOKED",
+        "{body}"
+    );
+    let their_campaign = app.create_campaign(&other, "Theirs").await;
+    let before = app.event_count().await;
+    let body = app
+        .gql(
+            Some(&other),
+            "mutation($i: CreatePostInput!) { createPost(input: $i) { id } }",
+            json!({"i": {"campaignId": their_campaign, "connectionId": theirs, "entries": [{"text": "hi"}]}}),
+        )
+        .await;
+    assert_eq!(error_code(&body), Some("CONFLICT"), "{body}");
+    assert_eq!(
+        body["errors"][0]["message"], "the connection was disconnected",
+        "{body}"
+    );
+    assert_eq!(app.event_count().await, before);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use chrono::Utc;
 use domain::connection::{Connection, connection_id};
+use domain::handle::Handle;
 use domain::sealed::Sealed;
 use projections::{Database, Keyring, Scope, StoreError};
 use secrecy::{ExposeSecret, SecretString};
@@ -49,7 +50,7 @@ struct Credentials {
 #[derive(Debug)]
 pub struct Verified {
     pub connection_id: Uuid,
-    pub handle: String,
+    pub handle: Handle,
     pub did: String,
     pub service_url: String,
     /// The app password, sealed with the tenant's key.
@@ -96,13 +97,13 @@ impl Accounts {
     pub async fn verify(
         &self,
         tenant: Uuid,
-        handle: &str,
+        handle: &Handle,
         app_password: &SecretString,
         service_url: Option<&str>,
     ) -> Result<Verified, AccountError> {
         let account = bluesky::resolve(
             &self.http,
-            handle,
+            handle.as_str(),
             service_url,
             &self.directory.default_service,
             &self.directory.plc_url,
@@ -130,7 +131,7 @@ impl Accounts {
         self.clients.lock().await.insert(id, client);
         Ok(Verified {
             connection_id: id,
-            handle: account.handle,
+            handle: handle.clone(),
             did: account.did,
             service_url: account.pds,
             credentials: sealed,

@@ -43,6 +43,22 @@ pub struct NoticeCategory {
 }
 tenant_owned!(NoticeCategory, "category");
 
+impl NoticeCategory {
+    /// Decides a command without I/O; `Ok(events)` are the facts to append.
+    pub fn decide(
+        &self,
+        Scoped { tenant_id, command }: Scoped<CategoryCommand>,
+    ) -> Result<Vec<CategoryEvent>, DomainError> {
+        let CategoryCommand::Create { name } = command;
+        self.fresh()?;
+        let event = CategoryEvent::NoticeCategoryCreated {
+            tenant_id,
+            name: required_text(&name, "name", 100)?,
+        };
+        Ok(vec![event])
+    }
+}
+
 impl Aggregate for NoticeCategory {
     const TYPE: &'static str = "NoticeCategory";
     type Command = Scoped<CategoryCommand>;
@@ -52,18 +68,11 @@ impl Aggregate for NoticeCategory {
 
     async fn handle(
         &mut self,
-        Scoped { tenant_id, command }: Self::Command,
+        command: Self::Command,
         _: &(),
         sink: &EventSink<Self>,
     ) -> Result<(), DomainError> {
-        let CategoryCommand::Create { name } = command;
-        self.fresh()?;
-        let event = CategoryEvent::NoticeCategoryCreated {
-            tenant_id,
-            name: required_text(&name, "name", 100)?,
-        };
-        sink.write(event, self).await;
-        Ok(())
+        crate::record(self.decide(command), self, sink).await
     }
 
     fn apply(&mut self, event: CategoryEvent) {

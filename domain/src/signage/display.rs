@@ -126,19 +126,12 @@ pub struct Display {
     pub unpaired: bool,
 }
 
-impl Aggregate for Display {
-    const TYPE: &'static str = "Display";
-    type Command = Scoped<DisplayCommand>;
-    type Event = DisplayEvent;
-    type Error = DomainError;
-    type Services = ();
-
-    async fn handle(
-        &mut self,
-        Scoped { tenant_id, command }: Self::Command,
-        _: &(),
-        sink: &EventSink<Self>,
-    ) -> Result<(), DomainError> {
+impl Display {
+    /// Decides a command without I/O; `Ok(events)` are the facts to append.
+    pub fn decide(
+        &self,
+        Scoped { tenant_id, command }: Scoped<DisplayCommand>,
+    ) -> Result<Vec<DisplayEvent>, DomainError> {
         let event = match command {
             DisplayCommand::Pair(profile) => {
                 if self.tenant_id.is_some() {
@@ -158,10 +151,26 @@ impl Aggregate for Display {
             DisplayCommand::Reload => DisplayEvent::DisplayReloadRequested,
             DisplayCommand::MarkOnline if !self.online => DisplayEvent::DisplayWentOnline,
             DisplayCommand::MarkOffline if self.online => DisplayEvent::DisplayWentOffline,
-            DisplayCommand::MarkOnline | DisplayCommand::MarkOffline => return Ok(()),
+            DisplayCommand::MarkOnline | DisplayCommand::MarkOffline => return Ok(vec![]),
         };
-        sink.write(event, self).await;
-        Ok(())
+        Ok(vec![event])
+    }
+}
+
+impl Aggregate for Display {
+    const TYPE: &'static str = "Display";
+    type Command = Scoped<DisplayCommand>;
+    type Event = DisplayEvent;
+    type Error = DomainError;
+    type Services = ();
+
+    async fn handle(
+        &mut self,
+        command: Self::Command,
+        _: &(),
+        sink: &EventSink<Self>,
+    ) -> Result<(), DomainError> {
+        crate::record(self.decide(command), self, sink).await
     }
 
     fn apply(&mut self, event: DisplayEvent) {

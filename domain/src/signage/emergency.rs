@@ -62,19 +62,12 @@ pub struct Emergency {
 }
 tenant_owned!(Emergency, "emergency");
 
-impl Aggregate for Emergency {
-    const TYPE: &'static str = "Emergency";
-    type Command = Scoped<EmergencyCommand>;
-    type Event = EmergencyEvent;
-    type Error = DomainError;
-    type Services = ();
-
-    async fn handle(
-        &mut self,
-        Scoped { tenant_id, command }: Self::Command,
-        _: &(),
-        sink: &EventSink<Self>,
-    ) -> Result<(), DomainError> {
+impl Emergency {
+    /// Decides a command without I/O; `Ok(events)` are the facts to append.
+    pub fn decide(
+        &self,
+        Scoped { tenant_id, command }: Scoped<EmergencyCommand>,
+    ) -> Result<Vec<EmergencyEvent>, DomainError> {
         let event = match command {
             EmergencyCommand::Start {
                 message,
@@ -96,8 +89,24 @@ impl Aggregate for Emergency {
                 EmergencyEvent::EmergencyCleared
             }
         };
-        sink.write(event, self).await;
-        Ok(())
+        Ok(vec![event])
+    }
+}
+
+impl Aggregate for Emergency {
+    const TYPE: &'static str = "Emergency";
+    type Command = Scoped<EmergencyCommand>;
+    type Event = EmergencyEvent;
+    type Error = DomainError;
+    type Services = ();
+
+    async fn handle(
+        &mut self,
+        command: Self::Command,
+        _: &(),
+        sink: &EventSink<Self>,
+    ) -> Result<(), DomainError> {
+        crate::record(self.decide(command), self, sink).await
     }
 
     fn apply(&mut self, event: EmergencyEvent) {

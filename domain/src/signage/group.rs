@@ -63,19 +63,12 @@ pub struct DisplayGroup {
 }
 tenant_owned!(DisplayGroup, "display group");
 
-impl Aggregate for DisplayGroup {
-    const TYPE: &'static str = "DisplayGroup";
-    type Command = Scoped<GroupCommand>;
-    type Event = GroupEvent;
-    type Error = DomainError;
-    type Services = ();
-
-    async fn handle(
-        &mut self,
-        Scoped { tenant_id, command }: Self::Command,
-        _: &(),
-        sink: &EventSink<Self>,
-    ) -> Result<(), DomainError> {
+impl DisplayGroup {
+    /// Decides a command without I/O; `Ok(events)` are the facts to append.
+    pub fn decide(
+        &self,
+        Scoped { tenant_id, command }: Scoped<GroupCommand>,
+    ) -> Result<Vec<GroupEvent>, DomainError> {
         let event = match command {
             GroupCommand::Create {
                 name,
@@ -95,8 +88,24 @@ impl Aggregate for DisplayGroup {
                 GroupEvent::DisplayGroupDefaultSet { playlist_id }
             }
         };
-        sink.write(event, self).await;
-        Ok(())
+        Ok(vec![event])
+    }
+}
+
+impl Aggregate for DisplayGroup {
+    const TYPE: &'static str = "DisplayGroup";
+    type Command = Scoped<GroupCommand>;
+    type Event = GroupEvent;
+    type Error = DomainError;
+    type Services = ();
+
+    async fn handle(
+        &mut self,
+        command: Self::Command,
+        _: &(),
+        sink: &EventSink<Self>,
+    ) -> Result<(), DomainError> {
+        crate::record(self.decide(command), self, sink).await
     }
 
     fn apply(&mut self, event: GroupEvent) {

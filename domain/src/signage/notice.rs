@@ -112,19 +112,12 @@ pub struct Notice {
 }
 tenant_owned!(Notice, "notice");
 
-impl Aggregate for Notice {
-    const TYPE: &'static str = "Notice";
-    type Command = Scoped<NoticeCommand>;
-    type Event = NoticeEvent;
-    type Error = DomainError;
-    type Services = ();
-
-    async fn handle(
-        &mut self,
-        Scoped { tenant_id, command }: Self::Command,
-        _: &(),
-        sink: &EventSink<Self>,
-    ) -> Result<(), DomainError> {
+impl Notice {
+    /// Decides a command without I/O; `Ok(events)` are the facts to append.
+    pub fn decide(
+        &self,
+        Scoped { tenant_id, command }: Scoped<NoticeCommand>,
+    ) -> Result<Vec<NoticeEvent>, DomainError> {
         let event = match command {
             NoticeCommand::Create(content) => {
                 self.fresh()?;
@@ -139,8 +132,24 @@ impl Aggregate for Notice {
                 NoticeEvent::NoticeDeleted
             }
         };
-        sink.write(event, self).await;
-        Ok(())
+        Ok(vec![event])
+    }
+}
+
+impl Aggregate for Notice {
+    const TYPE: &'static str = "Notice";
+    type Command = Scoped<NoticeCommand>;
+    type Event = NoticeEvent;
+    type Error = DomainError;
+    type Services = ();
+
+    async fn handle(
+        &mut self,
+        command: Self::Command,
+        _: &(),
+        sink: &EventSink<Self>,
+    ) -> Result<(), DomainError> {
+        crate::record(self.decide(command), self, sink).await
     }
 
     fn apply(&mut self, event: NoticeEvent) {

@@ -107,19 +107,12 @@ pub fn check_plays(
     Ok(())
 }
 
-impl Aggregate for PlayReport {
-    const TYPE: &'static str = "PlayReport";
-    type Command = Scoped<PlayReportCommand>;
-    type Event = PlayReportEvent;
-    type Error = DomainError;
-    type Services = ();
-
-    async fn handle(
-        &mut self,
-        Scoped { tenant_id, command }: Self::Command,
-        _: &(),
-        sink: &EventSink<Self>,
-    ) -> Result<(), DomainError> {
+impl PlayReport {
+    /// Decides a command without I/O; `Ok(events)` are the facts to append.
+    pub fn decide(
+        &self,
+        Scoped { tenant_id, command }: Scoped<PlayReportCommand>,
+    ) -> Result<Vec<PlayReportEvent>, DomainError> {
         let PlayReportCommand::Report {
             display_id,
             plays,
@@ -130,16 +123,28 @@ impl Aggregate for PlayReport {
             return Err(DomainError::Conflict("report already received".into()));
         }
         check_plays(&plays, &unknown, now)?;
-        sink.write(
-            PlayReportEvent::PlaysReported {
-                tenant_id,
-                display_id,
-                plays,
-            },
-            self,
-        )
-        .await;
-        Ok(())
+        Ok(vec![PlayReportEvent::PlaysReported {
+            tenant_id,
+            display_id,
+            plays,
+        }])
+    }
+}
+
+impl Aggregate for PlayReport {
+    const TYPE: &'static str = "PlayReport";
+    type Command = Scoped<PlayReportCommand>;
+    type Event = PlayReportEvent;
+    type Error = DomainError;
+    type Services = ();
+
+    async fn handle(
+        &mut self,
+        command: Self::Command,
+        _: &(),
+        sink: &EventSink<Self>,
+    ) -> Result<(), DomainError> {
+        crate::record(self.decide(command), self, sink).await
     }
 
     fn apply(&mut self, event: PlayReportEvent) {

@@ -86,19 +86,12 @@ pub struct Playlist {
 }
 tenant_owned!(Playlist, "playlist");
 
-impl Aggregate for Playlist {
-    const TYPE: &'static str = "Playlist";
-    type Command = Scoped<PlaylistCommand>;
-    type Event = PlaylistEvent;
-    type Error = DomainError;
-    type Services = ();
-
-    async fn handle(
-        &mut self,
-        Scoped { tenant_id, command }: Self::Command,
-        _: &(),
-        sink: &EventSink<Self>,
-    ) -> Result<(), DomainError> {
+impl Playlist {
+    /// Decides a command without I/O; `Ok(events)` are the facts to append.
+    pub fn decide(
+        &self,
+        Scoped { tenant_id, command }: Scoped<PlaylistCommand>,
+    ) -> Result<Vec<PlaylistEvent>, DomainError> {
         let event = match command {
             PlaylistCommand::Create { name, items } => {
                 self.fresh()?;
@@ -115,8 +108,24 @@ impl Aggregate for Playlist {
                 PlaylistEvent::PlaylistUpdated { name, items }
             }
         };
-        sink.write(event, self).await;
-        Ok(())
+        Ok(vec![event])
+    }
+}
+
+impl Aggregate for Playlist {
+    const TYPE: &'static str = "Playlist";
+    type Command = Scoped<PlaylistCommand>;
+    type Event = PlaylistEvent;
+    type Error = DomainError;
+    type Services = ();
+
+    async fn handle(
+        &mut self,
+        command: Self::Command,
+        _: &(),
+        sink: &EventSink<Self>,
+    ) -> Result<(), DomainError> {
+        crate::record(self.decide(command), self, sink).await
     }
 
     fn apply(&mut self, event: PlaylistEvent) {

@@ -85,19 +85,12 @@ pub struct SignageSchedule {
 }
 tenant_owned!(SignageSchedule, "schedule");
 
-impl Aggregate for SignageSchedule {
-    const TYPE: &'static str = "SignageSchedule";
-    type Command = Scoped<ScheduleCommand>;
-    type Event = ScheduleEvent;
-    type Error = DomainError;
-    type Services = ();
-
-    async fn handle(
-        &mut self,
-        Scoped { tenant_id, command }: Self::Command,
-        _: &(),
-        sink: &EventSink<Self>,
-    ) -> Result<(), DomainError> {
+impl SignageSchedule {
+    /// Decides a command without I/O; `Ok(events)` are the facts to append.
+    pub fn decide(
+        &self,
+        Scoped { tenant_id, command }: Scoped<ScheduleCommand>,
+    ) -> Result<Vec<ScheduleEvent>, DomainError> {
         let event = match command {
             ScheduleCommand::Create { schedule, existing } => {
                 self.fresh()?;
@@ -113,8 +106,24 @@ impl Aggregate for SignageSchedule {
                 ScheduleEvent::SignageScheduleDeleted
             }
         };
-        sink.write(event, self).await;
-        Ok(())
+        Ok(vec![event])
+    }
+}
+
+impl Aggregate for SignageSchedule {
+    const TYPE: &'static str = "SignageSchedule";
+    type Command = Scoped<ScheduleCommand>;
+    type Event = ScheduleEvent;
+    type Error = DomainError;
+    type Services = ();
+
+    async fn handle(
+        &mut self,
+        command: Self::Command,
+        _: &(),
+        sink: &EventSink<Self>,
+    ) -> Result<(), DomainError> {
+        crate::record(self.decide(command), self, sink).await
     }
 
     fn apply(&mut self, event: ScheduleEvent) {

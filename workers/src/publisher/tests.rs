@@ -7,7 +7,12 @@ use std::sync::Mutex as StdMutex;
 
 use async_trait::async_trait;
 use chrono::TimeDelta;
-use domain::post::{EntryInput, PostEvent, PostStatus, ScheduleWindow, parse_entries};
+use domain::connection::ConnectionStatus;
+use domain::handle::Handle;
+use domain::post::{
+    CampaignFacts, ConnectionFacts, EntryInput, PostEvent, PostStatus, ScheduleWindow,
+    parse_entries,
+};
 use domain::schedule::TimeZone;
 use domain::sealed::Sealed;
 use projections::Database;
@@ -315,7 +320,7 @@ async fn fixture() -> Fixture {
             Scoped {
                 tenant_id: fixture.tenant,
                 command: ConnectionCommand::ConnectBluesky {
-                    handle: "alice.test".into(),
+                    handle: Handle::parse("alice.test", "handle").unwrap(),
                     did: "did:plc:alice".into(),
                     service_url: "http://pds.invalid".into(),
                     credentials: Sealed::from_stored("sealed"),
@@ -353,8 +358,14 @@ impl Fixture {
             .collect();
         let commands = [
             PostCommand::Create {
-                campaign_id: Uuid::now_v7(),
-                connection_id: Some(self.connection),
+                campaign: CampaignFacts {
+                    id: Uuid::now_v7(),
+                    archived: false,
+                },
+                connection: Some(ConnectionFacts {
+                    id: self.connection,
+                    status: ConnectionStatus::Active,
+                }),
                 entries: parse_entries(&inputs, false).unwrap(),
             },
             PostCommand::Schedule {

@@ -4,11 +4,10 @@ use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 use domain::Scoped;
 use domain::access::Action;
-use domain::campaign::{Campaign as DomainCampaign, CampaignStatus as CStatus};
-use domain::connection::ConnectionStatus;
+use domain::campaign::Campaign as DomainCampaign;
 use domain::post::{
-    EntryInput as DomainEntry, MediaUse, PostCommand, PostEntry, PostStatus as Status,
-    ScheduleWindow, parse_entries,
+    CampaignFacts, ConnectionFacts, EntryInput as DomainEntry, MediaUse, PostCommand, PostEntry,
+    PostStatus as Status, ScheduleWindow, parse_entries,
 };
 use projections::dashboard::PostFilter as Filter;
 use projections::micros;
@@ -232,20 +231,17 @@ impl PostMutation {
         if !campaign.visible_to(p.tenant_id) {
             return Err(ApiError::NotFound("campaign"));
         }
-        if campaign.status == Some(CStatus::Archived) {
-            return Err(ApiError::Conflict("the campaign is archived".into()));
-        }
-        let connection_id = match &input.connection_id {
+        // The post decides whether the campaign and connection take it.
+        let connection = match &input.connection_id {
             Some(id) => {
                 let id = parse_id(id, "connectionId")?;
                 let connection = state.load(&state.connections, id).await?;
-                if connection.tenant_id != Some(p.tenant_id) {
-                    return Err(ApiError::NotFound("connection"));
+                match connection.status {
+                    Some(status) if connection.tenant_id == Some(p.tenant_id) => {
+                        Some(ConnectionFacts { id, status })
+                    }
+                    _ => return Err(ApiError::NotFound("connection")),
                 }
-                if connection.status == Some(ConnectionStatus::Revoked) {
-                    return Err(ApiError::Conflict("the connection was disconnected".into()));
-                }
-                Some(id)
             }
             None => None,
         };
@@ -255,8 +251,8 @@ impl PostMutation {
             ctx,
             &ID(id.to_string()),
             PostCommand::Create {
-                campaign_id,
-                connection_id,
+                campaign: CampaignFacts::of(campaign_id, &campaign),
+                connection,
                 entries,
             },
         )
