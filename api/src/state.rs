@@ -185,38 +185,6 @@ impl AppState {
         self.settle(repo, committed).await
     }
 
-    /// [`AppState::execute_as`] on an existing aggregate (transitional name).
-    pub async fn run<A>(
-        &self,
-        repo: &Repository<A>,
-        id: Uuid,
-        command: A::Command,
-        metadata: &EventMetadata,
-    ) -> ApiResult<Committed>
-    where
-        A: Aggregate<Services = (), Error = DomainError>,
-        A::Command: Clone,
-    {
-        self.execute_as(repo, Target::Existing(id), command, metadata)
-            .await
-    }
-
-    /// [`AppState::execute_as`] on a new aggregate (transitional name).
-    pub async fn create<A>(
-        &self,
-        repo: &Repository<A>,
-        id: Uuid,
-        command: A::Command,
-        metadata: &EventMetadata,
-    ) -> ApiResult<Committed>
-    where
-        A: Aggregate<Services = (), Error = DomainError>,
-        A::Command: Clone,
-    {
-        self.execute_as(repo, Target::New(id), command, metadata)
-            .await
-    }
-
     /// Waits until the read models show `committed`.
     async fn settle<A>(&self, repo: &Repository<A>, committed: Committed) -> ApiResult<Committed>
     where

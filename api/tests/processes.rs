@@ -32,7 +32,7 @@ fn herald(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Command {
     cmd
 }
 
-fn run(cmd: &mut Command) -> Output {
+fn run(mut cmd: Command) -> Output {
     let out = cmd.output().expect("herald runs");
     assert!(
         out.status.success(),

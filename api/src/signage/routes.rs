@@ -396,7 +396,7 @@ pub async fn plays(
             .await
         {
             Ok(_) => Ok(Json(json!({"accepted": accepted, "duplicate": false})).into_response()),
-            Err(e) => match ApiError::from(e) {
+            Err(e) => match e {
                 ApiError::Conflict(_) => {
                     Ok(Json(json!({"accepted": 0, "duplicate": true})).into_response())
                 }

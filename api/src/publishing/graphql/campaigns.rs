@@ -2,7 +2,6 @@
 
 use async_graphql::{Context, ID, InputObject, Object};
 use chrono::NaiveDate;
-use domain::Scoped;
 use domain::access::Action;
 use domain::campaign::{CampaignCommand, CampaignSettings};
 use uuid::Uuid;
@@ -10,9 +9,9 @@ use uuid::Uuid;
 use super::objects::{Campaign, CampaignConnection, campaign_by_id};
 use crate::error::ApiResult;
 use crate::graphql::{
-    correlation, decode_cursor, encode_cursor, page, page_cost, page_size, parse_id, principal,
-    state,
+    decode_cursor, encode_cursor, execute, page, page_cost, page_size, parse_id, principal, state,
 };
+use crate::state::Target;
 
 /// Campaign settings as submitted.
 #[derive(InputObject)]
@@ -83,19 +82,12 @@ impl CampaignMutation {
         command: CampaignCommand,
     ) -> ApiResult<Campaign> {
         let p = principal(ctx, Action::ManageCampaigns)?;
-        let state = state(ctx);
         let id = parse_id(id, "id")?;
-        let meta = state.metadata(p, correlation(ctx));
-        let fresh = matches!(command, CampaignCommand::Create(_));
-        let command = Scoped {
-            tenant_id: p.tenant_id,
-            command,
+        let target = match command {
+            CampaignCommand::Create(_) => Target::New(id),
+            _ => Target::Existing(id),
         };
-        if fresh {
-            state.create(&state.campaigns, id, command, &meta).await?;
-        } else {
-            state.run(&state.campaigns, id, command, &meta).await?;
-        }
+        execute(ctx, p, |st| &st.campaigns, target, command).await?;
         campaign_by_id(ctx, p.tenant_id, id).await
     }
 }

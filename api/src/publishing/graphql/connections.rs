@@ -4,7 +4,6 @@
 
 use async_graphql::{Context, Enum, ID, InputObject, Object, SimpleObject};
 use chrono::{DateTime, Utc};
-use domain::Scoped;
 use domain::access::Action;
 use domain::connection::ConnectionCommand;
 use domain::handle::Handle;
@@ -16,7 +15,8 @@ use workers::accounts::AccountError;
 use workers::bluesky::ErrorKind;
 
 use crate::error::{ApiError, ApiResult};
-use crate::graphql::{correlation, parse_id, principal, state};
+use crate::graphql::{execute, parse_id, principal, state};
+use crate::state::Target;
 
 /// Whether a connection can publish.
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
@@ -182,23 +182,14 @@ impl ConnectionMutation {
             .verify(p.tenant_id, &handle, &password, service_url)
             .await
             .map_err(account_error)?;
-        let meta = state.metadata(p, correlation(ctx));
-        state
-            .run(
-                &state.connections,
-                verified.connection_id,
-                Scoped {
-                    tenant_id: p.tenant_id,
-                    command: ConnectionCommand::ConnectBluesky {
-                        handle: verified.handle,
-                        did: verified.did,
-                        service_url: verified.service_url,
-                        credentials: verified.credentials,
-                    },
-                },
-                &meta,
-            )
-            .await?;
+        let command = ConnectionCommand::ConnectBluesky {
+            handle: verified.handle,
+            did: verified.did,
+            service_url: verified.service_url,
+            credentials: verified.credentials,
+        };
+        let target = Target::Existing(verified.connection_id);
+        execute(ctx, p, |st| &st.connections, target, command).await?;
         connection_by_id(ctx, p.tenant_id, verified.connection_id).await
     }
 
@@ -213,18 +204,8 @@ impl ConnectionMutation {
         let state = state(ctx);
         let id = parse_id(&id, "id")?;
         connection_by_id(ctx, p.tenant_id, id).await?;
-        let meta = state.metadata(p, correlation(ctx));
-        state
-            .run(
-                &state.connections,
-                id,
-                Scoped {
-                    tenant_id: p.tenant_id,
-                    command: ConnectionCommand::Revoke,
-                },
-                &meta,
-            )
-            .await?;
+        let command = ConnectionCommand::Revoke;
+        execute(ctx, p, |st| &st.connections, Target::Existing(id), command).await?;
         state.accounts.forget(id).await;
         connection_by_id(ctx, p.tenant_id, id).await
     }

@@ -2,7 +2,6 @@
 
 use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
 use chrono::{DateTime, Utc};
-use domain::Scoped;
 use domain::access::Action;
 use domain::campaign::Campaign as DomainCampaign;
 use domain::post::{
@@ -15,8 +14,9 @@ use uuid::Uuid;
 
 use super::objects::{Post, PostConnection, PostFilter, post_by_id, post_page};
 use crate::error::{ApiError, ApiResult};
-use crate::graphql::{correlation, page_cost, parse_id, principal, state};
+use crate::graphql::{execute, page_cost, parse_id, principal, state};
 use crate::state::AppState;
+use crate::state::Target;
 
 #[derive(Default)]
 pub struct PostQuery;
@@ -193,18 +193,11 @@ pub struct PostMutation;
 impl PostMutation {
     async fn change(&self, ctx: &Context<'_>, id: Uuid, command: PostCommand) -> ApiResult<Uuid> {
         let p = principal(ctx, Action::ManagePosts)?;
-        let state = state(ctx);
-        let meta = state.metadata(p, correlation(ctx));
-        let fresh = matches!(command, PostCommand::Create { .. });
-        let command = Scoped {
-            tenant_id: p.tenant_id,
-            command,
+        let target = match command {
+            PostCommand::Create { .. } => Target::New(id),
+            _ => Target::Existing(id),
         };
-        if fresh {
-            state.create(&state.posts, id, command, &meta).await?;
-        } else {
-            state.run(&state.posts, id, command, &meta).await?;
-        }
+        execute(ctx, p, |st| &st.posts, target, command).await?;
         Ok(id)
     }
 
