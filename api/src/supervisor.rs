@@ -77,6 +77,9 @@ impl Supervisor {
         let mut failure = None;
         loop {
             tokio::select! {
+                // A shutdown first: tasks that end because of it stopped,
+                // they did not finish on their own.
+                biased;
                 _ = stop.wait_for(|stopping| *stopping) => break,
                 joined = self.tasks.join_next() => match joined {
                     None => break,
@@ -88,7 +91,11 @@ impl Supervisor {
                             self.stop.send_replace(true);
                             break;
                         }
-                        tracing::info!(task = %name, "task finished");
+                        if *self.stop.borrow() {
+                            tracing::info!(task = %name, "task stopped");
+                        } else {
+                            tracing::info!(task = %name, "task finished");
+                        }
                     }
                 },
             }
