@@ -17,8 +17,6 @@ pub mod platform;
 pub mod publisher;
 
 use projections::Projectors;
-use tokio::sync::watch;
-use tokio::task::JoinHandle;
 
 pub use mail::{Mail, MailSender, Transport};
 
@@ -76,20 +74,4 @@ pub fn collector(
             .with(platform::bluesky::Bluesky::new(accounts).with_appview(config.appview.clone())),
         config,
     )
-}
-
-/// Starts every background task of a worker process.
-pub fn start(
-    projectors: &Projectors,
-    mail: MailSender,
-    publisher: publisher::Publisher,
-    collector: engagement::Collector,
-    shutdown: watch::Receiver<bool>,
-) -> Vec<JoinHandle<()>> {
-    tracing::info!(projections = ?projectors.names(), "starting projectors");
-    let mut tasks = projectors.spawn(shutdown.clone());
-    tasks.push(tokio::spawn(mail.run(shutdown.clone())));
-    tasks.push(tokio::spawn(publisher.run(shutdown.clone())));
-    tasks.push(tokio::spawn(collector.run(shutdown)));
-    tasks
 }
