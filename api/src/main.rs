@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use api::settings::SettingsArgs;
-use api::supervisor::shutdown_signal;
+use api::supervisor::ShutdownSignal;
 use api::{Application, Mode, app, telemetry};
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -160,10 +160,11 @@ async fn main() -> anyhow::Result<()> {
 /// Runs a process of `mode` until SIGTERM or SIGINT, or until one of its
 /// tasks fails.
 async fn run(settings: SettingsArgs, mode: Mode) -> anyhow::Result<()> {
+    let signal = ShutdownSignal::install()?;
     let app = Application::build(settings.load()?, mode).await?;
     let stop = app.shutdown_handle();
     tokio::spawn(async move {
-        shutdown_signal().await;
+        signal.recv().await;
         tracing::info!("shutting down");
         stop.send_replace(true);
     });
