@@ -23,8 +23,8 @@ use projections::media::MediaQueries;
 use projections::publishing::ConnectionQueries;
 use projections::push::Hub;
 use projections::signage::SignageQueries;
-use projections::store::Committed;
-use projections::{Database, Keyring, Projectors, Repository};
+use projections::store::{Committed, Staged, append_all};
+use projections::{Database, GlobalLog, Keyring, Projectors, Repository};
 use uuid::Uuid;
 
 use crate::error::{ApiError, ApiResult};
@@ -32,7 +32,7 @@ use crate::identity::auth::{Principal, Sessions};
 
 /// How long a mutation waits for the read models to show its change: longer
 /// than a projector lease, so a crashed lease holder is replaced in time.
-const SETTLE_TIMEOUT: Duration = Duration::from_secs(15);
+pub const SETTLE_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// The aggregate a command goes to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,6 +47,8 @@ pub enum Target {
 /// Everything a request handler needs.
 pub struct AppState {
     pub db: Database,
+    /// The global event log (positions of committed changes).
+    pub log: GlobalLog,
     pub projectors: Projectors,
     pub tenants: Repository<Tenant>,
     pub users: Repository<User>,
@@ -124,6 +126,7 @@ impl AppState {
             keyring,
             public_url,
             projectors,
+            log: GlobalLog::new(db.clone()),
             db,
         }
     }
@@ -182,21 +185,38 @@ impl AppState {
             Target::New(id) => repo.create(&id.to_string(), command, metadata).await?,
             Target::Existing(id) => repo.execute(&id.to_string(), command, metadata).await?,
         };
-        self.settle(repo, committed).await
+        self.settle(&committed).await?;
+        Ok(committed)
+    }
+
+    /// Appends the staged changes of several aggregates all or nothing
+    /// (see [`projections::store::append_all`]) and waits until the read
+    /// models show them. `None` when a stream moved on since it was loaded:
+    /// nothing was written, and the caller decides again.
+    pub async fn commit_all(&self, staged: &[Staged]) -> ApiResult<Option<Vec<Committed>>> {
+        let Some(committed) = append_all(&self.db, staged).await? else {
+            return Ok(None);
+        };
+        if let Some(last) = committed.iter().rev().find(|c| c.last_sequence.is_some()) {
+            self.settle(last).await?;
+        }
+        Ok(Some(committed))
     }
 
     /// Waits until the read models show `committed`.
-    async fn settle<A>(&self, repo: &Repository<A>, committed: Committed) -> ApiResult<Committed>
-    where
-        A: Aggregate<Services = ()>,
-        A::Command: Clone,
-    {
-        if let Some(position) = repo.position(&committed).await?
+    async fn settle(&self, committed: &Committed) -> ApiResult<()> {
+        let Some(sequence) = committed.last_sequence else {
+            return Ok(());
+        };
+        if let Some(position) = self
+            .log
+            .position_of(committed.aggregate_type, &committed.aggregate_id, sequence)
+            .await?
             && !self.projectors.wait_for(position, SETTLE_TIMEOUT).await?
         {
             tracing::warn!(%position, "read models lag behind a committed change");
         }
-        Ok(committed)
+        Ok(())
     }
 
     /// Loads an aggregate (for look-ups a command needs before it is built).

@@ -79,6 +79,11 @@ pub enum UserCommand {
         password_hash: Sealed,
         /// True when the address was proven on the way in (an invitation).
         email_verified: bool,
+        /// The caller found this user to be a sign-up that never finished
+        /// (registered, never verified, in no organisation: a failure
+        /// between the steps of sign-up before it was made atomic). Such a
+        /// registration is replaced instead of refused.
+        replaces_unfinished: bool,
     },
     RequestEmailVerification {
         verification_id: Uuid,
@@ -234,8 +239,9 @@ impl User {
                 email,
                 password_hash,
                 email_verified,
+                replaces_unfinished,
             } => {
-                if self.is_active() {
+                if self.is_active() && !(replaces_unfinished && !self.email_verified) {
                     return Err(DomainError::Conflict(
                         "an account with this e-mail address already exists".into(),
                     ));
@@ -570,12 +576,59 @@ mod tests {
                 email: Sealed::from_stored("hk1:k2:e"),
                 password_hash: Sealed::from_stored("hk1:k2:p"),
                 email_verified: false,
+                replaces_unfinished: false,
             })
             .then_expect_events(vec![UserEvent::UserRegistered {
                 email: Sealed::from_stored("hk1:k2:e"),
                 password_hash: Sealed::from_stored("hk1:k2:p"),
                 email_verified: false,
             }]);
+    }
+
+    fn register(replaces_unfinished: bool) -> UserCommand {
+        UserCommand::Register {
+            email: Sealed::from_stored("hk1:k2:e2"),
+            password_hash: Sealed::from_stored("hk1:k2:p2"),
+            email_verified: false,
+            replaces_unfinished,
+        }
+    }
+
+    #[test]
+    fn an_active_address_cannot_register_again() {
+        Test::with(())
+            .given(vec![registered()])
+            .when(register(false))
+            .then_expect_error(DomainError::Conflict(
+                "an account with this e-mail address already exists".into(),
+            ));
+    }
+
+    #[test]
+    fn an_unfinished_sign_up_is_replaced_by_a_new_one() {
+        Test::with(())
+            .given(vec![registered()])
+            .when(register(true))
+            .then_expect_events(vec![UserEvent::UserRegistered {
+                email: Sealed::from_stored("hk1:k2:e2"),
+                password_hash: Sealed::from_stored("hk1:k2:p2"),
+                email_verified: false,
+            }]);
+    }
+
+    #[test]
+    fn a_verified_address_is_never_taken_over() {
+        Test::with(())
+            .given(vec![
+                registered(),
+                UserEvent::EmailVerified {
+                    verification_id: Uuid::from_u128(1),
+                },
+            ])
+            .when(register(true))
+            .then_expect_error(DomainError::Conflict(
+                "an account with this e-mail address already exists".into(),
+            ));
     }
 
     #[test]

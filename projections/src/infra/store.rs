@@ -15,7 +15,9 @@ use cqrs_es::persist::{
     EventStoreAggregateContext, PersistedEventRepository, PersistedEventStore, PersistenceError,
     ReplayStream, SerializedEvent, SerializedSnapshot,
 };
-use cqrs_es::{Aggregate, AggregateContext, AggregateError, EventEnvelope, EventStore};
+use cqrs_es::{
+    Aggregate, AggregateContext, AggregateError, DomainEvent, EventEnvelope, EventStore,
+};
 use domain::metadata::EventMetadata;
 use postgres_es::PostgresEventRepository;
 use sqlite_es::SqliteEventRepository;
@@ -522,6 +524,45 @@ where
         Err(CommandError::Conflict(A::TYPE))
     }
 
+    /// Decides `command` on `loaded` without appending: the events wait in
+    /// the returned [`Staged`] for [`append_all`], which writes the changes
+    /// of several aggregates at once. `loaded` becomes the state after them,
+    /// so a second command on the same aggregate stages on top of the first.
+    pub async fn stage(
+        &self,
+        loaded: &mut Loaded<A>,
+        command: A::Command,
+        metadata: &EventMetadata,
+    ) -> Result<Staged, CommandError<A::Error>>
+    where
+        A: Clone,
+    {
+        let mut next = loaded.state.clone();
+        let sink = EventSink::default();
+        next.handle(command, &(), &sink)
+            .await
+            .map_err(CommandError::Rejected)?;
+        let metadata = serde_json::to_string(&metadata.to_map()).expect("metadata serializes");
+        let mut rows = Vec::new();
+        for event in sink.collect().await {
+            loaded.sequence += 1;
+            rows.push(StagedEvent {
+                sequence: loaded.sequence as i64,
+                event_type: event.event_type(),
+                event_version: event.event_version(),
+                payload: serde_json::to_string(&event).expect("events serialize"),
+                metadata: metadata.clone(),
+            });
+        }
+        loaded.state = next;
+        Ok(Staged {
+            aggregate_type: A::TYPE,
+            aggregate_id: loaded.id.clone(),
+            rows,
+            appended: self.appended.clone(),
+        })
+    }
+
     /// Where the committed events sit in the global log.
     pub async fn position(&self, committed: &Committed) -> Result<Option<Position>, StoreError> {
         match committed.last_sequence {
@@ -532,6 +573,99 @@ where
             }
             None => Ok(None),
         }
+    }
+}
+
+/// The events one or more commands decided for one aggregate, not yet
+/// written (see [`Repository::stage`]).
+pub struct Staged {
+    aggregate_type: &'static str,
+    aggregate_id: String,
+    rows: Vec<StagedEvent>,
+    appended: Arc<watch::Sender<u64>>,
+}
+
+struct StagedEvent {
+    sequence: i64,
+    event_type: String,
+    event_version: String,
+    payload: String,
+    metadata: String,
+}
+
+/// Appends the staged changes of several aggregates all or nothing: one
+/// multi-row INSERT, which is atomic on both backends. `Ok(None)` when a
+/// stream moved on since it was loaded (the primary key refuses the
+/// sequence): nothing was written and the caller decides again on fresh
+/// state. What was written is returned per aggregate, in order.
+pub async fn append_all(
+    db: &Database,
+    staged: &[Staged],
+) -> Result<Option<Vec<Committed>>, StoreError> {
+    let committed = || {
+        staged
+            .iter()
+            .map(|s| Committed {
+                aggregate_type: s.aggregate_type,
+                aggregate_id: s.aggregate_id.clone(),
+                last_sequence: s.rows.last().map(|r| r.sequence),
+            })
+            .collect()
+    };
+    let count: usize = staged.iter().map(|s| s.rows.len()).sum();
+    if count == 0 {
+        return Ok(Some(committed()));
+    }
+    // PostgreSQL's payload columns are json; SQLite's are text.
+    let json = |n: usize| {
+        if db.is_postgres() {
+            format!("CAST(${n} AS json)")
+        } else {
+            format!("${n}")
+        }
+    };
+    let values: Vec<String> = (0..count)
+        .map(|r| {
+            let n = r * 7;
+            format!(
+                "(${}, ${}, ${}, ${}, ${}, {}, {})",
+                n + 1,
+                n + 2,
+                n + 3,
+                n + 4,
+                n + 5,
+                json(n + 6),
+                json(n + 7)
+            )
+        })
+        .collect();
+    let sql = format!(
+        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata) VALUES {}",
+        values.join(", ")
+    );
+    let mut query = sqlx::query(&sql);
+    for aggregate in staged {
+        for row in &aggregate.rows {
+            query = query
+                .bind(aggregate.aggregate_type)
+                .bind(aggregate.aggregate_id.as_str())
+                .bind(row.sequence)
+                .bind(row.event_type.as_str())
+                .bind(row.event_version.as_str())
+                .bind(row.payload.as_str())
+                .bind(row.metadata.as_str());
+        }
+    }
+    match query.execute(&db.any).await {
+        Ok(_) => {
+            metrics::counter!("herald_events_appended_total").increment(count as u64);
+            if let Some(first) = staged.first() {
+                first.appended.send_modify(|n| *n = n.wrapping_add(1));
+            }
+            Ok(Some(committed()))
+        }
+        Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Ok(None),
+        Err(e) => Err(e.into()),
     }
 }
 

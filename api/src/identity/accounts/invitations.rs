@@ -121,6 +121,7 @@ pub async fn accept_invitation(
                     email: sealed_email,
                     password_hash,
                     email_verified: true,
+                    replaces_unfinished: false,
                 },
                 &meta,
             )
