@@ -131,6 +131,7 @@ impl Application {
             settings.public_url(),
             accounts,
             settings.media_store()?,
+            settings.node_id.clone(),
         ));
         let http = if mode.serves_http() {
             let listen = settings.http.listen;
@@ -180,6 +181,8 @@ impl Application {
             shutdown,
         } = self;
         let mut tasks = Supervisor::new(shutdown);
+        // Pins the point `/ready` waits for the read models to reach.
+        state.projectors.caught_up().await?;
         tracing::info!(projections = ?state.projectors.names(), "starting projectors");
         // An API process competes for projector leases too: its mutations
         // wait for read models, which advance as long as any process runs
@@ -263,6 +266,7 @@ fn router(settings: &Settings, state: Arc<AppState>) -> Router {
         http: http.clone(),
         schema: schema::schema(state),
     };
+    let http_state = http.clone();
     Router::new()
             .route(
                 "/verify-email",
@@ -303,6 +307,11 @@ fn router(settings: &Settings, state: Arc<AppState>) -> Router {
                     .layer(DefaultBodyLimit::max(crate::media::MAX_UPLOAD_BYTES))
                     .layer(RequestBodyLimitLayer::new(crate::media::MAX_UPLOAD_BYTES)),
             )
+            // Around every write route, inside the error-body and header layers.
+            .layer(axum::middleware::from_fn_with_state(
+                http_state,
+                http::idempotency::layer,
+            ))
             .layer(hardening::cors(&settings.http.cors_origins))
             .layer(axum::middleware::from_fn(http::observe))
             // Outside `observe`, so the JSON error bodies it makes get them too.
@@ -337,6 +346,9 @@ async fn housekeeping(state: Arc<AppState>, mut shutdown: watch::Receiver<bool>)
                 }
                 if let Err(error) = state.signage.forget_expired_devices().await {
                     tracing::warn!(%error, "display registration cleanup failed");
+                }
+                if let Err(error) = http::idempotency::forget_expired(&state.db.any).await {
+                    tracing::warn!(%error, "idempotency key cleanup failed");
                 }
             }
             changed = shutdown.changed() => {

@@ -24,8 +24,12 @@ pub enum ApiError {
     RateLimited {
         retry_after_secs: u64,
     },
-    /// A platform Herald depends on did not answer; nothing was changed.
-    Unavailable(String),
+    /// A platform Herald depends on, or its own database, did not answer;
+    /// the caller may retry after `retry_after_secs`.
+    Unavailable {
+        message: String,
+        retry_after_secs: u64,
+    },
     Internal(std::sync::Arc<dyn std::error::Error + Send + Sync>),
 }
 
@@ -40,7 +44,7 @@ impl ApiError {
             Self::Conflict(_) => "CONFLICT",
             Self::SecondFactorRequired => "UNAUTHENTICATED",
             Self::RateLimited { .. } => "RATE_LIMITED",
-            Self::Unavailable(_) => "UNAVAILABLE",
+            Self::Unavailable { .. } => "UNAVAILABLE",
             Self::Internal(_) => "INTERNAL",
         }
     }
@@ -55,7 +59,7 @@ impl ApiError {
             Self::Unauthenticated(_) | Self::SecondFactorRequired => StatusCode::UNAUTHORIZED,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -74,7 +78,7 @@ impl ApiError {
             Self::RateLimited { retry_after_secs } => {
                 format!("too many attempts; retry after {retry_after_secs} seconds")
             }
-            Self::Unavailable(m) => m.clone(),
+            Self::Unavailable { message, .. } => message.clone(),
             Self::Internal(_) => "internal error".to_string(),
         }
     }
@@ -82,6 +86,34 @@ impl ApiError {
     /// Wraps an infrastructure failure; its detail is only logged.
     pub fn internal(e: impl std::error::Error + Send + Sync + 'static) -> Self {
         Self::Internal(std::sync::Arc::new(e))
+    }
+
+    /// A platform that did not answer: retry in half a minute.
+    pub fn platform_unavailable(message: impl Into<String>) -> Self {
+        Self::Unavailable {
+            message: message.into(),
+            retry_after_secs: 30,
+        }
+    }
+
+    /// The database did not answer: whether the request changed anything
+    /// is not known, so a retry should carry the same `Idempotency-Key`.
+    pub fn database_unavailable() -> Self {
+        Self::Unavailable {
+            message: "the database is unavailable; retry with the same Idempotency-Key".into(),
+            retry_after_secs: DATABASE_RETRY_AFTER_SECS,
+        }
+    }
+
+    /// How long the caller should wait before retrying, if it should.
+    pub fn retry_after(&self) -> Option<u64> {
+        match self {
+            Self::RateLimited { retry_after_secs }
+            | Self::Unavailable {
+                retry_after_secs, ..
+            } => Some(*retry_after_secs),
+            _ => None,
+        }
     }
 
     /// Shorthand for a validation error.
@@ -117,13 +149,17 @@ impl From<CommandError<DomainError>> for ApiError {
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
+        if e.is_unavailable() {
+            tracing::warn!(error = %e, cause = ?std::error::Error::source(&e), "database unavailable");
+            return Self::database_unavailable();
+        }
         Self::internal(e)
     }
 }
 
 impl From<sqlx::Error> for ApiError {
     fn from(e: sqlx::Error) -> Self {
-        Self::internal(e)
+        StoreError::from(e).into()
     }
 }
 
@@ -138,10 +174,7 @@ impl From<ApiError> for async_graphql::Error {
             ApiError::Validation { field, .. } => Some(field.clone()),
             _ => None,
         };
-        let retry_after = match &e {
-            ApiError::RateLimited { retry_after_secs } => Some(*retry_after_secs),
-            _ => None,
-        };
+        let retry_after = e.retry_after();
         async_graphql::Error::new(e.message()).extend_with(|_, ext| {
             ext.set("code", code);
             if let Some(field) = &field {
@@ -156,6 +189,9 @@ impl From<ApiError> for async_graphql::Error {
         })
     }
 }
+
+/// What a caller is told to wait when the database does not answer.
+pub const DATABASE_RETRY_AFTER_SECS: u64 = 2;
 
 /// Result of a resolver.
 pub type ApiResult<T> = Result<T, ApiError>;

@@ -207,11 +207,7 @@ pub async fn graphql(
         Ok(caller) => caller,
         Err(error) => {
             tracing::error!(error = ?error, "session lookup failed");
-            return (
-                StatusCode::SERVICE_UNAVAILABLE,
-                Json(json!({"error": {"code": "INTERNAL", "message": "try again"}})),
-            )
-                .into_response();
+            return crate::http::rest_error(&error);
         }
     };
     let request = request
@@ -235,5 +231,22 @@ fn finish(mut response: async_graphql::Response) -> Response {
             extensions.set("code", "VALIDATION");
         }
     }
-    GraphQLResponse::from(response).into_response()
+    // Nothing answered because something Herald depends on (its database)
+    // did not: a 503 with Retry-After, so proxies and clients back off.
+    let retry_after = response.data == async_graphql::Value::Null
+        && response.errors.iter().any(|e| {
+            e.extensions
+                .as_ref()
+                .and_then(|x| x.get("code"))
+                .is_some_and(|c| *c == async_graphql::Value::from("UNAVAILABLE"))
+        });
+    let mut http = GraphQLResponse::from(response).into_response();
+    if retry_after {
+        *http.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+        http.headers_mut().insert(
+            header::RETRY_AFTER,
+            axum::http::HeaderValue::from(crate::error::DATABASE_RETRY_AFTER_SECS),
+        );
+    }
+    http
 }

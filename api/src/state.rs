@@ -93,9 +93,11 @@ impl AppState {
         public_url: String,
         accounts: workers::accounts::Accounts,
         media_store: workers::media::MediaStore,
+        node_id: Option<String>,
     ) -> Self {
         let hub = Hub::new();
-        let projectors = workers::projectors(db.clone(), &keyring, &public_url, hub.clone());
+        let projectors =
+            workers::projectors(db.clone(), &keyring, &public_url, hub.clone()).on_node(node_id);
         let appended = projectors.appended.clone();
         Self {
             displays: Repository::new(&db, appended.clone()),
@@ -181,9 +183,33 @@ impl AppState {
         A: Aggregate<Services = (), Error = DomainError>,
         A::Command: Clone,
     {
-        let committed = match target {
-            Target::New(id) => repo.create(&id.to_string(), command, metadata).await?,
-            Target::Existing(id) => repo.execute(&id.to_string(), command, metadata).await?,
+        // Within a request sent with an Idempotency-Key, each command has
+        // an id of its own and is applied at most once.
+        let once = crate::http::idempotency::command_id();
+        let keyed;
+        let metadata = match once {
+            Some(command_id) => {
+                keyed = EventMetadata {
+                    causation_id: command_id,
+                    ..metadata.clone()
+                };
+                &keyed
+            }
+            None => metadata,
+        };
+        let committed = match (target, once) {
+            (Target::New(id), None) => repo.create(&id.to_string(), command, metadata).await?,
+            (Target::Existing(id), None) => {
+                repo.execute(&id.to_string(), command, metadata).await?
+            }
+            (Target::New(id), Some(_)) => {
+                repo.execute_once(&id.to_string(), command, metadata, true)
+                    .await?
+            }
+            (Target::Existing(id), Some(_)) => {
+                repo.execute_once(&id.to_string(), command, metadata, false)
+                    .await?
+            }
         };
         self.settle(&committed).await?;
         Ok(committed)

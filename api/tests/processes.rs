@@ -111,12 +111,21 @@ fn a_bad_setting_stops_the_start_with_a_message_that_names_it() {
 fn start(mode: &str, port: u16) -> (Child, mpsc::Receiver<String>) {
     let dir = workdir();
     let db = format!("sqlite://{}", dir.join("herald.db").display());
+    start_in(&dir, &db, mode, port)
+}
+
+/// Starts `herald MODE` in `dir` on database `db` with JSON logs, and
+/// forwards its log lines.
+fn start_in(dir: &Path, db: &str, mode: &str, port: u16) -> (Child, mpsc::Receiver<String>) {
+    use secrecy::ExposeSecret;
     let listen = format!("127.0.0.1:{port}");
+    let master_key = test_support::test_master_key();
     let mut child = herald(
-        &dir,
+        dir,
         &[mode],
         &[
-            ("DATABASE_URL", db.as_str()),
+            ("DATABASE_URL", db),
+            ("HERALD_MASTER_KEY", master_key.expose_secret()),
             ("HERALD_LISTEN", listen.as_str()),
             ("HERALD_LOG_FORMAT", "json"),
             ("RUST_LOG", "info"),
@@ -233,4 +242,61 @@ fn sigterm_stops_every_mode_cleanly_in_time_and_logs_each_task() {
             );
         }
     }
+}
+
+/// A crash restart: `herald serve` is SIGKILLed while it holds every
+/// projection lease, and a new process on the same database answers its
+/// first mutation (which waits for the read models) within a second,
+/// instead of waiting out the dead process's leases.
+async fn a_restart_after_sigkill_answers_its_first_mutation_within_a_second(db: &str) {
+    let dir = workdir();
+    let port = free_port();
+    let (mut first, lines) = start_in(&dir, db, "serve", port);
+    wait_for(
+        &lines,
+        "herald listening",
+        Duration::from_secs(60),
+        &mut Vec::new(),
+    );
+    let api = test_support::ApiClient::new(format!("http://127.0.0.1:{port}"));
+    let (token, _) = api.sign_up("Crash Ltd", "owner@crash.example.org").await;
+    api.create_campaign(&token, "before the crash").await;
+    first.kill().unwrap();
+    first.wait().unwrap();
+
+    let port = free_port();
+    let (mut second, lines) = start_in(&dir, db, "serve", port);
+    let mut seen = Vec::new();
+    wait_for(
+        &lines,
+        "herald listening",
+        Duration::from_secs(60),
+        &mut seen,
+    );
+    let api = test_support::ApiClient::new(format!("http://127.0.0.1:{port}"));
+    let started = Instant::now();
+    api.create_campaign(&token, "after the crash").await;
+    let took = started.elapsed();
+    second.kill().unwrap();
+    while let Ok(line) = lines.recv_timeout(Duration::from_millis(200)) {
+        seen.push(line);
+    }
+    assert!(
+        took < Duration::from_secs(1),
+        "the first mutation after the restart took {took:?}:\n{}",
+        seen.join("\n")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_restart_after_sigkill_takes_the_dead_process_leases_at_once() {
+    let dir = workdir();
+    let db = format!("sqlite://{}", dir.join("herald.db").display());
+    a_restart_after_sigkill_answers_its_first_mutation_within_a_second(&db).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_restart_after_sigkill_takes_the_dead_process_leases_at_once() {
+    let db = test_support::fresh_postgres().await;
+    a_restart_after_sigkill_answers_its_first_mutation_within_a_second(&db).await;
 }

@@ -38,6 +38,49 @@ pub enum StoreError {
     ReplayApplier(#[source] tokio::task::JoinError),
 }
 
+impl StoreError {
+    /// Whether the database could not be reached (a dropped connection, a
+    /// server shutting down or starting, no connection free in time, a
+    /// SQLite file locked past its busy timeout): the caller may retry
+    /// later, nothing is wrong with the request.
+    pub fn is_unavailable(&self) -> bool {
+        let mut next: Option<&(dyn std::error::Error + 'static)> = Some(self);
+        while let Some(error) = next {
+            if let Some(sqlx) = error.downcast_ref::<sqlx::Error>() {
+                return unreachable_database(sqlx);
+            }
+            next = error.source();
+        }
+        false
+    }
+}
+
+/// See [`StoreError::is_unavailable`].
+pub fn unreachable_database(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(e) => match e.code().as_deref() {
+            // PostgreSQL: connection exceptions (class 08), shutting down
+            // or starting up (57P01–57P03), out of connections (53300).
+            Some(code) if code.starts_with("08") => true,
+            Some("57P01" | "57P02" | "57P03" | "53300") => true,
+            // SQLite: SQLITE_BUSY and SQLITE_LOCKED (and their extended
+            // codes, never five characters long as SQLSTATEs are) once the
+            // busy timeout ran out.
+            Some(code) if code.len() < 5 => {
+                matches!(code.parse::<i32>().map(|c| c & 0xff), Ok(5 | 6))
+            }
+            Some(_) => false,
+            None => false,
+        },
+        _ => false,
+    }
+}
+
 /// Errors of the crypto layer (never carrying key material or plaintext).
 #[derive(Debug, thiserror::Error)]
 pub enum CryptoError {

@@ -7,13 +7,14 @@
 
 pub mod client;
 pub mod hardening;
+pub mod idempotency;
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use axum::Json;
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use metrics_exporter_prometheus::PrometheusHandle;
@@ -26,6 +27,9 @@ use crate::state::AppState;
 
 /// Readiness fails when a projection is this many events behind.
 pub const MAX_READY_LAG: i64 = 10_000;
+
+/// `/ready` answers within this even while the database does not.
+pub const READY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// State of the HTTP routes.
 #[derive(Clone)]
@@ -60,25 +64,41 @@ pub async fn health() -> Json<serde_json::Value> {
     Json(json!({"status": "ok"}))
 }
 
-/// `GET /ready`: the database answers and projections are within lag.
+/// `GET /ready`: the database answers, the read models have caught up on
+/// the log as it was when the process started, and they are within lag.
+/// Answers within [`READY_TIMEOUT`] even when the database does not.
 pub async fn ready(State(http): State<Http>) -> Response {
-    let db = http.state.db.ping().await;
-    let lag = http.state.projectors.lag().await;
-    match (db, lag) {
-        (Ok(()), Ok(lag)) if lag <= MAX_READY_LAG => {
-            Json(json!({"status": "ready", "database": "ok", "projectorLag": lag})).into_response()
-        }
-        (Ok(()), Ok(lag)) => (
+    let unavailable = |database: &str| {
+        (
             StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"status": "lagging", "database": "ok", "projectorLag": lag})),
+            Json(json!({"status": "unavailable", "database": database})),
         )
-            .into_response(),
-        _ => (
+            .into_response()
+    };
+    let state = &http.state;
+    let checks = async {
+        state.db.ping().await?;
+        let caught_up = state.projectors.caught_up().await?;
+        let lag = state.projectors.lag().await?;
+        Ok::<_, projections::StoreError>((caught_up, lag))
+    };
+    let (status, body) = match tokio::time::timeout(READY_TIMEOUT, checks).await {
+        Err(_) => return unavailable("timeout"),
+        Ok(Err(_)) => return unavailable("unreachable"),
+        Ok(Ok((false, lag))) => (
             StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"status": "unavailable", "database": "unreachable"})),
-        )
-            .into_response(),
-    }
+            json!({"status": "catching up", "database": "ok", "projectorLag": lag}),
+        ),
+        Ok(Ok((true, lag))) if lag > MAX_READY_LAG => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            json!({"status": "lagging", "database": "ok", "projectorLag": lag}),
+        ),
+        Ok(Ok((true, lag))) => (
+            StatusCode::OK,
+            json!({"status": "ready", "database": "ok", "projectorLag": lag}),
+        ),
+    };
+    (status, Json(body)).into_response()
 }
 
 /// `GET /metrics`: Prometheus text format.
@@ -143,7 +163,17 @@ pub fn rest_error(e: &ApiError) -> Response {
     if let ApiError::Validation { field, .. } = e {
         body["field"] = json!(field);
     }
-    (status, Json(json!({ "error": body }))).into_response()
+    let retry_after = e.retry_after();
+    if let Some(seconds) = retry_after {
+        body["retryAfter"] = json!(seconds);
+    }
+    let mut response = (status, Json(json!({ "error": body }))).into_response();
+    if let Some(seconds) = retry_after {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+    }
+    response
 }
 
 /// The caller of a REST route, allowed to perform `action`; otherwise the

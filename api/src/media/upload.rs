@@ -46,12 +46,12 @@ pub async fn store_upload(
         ApiError::invalid(field, "not an image Bluesky shows (PNG, JPEG, WebP or GIF)")
     })?;
     facts.check(field)?;
-    let id = Uuid::now_v7();
+    let id = crate::http::idempotency::new_id();
     let key = format!("{}/{id}", principal.tenant_id);
     if let Err(error) = state.media_store.put(&key, bytes).await {
         tracing::error!(%error, "storing an upload failed");
-        return Err(ApiError::Unavailable(
-            "the media store is unavailable; try again".into(),
+        return Err(ApiError::platform_unavailable(
+            "the media store is unavailable; try again",
         ));
     }
     let filename: String = filename

@@ -16,6 +16,10 @@ use super::secret;
 pub struct Settings {
     /// Directory for files Herald keeps besides the database.
     pub data_dir: PathBuf,
+    /// Names this process for its leases. Give each process its own and keep
+    /// it across restarts (a StatefulSet pod name): a restart then takes its
+    /// predecessor's leases at once, even on another host.
+    pub node_id: Option<String>,
     pub database: DatabaseSettings,
     pub http: HttpSettings,
     pub identity: IdentitySettings,
@@ -128,6 +132,7 @@ impl Default for Settings {
     fn default() -> Self {
         Self {
             data_dir: PathBuf::from("data"),
+            node_id: None,
             database: DatabaseSettings::default(),
             http: HttpSettings::default(),
             identity: IdentitySettings::default(),

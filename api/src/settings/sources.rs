@@ -69,6 +69,13 @@ pub const SETTINGS: &[Setting] = &[
         "Directory for files Herald keeps besides the database",
     ),
     setting(
+        "node_id",
+        "HERALD_NODE_ID",
+        "node-id",
+        One,
+        "This process's node id, unique per process and kept across restarts",
+    ),
+    setting(
         "database.url",
         "DATABASE_URL",
         "database-url",

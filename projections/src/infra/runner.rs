@@ -10,8 +10,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use sqlx::AnyConnection;
 use tokio::sync::watch;
-use uuid::Uuid;
 
+use crate::infra::process::ProcessIdentity;
 use crate::{Database, GlobalLog, Position, StoreError, StoredEvent};
 
 /// How long a lease lasts without renewal.
@@ -55,6 +55,9 @@ pub struct Projector {
     log: GlobalLog,
     projection: Arc<dyn Projection>,
     owner: String,
+    /// The process behind `owner`, when it is a real one: then a lease held
+    /// by a process that is provably gone is taken at once.
+    identity: Option<Arc<ProcessIdentity>>,
     batch_size: i64,
     lease: Duration,
 }
@@ -67,8 +70,21 @@ impl Projector {
             db,
             projection,
             owner,
+            identity: None,
             batch_size: 1000,
             lease: LEASE,
+        }
+    }
+
+    /// A runner for `projection` owned by this process, `identity`.
+    pub fn owned_by(
+        db: Database,
+        projection: Arc<dyn Projection>,
+        identity: Arc<ProcessIdentity>,
+    ) -> Self {
+        Self {
+            identity: Some(identity.clone()),
+            ..Self::new(db, projection, identity.tag())
         }
     }
 
@@ -100,21 +116,59 @@ impl Projector {
         Ok(())
     }
 
-    /// Takes or renews the lease; `true` if this runner holds it now.
+    /// Takes or renews the lease; `true` if this runner holds it now. A
+    /// lease held by a process that is provably gone (see [`process`]) is
+    /// taken at once; any other holder keeps it until it expires.
+    ///
+    /// [`process`]: crate::infra::process
     pub async fn acquire_lease(&self) -> Result<bool, StoreError> {
         self.ensure_row().await?;
         let now = now_micros();
+        let until = now + self.lease.as_micros() as i64;
         let done = sqlx::query(
             "UPDATE projection_checkpoints SET lease_owner = $1, lease_until = $2
               WHERE name = $3 AND (lease_owner = $1 OR lease_owner IS NULL OR lease_until < $4)",
         )
         .bind(&self.owner)
-        .bind(now + self.lease.as_micros() as i64)
+        .bind(until)
         .bind(self.name())
         .bind(now)
         .execute(&self.db.any)
         .await?;
-        Ok(done.rows_affected() == 1)
+        if done.rows_affected() == 1 {
+            return Ok(true);
+        }
+        let Some(identity) = &self.identity else {
+            return Ok(false);
+        };
+        let holder: Option<(Option<String>,)> =
+            sqlx::query_as("SELECT lease_owner FROM projection_checkpoints WHERE name = $1")
+                .bind(self.name())
+                .fetch_optional(&self.db.any)
+                .await?;
+        let Some(holder) = holder.and_then(|(owner,)| owner) else {
+            return Ok(false);
+        };
+        if !identity.outlived(&holder) {
+            return Ok(false);
+        }
+        // Compare and swap: only the gone holder's lease is taken.
+        let taken = sqlx::query(
+            "UPDATE projection_checkpoints SET lease_owner = $1, lease_until = $2
+              WHERE name = $3 AND lease_owner = $4",
+        )
+        .bind(&self.owner)
+        .bind(until)
+        .bind(self.name())
+        .bind(&holder)
+        .execute(&self.db.any)
+        .await?
+        .rows_affected()
+            == 1;
+        if taken {
+            tracing::info!(projection = self.name(), previous = %holder, "took over the lease of a process that is gone");
+        }
+        Ok(taken)
     }
 
     /// Gives the lease up so another process can take over at once.
@@ -310,7 +364,11 @@ async fn checkpoint(db: &Database, name: &str) -> Result<Position, StoreError> {
 pub struct Projectors {
     db: Database,
     projections: Vec<Arc<dyn Projection>>,
-    owner: String,
+    identity: Arc<ProcessIdentity>,
+    /// The log's head when this process first asked [`Projectors::caught_up`].
+    start_head: Arc<tokio::sync::OnceCell<i64>>,
+    /// Set once every projection reached `start_head`.
+    caught_up: Arc<std::sync::atomic::AtomicBool>,
     /// Bumped by repositories after each commit.
     pub appended: Arc<watch::Sender<u64>>,
     /// Bumped by local runners after each applied batch.
@@ -324,11 +382,25 @@ impl Projectors {
     pub fn of(db: Database, projections: Vec<Arc<dyn Projection>>) -> Self {
         Self {
             projections,
-            owner: format!("{}:{}", std::process::id(), Uuid::new_v4()),
+            identity: Arc::new(ProcessIdentity::current(None)),
+            start_head: Arc::default(),
+            caught_up: Arc::default(),
             appended: Arc::new(watch::channel(0).0),
             advanced: Arc::new(watch::channel(0).0),
             db,
         }
+    }
+
+    /// Names this process's node (`HERALD_NODE_ID`): a fresh start under
+    /// the same node id takes the previous start's leases at once.
+    pub fn on_node(mut self, node: Option<String>) -> Self {
+        self.identity = Arc::new(ProcessIdentity::current(node));
+        self
+    }
+
+    /// This process, as its leases name it.
+    pub fn identity(&self) -> &ProcessIdentity {
+        &self.identity
     }
 
     /// Adds a projection (process managers fed from the log, such as the
@@ -349,7 +421,7 @@ impl Projectors {
             .projections
             .iter()
             .filter(|p| only.is_none_or(|n| n == p.name()))
-            .map(|p| Projector::new(self.db.clone(), p.clone(), self.owner.clone()))
+            .map(|p| Projector::owned_by(self.db.clone(), p.clone(), self.identity.clone()))
             .collect();
         if chosen.is_empty() {
             return Err(StoreError::UnknownProjection {
@@ -373,6 +445,29 @@ impl Projectors {
                 ))
             })
             .collect()
+    }
+
+    /// Whether every projection has applied the log as it stood when this
+    /// process first asked (ask once at start to pin that point): until
+    /// then the read models are still catching up on what happened while
+    /// the process was down. Stays true once it was.
+    pub async fn caught_up(&self) -> Result<bool, StoreError> {
+        use std::sync::atomic::Ordering;
+        if self.caught_up.load(Ordering::Acquire) {
+            return Ok(true);
+        }
+        let target = *self
+            .start_head
+            .get_or_try_init(|| {
+                let log = GlobalLog::new(self.db.clone());
+                async move { log.head().await }
+            })
+            .await?;
+        let done = self.min_checkpoint().await?.seq >= target;
+        if done {
+            self.caught_up.store(true, Ordering::Release);
+        }
+        Ok(done)
     }
 
     /// The lowest checkpoint over all projections.

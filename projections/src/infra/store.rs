@@ -353,7 +353,7 @@ where
         command: A::Command,
         metadata: &EventMetadata,
     ) -> Result<Committed, CommandError<A::Error>> {
-        self.run(id, command, metadata, false).await
+        self.run(id, command, metadata, false, false).await
     }
 
     /// Like [`Repository::execute`], for an id the caller has just generated:
@@ -367,7 +367,42 @@ where
         command: A::Command,
         metadata: &EventMetadata,
     ) -> Result<Committed, CommandError<A::Error>> {
-        self.run(id, command, metadata, true).await
+        self.run(id, command, metadata, true, false).await
+    }
+
+    /// Like [`Repository::execute`] (or [`Repository::create`] when
+    /// `fresh`), applied at most once: `metadata.causation_id` names this
+    /// command uniquely, and when the aggregate already holds events caused
+    /// by it (an earlier attempt committed, its answer was lost) those are
+    /// what this returns, and nothing is appended.
+    #[tracing::instrument(level = "debug", skip_all, fields(aggregate = A::TYPE, aggregate_id = id, tenant = %metadata.tenant_id))]
+    pub async fn execute_once(
+        &self,
+        id: &str,
+        command: A::Command,
+        metadata: &EventMetadata,
+        fresh: bool,
+    ) -> Result<Committed, CommandError<A::Error>> {
+        self.run(id, command, metadata, fresh, true).await
+    }
+
+    /// The last event of aggregate `id` caused by command `causation`.
+    async fn applied(&self, id: &str, causation: uuid::Uuid) -> Result<Option<i64>, StoreError> {
+        let causation_of = if self.db.is_postgres() {
+            "metadata->>'causation_id'"
+        } else {
+            "json_extract(metadata, '$.causation_id')"
+        };
+        let (sequence,): (Option<i64>,) = sqlx::query_as(&format!(
+            "SELECT MAX(sequence) FROM events
+              WHERE aggregate_type = $1 AND aggregate_id = $2 AND {causation_of} = $3"
+        ))
+        .bind(A::TYPE)
+        .bind(id)
+        .bind(causation.to_string())
+        .fetch_one(&self.db.any)
+        .await?;
+        Ok(sequence)
     }
 
     async fn run(
@@ -376,9 +411,10 @@ where
         command: A::Command,
         metadata: &EventMetadata,
         fresh: bool,
+        once: bool,
     ) -> Result<Committed, CommandError<A::Error>> {
         let started = std::time::Instant::now();
-        let result = self.execute_inner(id, command, metadata, fresh).await;
+        let result = self.execute_inner(id, command, metadata, fresh, once).await;
         // Rejections and conflicts are the caller's business; only store
         // failures are errors of ours.
         let outcome = match &result {
@@ -403,6 +439,7 @@ where
         command: A::Command,
         metadata: &EventMetadata,
         fresh: bool,
+        once: bool,
     ) -> Result<Committed, CommandError<A::Error>> {
         let map = metadata.to_map();
         for attempt in 0..=MAX_CONFLICT_RETRIES {
@@ -414,6 +451,13 @@ where
                     current_snapshot: None,
                 }
             } else {
+                if once && let Some(sequence) = self.applied(id, metadata.causation_id).await? {
+                    return Ok(Committed {
+                        aggregate_type: A::TYPE,
+                        aggregate_id: id.to_string(),
+                        last_sequence: Some(sequence),
+                    });
+                }
                 self.load_context(id).await?
             };
             let sink = EventSink::default();

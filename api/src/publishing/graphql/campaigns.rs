@@ -4,7 +4,6 @@ use async_graphql::{Context, ID, InputObject, Object};
 use chrono::NaiveDate;
 use domain::access::Action;
 use domain::campaign::{CampaignCommand, CampaignSettings};
-use uuid::Uuid;
 
 use super::objects::{Campaign, CampaignConnection, campaign_by_id};
 use crate::error::ApiResult;
@@ -104,7 +103,7 @@ impl CampaignMutation {
         let settings = input.parse()?;
         self.change(
             ctx,
-            &ID(Uuid::now_v7().to_string()),
+            &ID(crate::http::idempotency::new_id().to_string()),
             CampaignCommand::Create(settings),
         )
         .await

@@ -136,10 +136,9 @@ pub(crate) fn account_error(error: AccountError) -> ApiError {
                 field: "handle".into(),
                 message: format!("cannot use this account: {}", e.message),
             },
-            ErrorKind::Transient | ErrorKind::RateLimited => ApiError::Unavailable(format!(
-                "Bluesky could not be reached: {}; try again",
-                e.message
-            )),
+            ErrorKind::Transient | ErrorKind::RateLimited => ApiError::platform_unavailable(
+                format!("Bluesky could not be reached: {}; try again", e.message),
+            ),
         },
     }
 }

@@ -3,7 +3,6 @@
 use async_graphql::{Context, ID, Object, SimpleObject};
 use domain::access::Action;
 use domain::signage::CategoryCommand;
-use uuid::Uuid;
 
 use super::support::{Target, content, execute, id};
 use crate::error::ApiResult;
@@ -51,7 +50,7 @@ impl CategoryMutation {
         name: String,
     ) -> ApiResult<NoticeCategory> {
         let p = principal(ctx, Action::ManageSignage)?;
-        let category = Uuid::now_v7();
+        let category = crate::http::idempotency::new_id();
         execute(
             ctx,
             p,

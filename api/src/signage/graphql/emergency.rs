@@ -8,7 +8,6 @@ use chrono::{DateTime, Utc};
 use domain::access::Action;
 use domain::manifest::ActiveEmergency;
 use domain::signage::{EmergencyCommand, Severity as DomainSeverity};
-use uuid::Uuid;
 
 use super::support::{Removed, Target, check_group, check_media, content, execute, id, opt_id};
 use crate::error::{ApiError, ApiResult};
@@ -98,7 +97,7 @@ impl EmergencyMutation {
         }
         let media = opt_id(&input.media_id, "mediaId")?;
         check_media(ctx, p, media).await?;
-        let emergency = Uuid::now_v7();
+        let emergency = crate::http::idempotency::new_id();
         execute(
             ctx,
             p,

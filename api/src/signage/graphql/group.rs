@@ -89,7 +89,7 @@ impl GroupMutation {
         if let Some(pl) = playlist {
             check_playlist(&s, pl)?;
         }
-        let group = Uuid::now_v7();
+        let group = crate::http::idempotency::new_id();
         execute(
             ctx,
             p,

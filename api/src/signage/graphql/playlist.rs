@@ -112,7 +112,7 @@ impl PlaylistMutation {
     ) -> ApiResult<Playlist> {
         let p = principal(ctx, Action::ManageSignage)?;
         let items = playlist_items(&content(ctx, p).await?, input.items)?;
-        let playlist = Uuid::now_v7();
+        let playlist = crate::http::idempotency::new_id();
         execute(
             ctx,
             p,

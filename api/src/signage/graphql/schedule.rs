@@ -6,7 +6,6 @@ use chrono::{NaiveDate, NaiveTime, Weekday as ChronoWeekday};
 use domain::access::Action;
 use domain::manifest::{Daypart, ScheduleSpec};
 use domain::signage::{ScheduleCommand, targets};
-use uuid::Uuid;
 
 use super::display::display_of;
 use super::support::{Removed, Target, check_group, check_playlist, content, execute, id};
@@ -163,7 +162,7 @@ impl ScheduleMutation {
                 )?)
             })
             .collect::<ApiResult<Vec<_>>>()?;
-        let schedule_id = Uuid::now_v7();
+        let schedule_id = crate::http::idempotency::new_id();
         let schedule = ScheduleSpec {
             id: schedule_id,
             name: input.name.trim().to_string(),
