@@ -6,6 +6,8 @@
 
 #![allow(dead_code)]
 
+pub mod cluster;
+
 use std::collections::HashMap;
 use std::process::Stdio;
 use std::time::Duration;
@@ -20,6 +22,7 @@ use test_support::peer::Peer;
 use tokio::process::{Child, Command};
 use uuid::Uuid;
 
+#[allow(unused_imports)] // not every test binary publishes
 pub use test_support::peer::peer;
 
 /// Settings every process of one deployment shares.
