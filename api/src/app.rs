@@ -230,19 +230,17 @@ impl Application {
             tracing::info!(%address, ?mode, "herald listening");
             let mut stop = tasks.shutdown();
             let hub = state.hub.clone();
-            // With the peer address, for per-IP rate limits.
-            let service = router.into_make_service_with_connect_info::<SocketAddr>();
-            tasks.spawn("http server", async move {
-                axum::serve(listener, service)
-                    .with_graceful_shutdown(async move {
-                        let _ = stop.wait_for(|s| *s).await;
-                        // Open event streams are responses in progress: end
-                        // them, or the graceful shutdown waits for them.
-                        hub.close();
-                    })
-                    .await
-                    .context("HTTP server failed")
-            });
+            let limits = settings.connection_limits();
+            let stopped = async move {
+                let _ = stop.wait_for(|s| *s).await;
+                // Open event streams are responses in progress: end them,
+                // or the graceful shutdown waits for them.
+                hub.close();
+            };
+            tasks.spawn_infallible(
+                "http server",
+                http::server::serve(listener, router, limits, stopped),
+            );
         } else {
             tracing::info!(?mode, "herald working");
         }

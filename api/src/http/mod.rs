@@ -3,10 +3,12 @@
 //! and Prometheus metrics, and the middleware every request passes (latency
 //! metrics, JSON bodies for bare error statuses). `client` reads the
 //! caller's address and user agent; `hardening` sets security headers and
-//! CORS. The GraphQL endpoint is `crate::schema`.
+//! CORS; `server` accepts connections and closes the ones a client holds
+//! without using them. The GraphQL endpoint is `crate::schema`.
 
 pub mod client;
 pub mod hardening;
+pub mod server;
 
 use std::sync::Arc;
 use std::time::Instant;

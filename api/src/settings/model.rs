@@ -51,6 +51,13 @@ pub struct HttpSettings {
     pub trust_proxy: bool,
     /// Origins allowed to call the API from a browser.
     pub cors_origins: Vec<String>,
+    /// Seconds a client has to send a request's head (request line and
+    /// headers), from its first byte, or from accepting a new connection.
+    pub header_read_timeout_seconds: u64,
+    /// Seconds a kept-alive connection may wait for its next request.
+    pub idle_timeout_seconds: u64,
+    /// Open connections allowed per client (TCP peer) address.
+    pub max_connections_per_ip: usize,
 }
 
 /// Sign-in and the keys that seal personal data.
@@ -157,6 +164,9 @@ impl Default for HttpSettings {
             public_url: None,
             trust_proxy: false,
             cors_origins: Vec::new(),
+            header_read_timeout_seconds: 10,
+            idle_timeout_seconds: 60,
+            max_connections_per_ip: 256,
         }
     }
 }
@@ -265,6 +275,16 @@ impl Settings {
             self.media.url.as_deref(),
             &self.data_dir,
         )?)
+    }
+
+    /// What an HTTP connection may cost the server (each at least 1).
+    pub fn connection_limits(&self) -> crate::http::server::Limits {
+        let h = &self.http;
+        crate::http::server::Limits {
+            header_read: std::time::Duration::from_secs(h.header_read_timeout_seconds.max(1)),
+            idle: std::time::Duration::from_secs(h.idle_timeout_seconds.max(1)),
+            per_ip: h.max_connections_per_ip.max(1),
+        }
     }
 
     /// How the publish scheduler runs.
