@@ -286,11 +286,11 @@ fn router(settings: &Settings, state: Arc<AppState>) -> Router {
             // GraphQL takes uploads too: its limit depends on the body's type.
             .merge(
                 Router::new()
-                    .route("/graphql", get(schema::graphiql).post(schema::graphql))
+                    .route("/graphql", get(schema::graphql_get).post(schema::graphql))
                     .with_state(endpoint.clone())
                     .layer(axum::middleware::from_fn_with_state(
                         endpoint,
-                        schema::graphql_body_limit,
+                        schema::graphql_guard,
                     )),
             )
             // Uploads have their own, larger limit.

@@ -9,7 +9,10 @@
 //!   the idle timeout;
 //! - one client address (the TCP peer, proxies notwithstanding) holds at
 //!   most a fixed number of open connections; a connection beyond them gets
-//!   a 429 and is closed.
+//!   a 429 and is closed;
+//! - a request line longer than [`MAX_REQUEST_LINE`] gets a 414 (hyper's
+//!   own answer, past 64 KiB, has no body; this one has the JSON error
+//!   every other refusal has).
 //!
 //! While a request is being served, including a response that streams (a
 //! display's event stream), neither timeout runs: the connection is busy,
@@ -28,7 +31,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::{Body, Bytes, HttpBody};
 use axum::extract::ConnectInfo;
-use axum::http::Request;
+use axum::http::{Request, StatusCode};
 use hyper::body::{Frame, Incoming, SizeHint};
 use hyper::server::conn::http1;
 use hyper_util::rt::TokioIo;
@@ -37,6 +40,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, watch};
 use tokio::time::Instant;
 use tower_service::Service as _;
+
+use crate::http::hardening::API_CSP;
 
 /// What a connection may cost the server.
 #[derive(Debug, Clone, Copy)]
@@ -49,15 +54,50 @@ pub struct Limits {
     pub per_ip: usize,
 }
 
+/// Longest request line (method, target and version) read; a longer one is
+/// answered 414 before hyper parses it.
+pub const MAX_REQUEST_LINE: usize = 16 * 1024;
+
+/// Most bytes of a refused request head read (and dropped) before the
+/// connection is closed: reading to its end lets the client see the answer
+/// (closing a socket with unread input resets it).
+const MAX_DISCARD: usize = 1024 * 1024;
+
+/// A complete error response, written to the socket directly where hyper
+/// does not answer: the JSON body of every other error, the security
+/// headers, and `connection: close`.
+fn raw_error(status: StatusCode, code: &str, message: &str, extra: &str) -> Vec<u8> {
+    let body = serde_json::json!({"error": {"code": code, "message": message}}).to_string();
+    format!(
+        "HTTP/1.1 {status}\r\ncontent-type: application/json\r\n\
+         content-security-policy: {API_CSP}\r\nx-content-type-options: nosniff\r\n\
+         x-frame-options: DENY\r\nreferrer-policy: no-referrer\r\n{extra}\
+         connection: close\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
 /// The answer to a connection over the per-address cap, written without
 /// waiting (a client that does not read it just does not get it).
-const OVER_CAP: &[u8] = b"HTTP/1.1 429 Too Many Requests\r\n\
-content-type: application/json\r\n\
-retry-after: 1\r\n\
-x-content-type-options: nosniff\r\n\
-connection: close\r\n\
-content-length: 89\r\n\r\n\
-{\"error\":{\"code\":\"RATE_LIMITED\",\"message\":\"too many open connections from this address\"}}";
+fn over_cap() -> Vec<u8> {
+    raw_error(
+        StatusCode::TOO_MANY_REQUESTS,
+        "RATE_LIMITED",
+        "too many open connections from this address",
+        "retry-after: 1\r\n",
+    )
+}
+
+/// The answer to a request line over [`MAX_REQUEST_LINE`].
+fn uri_too_long() -> Vec<u8> {
+    raw_error(
+        StatusCode::URI_TOO_LONG,
+        "URI_TOO_LONG",
+        &format!("the request line is longer than {MAX_REQUEST_LINE} bytes"),
+        "",
+    )
+}
 
 /// Serves `router` on `listener` until `shutdown` completes; then stops
 /// accepting, lets every connection finish its current response and
@@ -79,7 +119,7 @@ pub async fn serve(
         let Some(slot) = slots.take(peer.ip(), limits.per_ip) else {
             metrics::counter!("herald_http_connections_refused_total").increment(1);
             tracing::debug!(%peer, "connection over the per-address cap refused");
-            let _ = stream.try_write(OVER_CAP);
+            let _ = stream.try_write(&over_cap());
             continue;
         };
         tokio::spawn(connection(
@@ -111,6 +151,7 @@ async fn connection(
     let io = TokioIo::new(Watched {
         inner: stream,
         activity: activity.clone(),
+        refusing: None,
     });
     let service = hyper::service::service_fn({
         let activity = activity.clone();
@@ -180,6 +221,8 @@ struct Clock {
     served: bool,
     /// When the first byte of the next request head arrived.
     head_from: Option<Instant>,
+    /// Bytes of the next request's line read so far, until its end.
+    line: Option<usize>,
 }
 
 impl Activity {
@@ -190,6 +233,7 @@ impl Activity {
                 idle_since: Instant::now(),
                 served: false,
                 head_from: None,
+                line: None,
             }),
             changed: Notify::new(),
         }
@@ -215,13 +259,30 @@ impl Activity {
         }
     }
 
-    /// Bytes arrived: between requests, they start a head.
-    fn read(&self) {
+    /// `bytes` arrived: between requests, they start a head. Answers
+    /// whether they make its request line longer than [`MAX_REQUEST_LINE`].
+    fn read(&self, bytes: &[u8]) -> bool {
         let mut clock = self.clock();
-        if clock.busy == 0 && clock.head_from.is_none() {
+        if clock.busy > 0 {
+            return false;
+        }
+        if clock.head_from.is_none() {
             clock.head_from = Some(Instant::now());
-            drop(clock);
+            clock.line = Some(0);
             self.changed.notify_one();
+        }
+        let Some(so_far) = clock.line else {
+            return false;
+        };
+        match bytes.iter().position(|b| *b == b'\n') {
+            Some(end) => {
+                clock.line = None;
+                so_far + end > MAX_REQUEST_LINE
+            }
+            None => {
+                clock.line = Some(so_far + bytes.len());
+                so_far + bytes.len() > MAX_REQUEST_LINE
+            }
         }
     }
 }
@@ -235,6 +296,7 @@ impl Busy {
         let mut clock = activity.clock();
         clock.busy += 1;
         clock.head_from = None;
+        clock.line = None;
         clock.served = true;
         drop(clock);
         activity.changed.notify_one();
@@ -280,10 +342,56 @@ impl HttpBody for Tracked {
     }
 }
 
-/// The TCP stream, telling its connection's [`Activity`] when bytes arrive.
+/// The TCP stream, telling its connection's [`Activity`] when bytes arrive,
+/// and refusing a request line that is too long.
 struct Watched {
     inner: TcpStream,
     activity: Arc<Activity>,
+    /// After a refusal: the bytes dropped so far and the last three, to see
+    /// the head's end.
+    refusing: Option<(usize, [u8; 3])>,
+}
+
+impl Watched {
+    /// Reads and drops the rest of a refused head; then fails the read, so
+    /// hyper closes the connection.
+    fn discard(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let mut scratch = [0u8; 8192];
+        loop {
+            let Some((dropped, tail)) = self.refusing.as_mut() else {
+                return Poll::Ready(Ok(()));
+            };
+            if *dropped > MAX_DISCARD {
+                break;
+            }
+            let mut buf = ReadBuf::new(&mut scratch);
+            match Pin::new(&mut self.inner).poll_read(cx, &mut buf) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Ready(Ok(())) if buf.filled().is_empty() => break,
+                Poll::Ready(Ok(())) => {
+                    *dropped += buf.filled().len();
+                    if ends_head(tail, buf.filled()) {
+                        break;
+                    }
+                }
+            }
+        }
+        Poll::Ready(Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "request line too long",
+        )))
+    }
+}
+
+/// Whether `bytes`, following the three bytes `tail`, hold the blank line
+/// that ends a request head; updates `tail`.
+fn ends_head(tail: &mut [u8; 3], bytes: &[u8]) -> bool {
+    let mut window = Vec::with_capacity(tail.len() + bytes.len());
+    window.extend_from_slice(tail);
+    window.extend_from_slice(bytes);
+    tail.copy_from_slice(&window[window.len() - 3..]);
+    window.windows(4).any(|w| w == b"\r\n\r\n")
 }
 
 impl AsyncRead for Watched {
@@ -292,10 +400,20 @@ impl AsyncRead for Watched {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
+        if self.refusing.is_some() {
+            return self.discard(cx);
+        }
         let before = buf.filled().len();
         let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
-        if buf.filled().len() > before {
-            self.activity.read();
+        let read = &buf.filled()[before..];
+        if !read.is_empty() && self.activity.read(read) {
+            let mut tail = [0u8; 3];
+            let ended = ends_head(&mut tail, read);
+            // hyper never sees this head.
+            buf.set_filled(before);
+            let _ = self.inner.try_write(&uri_too_long());
+            self.refusing = Some((if ended { MAX_DISCARD + 1 } else { 0 }, tail));
+            return self.discard(cx);
         }
         polled
     }
@@ -374,14 +492,33 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_refusal_declares_its_length() {
-        let (head, body) = std::str::from_utf8(OVER_CAP)
-            .unwrap()
-            .split_once("\r\n\r\n")
-            .unwrap();
-        assert!(head.contains(&format!("content-length: {}", body.len())));
-        let json: serde_json::Value = serde_json::from_str(body).unwrap();
-        assert_eq!(json["error"]["code"], "RATE_LIMITED");
+    fn raw_refusals_declare_their_length_and_carry_a_json_error() {
+        for (answer, code) in [
+            (over_cap(), "RATE_LIMITED"),
+            (uri_too_long(), "URI_TOO_LONG"),
+        ] {
+            let answer = String::from_utf8(answer).unwrap();
+            let (head, body) = answer.split_once("\r\n\r\n").unwrap();
+            assert!(
+                head.contains(&format!("content-length: {}", body.len())),
+                "{head}"
+            );
+            let json: serde_json::Value = serde_json::from_str(body).unwrap();
+            assert_eq!(json["error"]["code"], code);
+        }
+    }
+
+    #[test]
+    fn the_end_of_a_head_is_found_across_reads() {
+        let mut tail = [0u8; 3];
+        assert!(!ends_head(&mut tail, b"GET /x HTTP/1.1\r\nHost: a\r"));
+        assert!(ends_head(&mut tail, b"\n\r\n"));
+        let mut tail = [0u8; 3];
+        assert!(ends_head(&mut tail, b"a\r\n\r\nb"));
+        let mut tail = [0u8; 3];
+        assert!(!ends_head(&mut tail, b"aaaa"));
+        assert!(!ends_head(&mut tail, b"\r\n"));
+        assert!(ends_head(&mut tail, b"\r\n"));
     }
 
     #[test]
