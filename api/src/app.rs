@@ -259,7 +259,8 @@ fn router(settings: &Settings, state: Arc<AppState>) -> Router {
     };
     let endpoint = Endpoint {
         http: http.clone(),
-        schema: schema::schema(state),
+        schema: schema::schema(state.clone()),
+        introspection: schema::introspection_schema(state),
     };
     Router::new()
             .route(

@@ -44,6 +44,13 @@ pub const MAX_DEPTH: usize = 10;
 /// connection counts its page size times the cost of one item.
 pub const MAX_COMPLEXITY: usize = 10_000;
 
+/// Deepest introspection-only query accepted (one whose top-level fields
+/// are all `__schema`, `__type` or `__typename`). The standard
+/// introspection query of graphql-js and graphql-core nests `ofType` eight
+/// or nine levels, 14–15 in all: over [`MAX_DEPTH`], yet it reads only the
+/// schema, whatever its depth.
+pub const INTROSPECTION_MAX_DEPTH: usize = 20;
+
 /// Herald's schema type.
 pub type HeraldSchema = Schema<Query, Mutation, EmptySubscription>;
 
@@ -75,18 +82,63 @@ pub struct Mutation(
 
 /// Builds the schema with its limits.
 pub fn schema(state: Arc<AppState>) -> HeraldSchema {
+    build(state, MAX_DEPTH)
+}
+
+/// The same schema with the depth limit of introspection-only queries,
+/// which [`execute`] sends there.
+pub fn introspection_schema(state: Arc<AppState>) -> HeraldSchema {
+    build(state, INTROSPECTION_MAX_DEPTH)
+}
+
+fn build(state: Arc<AppState>, max_depth: usize) -> HeraldSchema {
     Schema::build(Query::default(), Mutation::default(), EmptySubscription)
         .data(state)
-        .limit_depth(MAX_DEPTH)
+        .limit_depth(max_depth)
         .limit_complexity(MAX_COMPLEXITY)
         .finish()
 }
 
-/// State of `/graphql`: the routes' state and the schema.
+/// Whether `query` only introspects: every operation's top-level fields
+/// (through fragments too) are `__schema`, `__type` or `__typename`, so no
+/// resolver of Herald's own runs, however deep it goes.
+fn introspects_only(query: &str) -> bool {
+    use async_graphql::parser::types::{ExecutableDocument, Selection, SelectionSet};
+
+    fn only_meta(document: &ExecutableDocument, set: &SelectionSet, hops: usize) -> bool {
+        // Fragments spread in fragments: a cycle is invalid anyway.
+        hops < 8
+            && set.items.iter().all(|item| match &item.node {
+                Selection::Field(field) => field.node.name.node.starts_with("__"),
+                Selection::InlineFragment(inline) => {
+                    only_meta(document, &inline.node.selection_set.node, hops + 1)
+                }
+                Selection::FragmentSpread(spread) => document
+                    .fragments
+                    .get(&spread.node.fragment_name.node)
+                    .is_some_and(|f| only_meta(document, &f.node.selection_set.node, hops + 1)),
+            })
+    }
+
+    // Cheap first: most queries do not mention the schema at all.
+    if !query.contains("__schema") && !query.contains("__type") {
+        return false;
+    }
+    async_graphql::parser::parse_query(query).is_ok_and(|document| {
+        document.operations.iter().all(|(_, operation)| {
+            operation.node.ty == OperationType::Query
+                && only_meta(&document, &operation.node.selection_set.node, 0)
+        })
+    })
+}
+
+/// State of `/graphql`: the routes' state and the schema, built twice:
+/// with the ordinary limits, and with the introspection depth limit.
 #[derive(Clone)]
 pub struct Endpoint {
     pub http: Http,
     pub schema: HeraldSchema,
+    pub introspection: HeraldSchema,
 }
 
 /// `GET /graphql`: GraphiQL, with a CSP that lets its page load (the
@@ -318,7 +370,12 @@ async fn execute(
             headers,
             endpoint.http.trust_proxy,
         ));
-    finish(endpoint.schema.execute(request).await)
+    let schema = if introspects_only(&request.query) {
+        &endpoint.introspection
+    } else {
+        &endpoint.schema
+    };
+    finish(schema.execute(request).await)
 }
 
 /// Sends a GraphQL response. Resolver errors carry their code; what

@@ -462,3 +462,70 @@ async fn an_oversize_chunked_body_gets_a_json_413() {
         assert_eq!(code_of(&body), "PAYLOAD_TOO_LARGE", "{path}: {body}");
     }
 }
+
+/// The introspection query of graphql-js (`getIntrospectionQuery()`), which
+/// Schemathesis, GraphiQL and code generators send: its `TypeRef` fragment
+/// nests `ofType` eight levels deep, 14 fields in all.
+const INTROSPECTION_QUERY: &str = r#"
+query IntrospectionQuery {
+  __schema {
+    queryType { name }
+    mutationType { name }
+    subscriptionType { name }
+    types { ...FullType }
+    directives { name description locations args { ...InputValue } }
+  }
+}
+fragment FullType on __Type {
+  kind name description
+  fields(includeDeprecated: true) {
+    name description args { ...InputValue } type { ...TypeRef }
+    isDeprecated deprecationReason
+  }
+  inputFields { ...InputValue }
+  interfaces { ...TypeRef }
+  enumValues(includeDeprecated: true) { name description isDeprecated deprecationReason }
+  possibleTypes { ...TypeRef }
+}
+fragment InputValue on __InputValue {
+  name description type { ...TypeRef } defaultValue
+}
+fragment TypeRef on __Type {
+  kind name
+  ofType { kind name ofType { kind name ofType { kind name ofType { kind name
+    ofType { kind name ofType { kind name ofType { kind name ofType { kind name
+    } } } } } } } }
+}
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_standard_introspection_query_passes_the_depth_limit_and_nothing_else_does() {
+    let app = app(|_| {}).await;
+    let body = app.gql(None, INTROSPECTION_QUERY, json!({})).await;
+    assert!(body["errors"].is_null(), "{body}");
+    let types = body["data"]["__schema"]["types"].as_array().unwrap();
+    assert!(types.iter().any(|t| t["name"] == "Query"), "{body}");
+
+    // Data fields beside `__schema` get the ordinary limit.
+    let (token, _) = app.sign_up("Deep", "owner@deep.example.org").await;
+    let nested = "posts(first: 1) { edges { node { campaign { ".repeat(3);
+    let closed = " } } } }".repeat(3);
+    let mixed = format!("{{ __schema {{ queryType {{ name }} }} {nested}id{closed} }}");
+    let body = app.gql(Some(&token), &mixed, json!({})).await;
+    assert_eq!(error_code(&body), Some("VALIDATION"), "{body}");
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("nested too deep"),
+        "{body}"
+    );
+    // So does introspection nested past even its own, higher limit.
+    let deep_type = format!(
+        "{{ __type(name: \"Query\") {{ {}name{} }} }}",
+        "ofType { ".repeat(30),
+        " }".repeat(30)
+    );
+    let body = app.gql(None, &deep_type, json!({})).await;
+    assert_eq!(error_code(&body), Some("VALIDATION"), "{body}");
+}
