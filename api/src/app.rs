@@ -288,6 +288,7 @@ fn router(settings: &Settings, state: Arc<AppState>) -> Router {
             .merge(
                 Router::new()
                     .route("/graphql", get(schema::graphql_get).post(schema::graphql))
+                    .route("/graphql/assets/{name}", get(schema::graphiql::asset))
                     .with_state(endpoint.clone())
                     .layer(axum::middleware::from_fn_with_state(
                         endpoint,

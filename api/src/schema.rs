@@ -2,15 +2,15 @@
 //! and its HTTP endpoint `/graphql`: `POST` with a JSON body or, for
 //! uploads, `multipart/form-data` (any other body type is what a
 //! cross-origin form could send, so it is refused); `GET` runs a query given
-//! as `?query=` (never a mutation) and otherwise serves GraphiQL. Resolvers are thin: extract, authorize,
-//! build a command, execute it with metadata, read the result from a read
-//! model.
+//! as `?query=` (never a mutation) and otherwise serves GraphiQL
+//! (`graphiql`, its assets embedded). Resolvers are thin: extract,
+//! authorize, build a command, execute it with metadata, read the result
+//! from a read model.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use async_graphql::http::GraphiQLSource;
 use async_graphql::parser::types::OperationType;
 use async_graphql::{EmptySubscription, MergedObject, ParseRequestError, Schema, ServerError};
 use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
@@ -18,15 +18,16 @@ use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::middleware::Next;
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use http_body_util::{BodyExt as _, LengthLimitError, Limited};
 use serde_json::json;
 
+pub mod graphiql;
+
 use crate::audit::graphql::AuditQuery;
 use crate::graphql::uploads::forges_upload;
 use crate::http::client::ClientInfo;
-use crate::http::hardening::GRAPHIQL_CSP;
 use crate::http::{Correlation, Http, correlation, error_response};
 use crate::identity::graphql::{AccountMutation, AccountQuery, MemberMutation, MemberQuery};
 use crate::media::MAX_UPLOAD_BYTES;
@@ -139,15 +140,6 @@ pub struct Endpoint {
     pub http: Http,
     pub schema: HeraldSchema,
     pub introspection: HeraldSchema,
-}
-
-/// `GET /graphql`: GraphiQL, with a CSP that lets its page load (the
-/// hardening layer's API policy would block its scripts).
-pub async fn graphiql() -> impl IntoResponse {
-    (
-        [(header::CONTENT_SECURITY_POLICY, GRAPHIQL_CSP)],
-        Html(GraphiQLSource::build().endpoint("/graphql").finish()),
-    )
 }
 
 /// Whether a body is `multipart/*`: for `/graphql`, a request by the GraphQL
@@ -288,7 +280,7 @@ pub async fn graphql_get(
         .split('&')
         .any(|pair| pair.split('=').next() == Some("query"))
     {
-        return graphiql().await.into_response();
+        return graphiql::page();
     }
     let request = match async_graphql::http::parse_query_string(query) {
         Ok(request) => request,

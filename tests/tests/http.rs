@@ -111,10 +111,8 @@ async fn graphiql_keeps_its_own_content_security_policy() {
         .unwrap()
         .to_string();
     assert_ne!(csp, API_CSP);
-    assert!(
-        csp.contains("script-src 'unsafe-inline' https://unpkg.com"),
-        "{csp}"
-    );
+    assert!(csp.contains("script-src 'self';"), "{csp}");
+    assert!(!csp.contains("unpkg") && !csp.contains("https:"), "{csp}");
     assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
     assert_eq!(header(page.headers(), "x-frame-options"), Some("DENY"));
     assert_eq!(
@@ -528,4 +526,62 @@ async fn the_standard_introspection_query_passes_the_depth_limit_and_nothing_els
     );
     let body = app.gql(None, &deep_type, json!({})).await;
     assert_eq!(error_code(&body), Some("VALIDATION"), "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graphiql_loads_pinned_assets_from_herald_itself() {
+    let app = app(|_| {}).await;
+    let page = app
+        .client
+        .get(format!("{}/graphql", app.address))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        !page.contains("unpkg") && !page.contains("https://"),
+        "{page}"
+    );
+    let assets: Vec<&str> = page
+        .split(['"', '\''])
+        .filter(|s| s.starts_with("/graphql/assets/"))
+        .collect();
+    assert!(assets.len() >= 4, "{page}");
+    for asset in assets {
+        let response = app
+            .client
+            .get(format!("{}{asset}", app.address))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{asset}");
+        let content_type = header(response.headers(), "content-type").unwrap();
+        let expected = if asset.ends_with(".css") {
+            "text/css"
+        } else {
+            "text/javascript"
+        };
+        assert!(
+            content_type.starts_with(expected),
+            "{asset}: {content_type}"
+        );
+        let versioned = asset.contains(|c: char| c.is_ascii_digit());
+        if versioned {
+            assert_eq!(
+                header(response.headers(), "cache-control"),
+                Some("public, max-age=31536000, immutable"),
+                "{asset}"
+            );
+        }
+        assert!(!response.bytes().await.unwrap().is_empty(), "{asset}");
+    }
+    let missing = app
+        .client
+        .get(format!("{}/graphql/assets/../../Cargo.toml", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 404);
 }
