@@ -230,7 +230,7 @@ impl Application {
             tracing::info!(%address, ?mode, "herald listening");
             let mut stop = tasks.shutdown();
             let hub = state.hub.clone();
-            let limits = settings.connection_limits();
+            let limits = http::server::Limits::new(&settings.http);
             let stopped = async move {
                 let _ = stop.wait_for(|s| *s).await;
                 // Open event streams are responses in progress: end them,

@@ -42,6 +42,7 @@ use tokio::time::Instant;
 use tower_service::Service as _;
 
 use crate::http::hardening::API_CSP;
+use crate::settings::HttpSettings;
 
 /// What a connection may cost the server.
 #[derive(Debug, Clone, Copy)]
@@ -52,6 +53,17 @@ pub struct Limits {
     pub idle: Duration,
     /// Open connections per client address.
     pub per_ip: usize,
+}
+
+impl Limits {
+    /// The limits `settings` set (each at least 1).
+    pub fn new(settings: &HttpSettings) -> Self {
+        Self {
+            header_read: Duration::from_secs(settings.header_read_timeout_seconds.max(1)),
+            idle: Duration::from_secs(settings.idle_timeout_seconds.max(1)),
+            per_ip: settings.max_connections_per_ip.max(1),
+        }
+    }
 }
 
 /// Longest request line (method, target and version) read; a longer one is

@@ -277,16 +277,6 @@ impl Settings {
         )?)
     }
 
-    /// What an HTTP connection may cost the server (each at least 1).
-    pub fn connection_limits(&self) -> crate::http::server::Limits {
-        let h = &self.http;
-        crate::http::server::Limits {
-            header_read: std::time::Duration::from_secs(h.header_read_timeout_seconds.max(1)),
-            idle: std::time::Duration::from_secs(h.idle_timeout_seconds.max(1)),
-            per_ip: h.max_connections_per_ip.max(1),
-        }
-    }
-
     /// How the publish scheduler runs.
     pub fn publisher(&self) -> workers::publisher::PublisherConfig {
         let defaults = workers::publisher::PublisherConfig::default();
