@@ -233,19 +233,17 @@ impl Application {
             tracing::info!(%address, ?mode, "herald listening");
             let mut stop = tasks.shutdown();
             let hub = state.hub.clone();
-            // With the peer address, for per-IP rate limits.
-            let service = router.into_make_service_with_connect_info::<SocketAddr>();
-            tasks.spawn("http server", async move {
-                axum::serve(listener, service)
-                    .with_graceful_shutdown(async move {
-                        let _ = stop.wait_for(|s| *s).await;
-                        // Open event streams are responses in progress: end
-                        // them, or the graceful shutdown waits for them.
-                        hub.close();
-                    })
-                    .await
-                    .context("HTTP server failed")
-            });
+            let limits = http::server::Limits::new(&settings.http);
+            let stopped = async move {
+                let _ = stop.wait_for(|s| *s).await;
+                // Open event streams are responses in progress: end them,
+                // or the graceful shutdown waits for them.
+                hub.close();
+            };
+            tasks.spawn_infallible(
+                "http server",
+                http::server::serve(listener, router, limits, stopped),
+            );
         } else {
             tracing::info!(?mode, "herald working");
         }
@@ -264,7 +262,8 @@ fn router(settings: &Settings, state: Arc<AppState>) -> Router {
     };
     let endpoint = Endpoint {
         http: http.clone(),
-        schema: schema::schema(state),
+        schema: schema::schema(state.clone()),
+        introspection: schema::introspection_schema(state),
     };
     let http_state = http.clone();
     Router::new()
@@ -292,11 +291,12 @@ fn router(settings: &Settings, state: Arc<AppState>) -> Router {
             // GraphQL takes uploads too: its limit depends on the body's type.
             .merge(
                 Router::new()
-                    .route("/graphql", get(schema::graphiql).post(schema::graphql))
+                    .route("/graphql", get(schema::graphql_get).post(schema::graphql))
+                    .route("/graphql/assets/{name}", get(schema::graphiql::asset))
                     .with_state(endpoint.clone())
                     .layer(axum::middleware::from_fn_with_state(
                         endpoint,
-                        schema::graphql_body_limit,
+                        schema::graphql_guard,
                     )),
             )
             // Uploads have their own, larger limit.

@@ -1,29 +1,34 @@
 //! The GraphQL schema, assembled from the features' queries and mutations,
-//! and its HTTP endpoint `/graphql` (GraphiQL on `GET`; JSON or, for
-//! uploads, multipart on `POST`). Resolvers are thin: extract, authorize,
-//! build a command, execute it with metadata, read the result from a read
-//! model.
+//! and its HTTP endpoint `/graphql`: `POST` with a JSON body or, for
+//! uploads, `multipart/form-data` (any other body type is what a
+//! cross-origin form could send, so it is refused); `GET` runs a query given
+//! as `?query=` (never a mutation) and otherwise serves GraphiQL
+//! (`graphiql`, its assets embedded). Resolvers are thin: extract,
+//! authorize, build a command, execute it with metadata, read the result
+//! from a read model.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
-use async_graphql::http::GraphiQLSource;
+use async_graphql::parser::types::OperationType;
 use async_graphql::{EmptySubscription, MergedObject, ParseRequestError, Schema, ServerError};
 use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::middleware::Next;
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use http_body_util::Limited;
+use http_body_util::{BodyExt as _, LengthLimitError, Limited};
 use serde_json::json;
+
+pub mod graphiql;
 
 use crate::audit::graphql::AuditQuery;
 use crate::graphql::uploads::forges_upload;
 use crate::http::client::ClientInfo;
-use crate::http::hardening::GRAPHIQL_CSP;
-use crate::http::{Correlation, Http, correlation};
+use crate::http::{Correlation, Http, correlation, error_response};
 use crate::identity::graphql::{AccountMutation, AccountQuery, MemberMutation, MemberQuery};
 use crate::media::MAX_UPLOAD_BYTES;
 use crate::media::graphql::{MediaMutation, MediaQuery};
@@ -39,6 +44,13 @@ pub const MAX_DEPTH: usize = 10;
 /// Largest query complexity accepted: each field counts 1, and a page of a
 /// connection counts its page size times the cost of one item.
 pub const MAX_COMPLEXITY: usize = 10_000;
+
+/// Deepest introspection-only query accepted (one whose top-level fields
+/// are all `__schema`, `__type` or `__typename`). The standard
+/// introspection query of graphql-js and graphql-core nests `ofType` eight
+/// or nine levels, 14–15 in all: over [`MAX_DEPTH`], yet it reads only the
+/// schema, whatever its depth.
+pub const INTROSPECTION_MAX_DEPTH: usize = 20;
 
 /// Herald's schema type.
 pub type HeraldSchema = Schema<Query, Mutation, EmptySubscription>;
@@ -71,27 +83,63 @@ pub struct Mutation(
 
 /// Builds the schema with its limits.
 pub fn schema(state: Arc<AppState>) -> HeraldSchema {
+    build(state, MAX_DEPTH)
+}
+
+/// The same schema with the depth limit of introspection-only queries,
+/// which [`execute`] sends there.
+pub fn introspection_schema(state: Arc<AppState>) -> HeraldSchema {
+    build(state, INTROSPECTION_MAX_DEPTH)
+}
+
+fn build(state: Arc<AppState>, max_depth: usize) -> HeraldSchema {
     Schema::build(Query::default(), Mutation::default(), EmptySubscription)
         .data(state)
-        .limit_depth(MAX_DEPTH)
+        .limit_depth(max_depth)
         .limit_complexity(MAX_COMPLEXITY)
         .finish()
 }
 
-/// State of `/graphql`: the routes' state and the schema.
+/// Whether `query` only introspects: every operation's top-level fields
+/// (through fragments too) are `__schema`, `__type` or `__typename`, so no
+/// resolver of Herald's own runs, however deep it goes.
+fn introspects_only(query: &str) -> bool {
+    use async_graphql::parser::types::{ExecutableDocument, Selection, SelectionSet};
+
+    fn only_meta(document: &ExecutableDocument, set: &SelectionSet, hops: usize) -> bool {
+        // Fragments spread in fragments: a cycle is invalid anyway.
+        hops < 8
+            && set.items.iter().all(|item| match &item.node {
+                Selection::Field(field) => field.node.name.node.starts_with("__"),
+                Selection::InlineFragment(inline) => {
+                    only_meta(document, &inline.node.selection_set.node, hops + 1)
+                }
+                Selection::FragmentSpread(spread) => document
+                    .fragments
+                    .get(&spread.node.fragment_name.node)
+                    .is_some_and(|f| only_meta(document, &f.node.selection_set.node, hops + 1)),
+            })
+    }
+
+    // Cheap first: most queries do not mention the schema at all.
+    if !query.contains("__schema") && !query.contains("__type") {
+        return false;
+    }
+    async_graphql::parser::parse_query(query).is_ok_and(|document| {
+        document.operations.iter().all(|(_, operation)| {
+            operation.node.ty == OperationType::Query
+                && only_meta(&document, &operation.node.selection_set.node, 0)
+        })
+    })
+}
+
+/// State of `/graphql`: the routes' state and the schema, built twice:
+/// with the ordinary limits, and with the introspection depth limit.
 #[derive(Clone)]
 pub struct Endpoint {
     pub http: Http,
     pub schema: HeraldSchema,
-}
-
-/// `GET /graphql`: GraphiQL, with a CSP that lets its page load (the
-/// hardening layer's API policy would block its scripts).
-pub async fn graphiql() -> impl IntoResponse {
-    (
-        [(header::CONTENT_SECURITY_POLICY, GRAPHIQL_CSP)],
-        Html(GraphiQLSource::build().endpoint("/graphql").finish()),
-    )
+    pub introspection: HeraldSchema,
 }
 
 /// Whether a body is `multipart/*`: for `/graphql`, a request by the GraphQL
@@ -104,15 +152,41 @@ fn is_multipart(headers: &HeaderMap) -> bool {
         .is_some_and(|v| v.eq_ignore_ascii_case("multipart/"))
 }
 
-/// The body limit of `/graphql`: a multipart request (an upload) may be as
-/// large as `POST /api/v1/media` takes, any other body
+/// Whether a `POST /graphql` body type is one Herald reads: JSON, or
+/// `multipart/form-data` for uploads. A browser sends `text/plain`, form
+/// encodings or no type across origins without asking (no CORS preflight),
+/// so accepting them would let any web page run mutations with a
+/// visitor's credentials.
+fn is_graphql_body(headers: &HeaderMap) -> bool {
+    let Some(content_type) = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let essence = content_type.split(';').next().unwrap_or_default().trim();
+    essence.eq_ignore_ascii_case("application/json")
+        || essence.eq_ignore_ascii_case("multipart/form-data")
+}
+
+/// What every `/graphql` request passes first: a `POST` body of another
+/// type is refused (415), and the body limit: a multipart request (an
+/// upload) may be as large as `POST /api/v1/media` takes, any other body
 /// `HERALD_MAX_BODY_BYTES`. A body that declares a larger length is refused
-/// before any of it is read; one that turns out larger is cut off there.
-pub async fn graphql_body_limit(
+/// before any of it is read; one that turns out larger (chunked) is cut off
+/// there and answered 413 too, whatever the reader made of the cut.
+pub async fn graphql_guard(
     State(endpoint): State<Endpoint>,
     request: Request,
     next: Next,
 ) -> Response {
+    if request.method() == Method::POST && !is_graphql_body(request.headers()) {
+        return error_response(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "UNSUPPORTED_MEDIA_TYPE",
+            "send the request as application/json (multipart/form-data for uploads)",
+        );
+    }
     let limit = if is_multipart(request.headers()) {
         MAX_UPLOAD_BYTES
     } else {
@@ -127,8 +201,23 @@ pub async fn graphql_body_limit(
         // `observe` gives it a JSON body and closes the connection.
         return StatusCode::PAYLOAD_TOO_LARGE.into_response();
     }
-    next.run(request.map(|body| Body::new(Limited::new(body, limit))))
-        .await
+    let over = Arc::new(AtomicBool::new(false));
+    let body = {
+        let over = over.clone();
+        move |body| {
+            Body::new(Limited::new(body, limit).map_err(move |e| {
+                if e.is::<LengthLimitError>() {
+                    over.store(true, Ordering::Relaxed);
+                }
+                e
+            }))
+        }
+    };
+    let response = next.run(request.map(body)).await;
+    if over.load(Ordering::Relaxed) {
+        return StatusCode::PAYLOAD_TOO_LARGE.into_response();
+    }
+    response
 }
 
 /// A `/graphql` body that is no GraphQL request: 413 when over the limit,
@@ -177,6 +266,46 @@ impl IntoResponse for BadGraphQLBody {
     }
 }
 
+/// `GET /graphql`: with a `query` parameter, runs it unless it is a
+/// mutation (405: a link or an image tag must not change anything);
+/// without, GraphiQL.
+pub async fn graphql_get(
+    State(endpoint): State<Endpoint>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Response {
+    let query = uri.query().unwrap_or_default();
+    if !query
+        .split('&')
+        .any(|pair| pair.split('=').next() == Some("query"))
+    {
+        return graphiql::page();
+    }
+    let request = match async_graphql::http::parse_query_string(query) {
+        Ok(request) => request,
+        Err(e) => return BadGraphQLBody(e).into_response(),
+    };
+    let changes = async_graphql::parser::parse_query(&request.query).is_ok_and(|document| {
+        document
+            .operations
+            .iter()
+            .any(|(_, operation)| operation.node.ty != OperationType::Query)
+    });
+    if changes {
+        let mut response = error_response(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "METHOD_NOT_ALLOWED",
+            "a mutation must be sent by POST",
+        );
+        response
+            .headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("POST"));
+        return response;
+    }
+    execute(&endpoint, peer, &headers, request).await
+}
+
 /// `POST /graphql`, JSON or (for uploads) multipart.
 pub async fn graphql(
     State(endpoint): State<Endpoint>,
@@ -200,6 +329,17 @@ pub async fn graphql(
         );
         return finish(async_graphql::Response::from_errors(vec![error]));
     }
+    execute(&endpoint, peer, &headers, request).await
+}
+
+/// Runs a GraphQL request as its caller, with the request's correlation id
+/// and client.
+async fn execute(
+    endpoint: &Endpoint,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+    headers: &HeaderMap,
+    request: async_graphql::Request,
+) -> Response {
     let auth = headers
         .get(header::AUTHORIZATION)
         .map(|v| v.to_str().unwrap_or("invalid"));
@@ -212,13 +352,18 @@ pub async fn graphql(
     };
     let request = request
         .data(caller)
-        .data(Correlation(correlation(&headers)))
+        .data(Correlation(correlation(headers)))
         .data(ClientInfo::from_request(
             peer.map(|Extension(ConnectInfo(addr))| addr),
-            &headers,
+            headers,
             endpoint.http.trust_proxy,
         ));
-    finish(endpoint.schema.execute(request).await)
+    let schema = if introspects_only(&request.query) {
+        &endpoint.introspection
+    } else {
+        &endpoint.schema
+    };
+    finish(schema.execute(request).await)
 }
 
 /// Sends a GraphQL response. Resolver errors carry their code; what

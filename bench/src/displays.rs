@@ -158,6 +158,8 @@ impl Server {
             .env("HERALD_DATA_DIR", &data_dir)
             // The bench registers every display from one address.
             .env("HERALD_DISPLAY_REGISTRATIONS_PER_MINUTE", "1000000000")
+            // Every display connects from this one address.
+            .env("HERALD_MAX_CONNECTIONS_PER_IP", "1000000")
             // Pairing ten thousand displays may outlast the default token.
             .env("HERALD_ACCESS_TTL_SECONDS", "86400")
             // Slow-statement notices are expected while thousands of

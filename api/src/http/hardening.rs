@@ -19,14 +19,15 @@ use crate::settings::HttpSettings;
 /// CSP of every API response: nothing may load, nothing may frame it.
 pub const API_CSP: &str = "default-src 'none'; frame-ancestors 'none'";
 
-/// CSP of the GraphiQL page: its inline bootstrap script, the scripts and
-/// styles it loads from unpkg, and requests back to this origin only.
+/// CSP of the GraphiQL page: scripts, styles and requests from this origin
+/// only (its assets are embedded in the binary). Styles also inline: the
+/// page's dialogs inject a `<style>` element; its fonts and icons are
+/// `data:` URLs in its stylesheet.
 pub const GRAPHIQL_CSP: &str = "default-src 'none'; \
-    script-src 'unsafe-inline' https://unpkg.com; \
-    style-src 'unsafe-inline' https://unpkg.com; \
-    font-src data: https://unpkg.com; \
-    img-src data: https://graphql.org https://unpkg.com; \
-    connect-src 'self'; worker-src 'self' blob:; \
+    script-src 'self'; \
+    style-src 'self' 'unsafe-inline'; \
+    font-src data:; img-src 'self' data:; \
+    connect-src 'self'; \
     frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
 
 /// CSP of the display player (`/display`): its own script and stylesheet,

@@ -3,11 +3,13 @@
 //! and Prometheus metrics, and the middleware every request passes (latency
 //! metrics, JSON bodies for bare error statuses). `client` reads the
 //! caller's address and user agent; `hardening` sets security headers and
-//! CORS. The GraphQL endpoint is `crate::schema`.
+//! CORS; `server` accepts connections and closes the ones a client holds
+//! without using them. The GraphQL endpoint is `crate::schema`.
 
 pub mod client;
 pub mod hardening;
 pub mod idempotency;
+pub mod server;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -129,19 +131,8 @@ pub async fn observe(request: Request, next: Next) -> Response {
         .get(header::CONTENT_TYPE)
         .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
     if (status.is_client_error() || status.is_server_error()) && !is_json {
-        let code = match status {
-            StatusCode::PAYLOAD_TOO_LARGE => "PAYLOAD_TOO_LARGE",
-            StatusCode::NOT_FOUND => "NOT_FOUND",
-            StatusCode::METHOD_NOT_ALLOWED => "METHOD_NOT_ALLOWED",
-            s if s.is_server_error() => "INTERNAL",
-            _ => "BAD_REQUEST",
-        };
         let message = status.canonical_reason().unwrap_or("error");
-        let mut response = (
-            status,
-            Json(json!({"error": {"code": code, "message": message}})),
-        )
-            .into_response();
+        let mut response = error_response(status, status_code(status), message);
         if status == StatusCode::PAYLOAD_TOO_LARGE {
             // The unread body is still on the wire: close the connection, and
             // say so, so that a client does not reuse it for its next request
@@ -154,6 +145,28 @@ pub async fn observe(request: Request, next: Next) -> Response {
         return response;
     }
     response
+}
+
+/// The error code of a bare HTTP error status (one no handler explained).
+pub fn status_code(status: StatusCode) -> &'static str {
+    match status {
+        StatusCode::PAYLOAD_TOO_LARGE => "PAYLOAD_TOO_LARGE",
+        StatusCode::URI_TOO_LONG => "URI_TOO_LONG",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "UNSUPPORTED_MEDIA_TYPE",
+        StatusCode::NOT_FOUND => "NOT_FOUND",
+        StatusCode::METHOD_NOT_ALLOWED => "METHOD_NOT_ALLOWED",
+        s if s.is_server_error() => "INTERNAL",
+        _ => "BAD_REQUEST",
+    }
+}
+
+/// The JSON error body every REST error has: `{"error": {code, message}}`.
+pub fn error_response(status: StatusCode, code: &str, message: &str) -> Response {
+    (
+        status,
+        Json(json!({"error": {"code": code, "message": message}})),
+    )
+        .into_response()
 }
 
 /// A JSON error body for the REST routes: `{"error": {code, message, field}}`.

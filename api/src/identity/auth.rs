@@ -18,7 +18,8 @@ use uuid::Uuid;
 use crate::error::{ApiError, ApiResult};
 use crate::http::client::ClientInfo;
 use crate::identity::tokens::{
-    ACCESS_PREFIX, API_KEY_PREFIX, DEVICE_SECRET_PREFIX, REFRESH_PREFIX, hash_token, random_token,
+    ACCESS_PREFIX, API_KEY_PREFIX, DEVICE_SECRET_PREFIX, REFRESH_PREFIX, bearer, hash_token,
+    random_token,
 };
 
 /// How long a refresh token (and so an idle session) lives.
@@ -305,7 +306,7 @@ impl Sessions {
         let Some(header) = header else {
             return Ok(Caller::Anonymous);
         };
-        let Some(token) = header.strip_prefix("Bearer ").map(str::trim) else {
+        let Some(token) = bearer(header) else {
             return Ok(Caller::Invalid);
         };
         if token.len() > 100 {

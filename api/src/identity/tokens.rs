@@ -17,6 +17,14 @@ pub const API_KEY_PREFIX: &str = "hak_";
 /// Secrets of paired signage displays.
 pub const DEVICE_SECRET_PREFIX: &str = "hds_";
 
+/// The token of an `Authorization` header value `Bearer <token>`, or
+/// `None` for another scheme. The scheme is matched in any case, as RFC 9110
+/// (§11.1) has it; every route that reads a bearer token reads it here.
+pub fn bearer(authorization: &str) -> Option<&str> {
+    let (scheme, token) = authorization.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("Bearer").then(|| token.trim())
+}
+
 /// A new random token with `prefix` (256 bits of entropy).
 pub fn random_token(prefix: &str) -> String {
     let mut bytes = [0u8; 32];

@@ -55,6 +55,13 @@ pub struct HttpSettings {
     pub trust_proxy: bool,
     /// Origins allowed to call the API from a browser.
     pub cors_origins: Vec<String>,
+    /// Seconds a client has to send a request's head (request line and
+    /// headers), from its first byte, or from accepting a new connection.
+    pub header_read_timeout_seconds: u64,
+    /// Seconds a kept-alive connection may wait for its next request.
+    pub idle_timeout_seconds: u64,
+    /// Open connections allowed per client (TCP peer) address.
+    pub max_connections_per_ip: usize,
 }
 
 /// Sign-in and the keys that seal personal data.
@@ -162,6 +169,9 @@ impl Default for HttpSettings {
             public_url: None,
             trust_proxy: false,
             cors_origins: Vec::new(),
+            header_read_timeout_seconds: 10,
+            idle_timeout_seconds: 60,
+            max_connections_per_ip: 256,
         }
     }
 }

@@ -125,6 +125,27 @@ pub const SETTINGS: &[Setting] = &[
         "Origins allowed to call the API from a browser (comma-separated)",
     ),
     setting(
+        "http.header_read_timeout_seconds",
+        "HERALD_HEADER_READ_TIMEOUT_SECONDS",
+        "header-read-timeout-seconds",
+        One,
+        "Seconds a client has to send a request's headers before its connection is closed",
+    ),
+    setting(
+        "http.idle_timeout_seconds",
+        "HERALD_IDLE_TIMEOUT_SECONDS",
+        "idle-timeout-seconds",
+        One,
+        "Seconds a kept-alive connection may wait for its next request",
+    ),
+    setting(
+        "http.max_connections_per_ip",
+        "HERALD_MAX_CONNECTIONS_PER_IP",
+        "max-connections-per-ip",
+        One,
+        "Open connections allowed per client (TCP peer) address",
+    ),
+    setting(
         "identity.access_ttl_seconds",
         "HERALD_ACCESS_TTL_SECONDS",
         "access-ttl-seconds",

@@ -27,7 +27,7 @@ use crate::http::client::ClientInfo;
 use crate::http::{Http, correlation, rest_error};
 use crate::identity::auth::Principal;
 use crate::identity::ratelimit::{self, Policy};
-use crate::identity::tokens::{DEVICE_SECRET_PREFIX, hash_token, random_token};
+use crate::identity::tokens::{DEVICE_SECRET_PREFIX, bearer, hash_token, random_token};
 use crate::state::Target;
 
 /// How long a pairing code is valid.
@@ -79,8 +79,7 @@ async fn device(http: &Http, headers: &HeaderMap) -> Result<Device, Response> {
     let Some(secret) = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)
+        .and_then(bearer)
         .filter(|s| s.starts_with(DEVICE_SECRET_PREFIX) && s.len() <= 100)
     else {
         return Err(unauthenticated());
