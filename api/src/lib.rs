@@ -29,6 +29,7 @@ pub mod error;
 pub mod graphql;
 pub mod http;
 pub mod identity;
+pub mod input;
 pub mod media;
 pub mod publishing;
 pub mod schema;

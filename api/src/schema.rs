@@ -20,6 +20,7 @@ use http_body_util::Limited;
 use serde_json::json;
 
 use crate::audit::graphql::AuditQuery;
+use crate::graphql::guard::InputGuard;
 use crate::graphql::uploads::forges_upload;
 use crate::http::client::ClientInfo;
 use crate::http::hardening::GRAPHIQL_CSP;
@@ -75,6 +76,7 @@ pub fn schema(state: Arc<AppState>) -> HeraldSchema {
         .data(state)
         .limit_depth(MAX_DEPTH)
         .limit_complexity(MAX_COMPLEXITY)
+        .extension(InputGuard)
         .finish()
 }
 

@@ -37,13 +37,25 @@ mod tests {
     #[test]
     fn the_years_2000_to_2099_are_accepted_and_nothing_else() {
         let at = |s: &str| s.parse::<DateTime<Utc>>().unwrap();
-        for ok in ["2000-01-01T00:00:00Z", "2026-06-01T12:00:00+02:00", "2099-12-31T23:59:59.999Z"] {
+        for ok in [
+            "2000-01-01T00:00:00Z",
+            "2026-06-01T12:00:00+02:00",
+            "2099-12-31T23:59:59.999Z",
+        ] {
             assert!(check_instant(at(ok), "at").is_ok(), "{ok}");
         }
-        for bad in ["1999-12-31T23:59:59Z", "1970-01-01T00:00:00Z", "2100-01-01T00:00:00Z", "-9999-01-01T00:00:00Z"] {
+        for bad in [
+            "1999-12-31T23:59:59Z",
+            "1970-01-01T00:00:00Z",
+            "2100-01-01T00:00:00Z",
+            "-9999-01-01T00:00:00Z",
+        ] {
             assert_eq!(
                 check_instant(at(bad), "playedAt"),
-                Err(DomainError::invalid("playedAt", "must lie in the years 2000 to 2099 (UTC)")),
+                Err(DomainError::invalid(
+                    "playedAt",
+                    "must lie in the years 2000 to 2099 (UTC)"
+                )),
                 "{bad}"
             );
         }

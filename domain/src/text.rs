@@ -227,9 +227,22 @@ mod tests {
 
     #[test]
     fn stray_controls_are_refused_in_any_text() {
-        for text in ["a\0b", "\u{1}", "bell\u{7}", "\u{b}", "\u{1b}[31m", "del\u{7f}", "\u{80}", "nel\u{85}", "\u{9f}"] {
+        for text in [
+            "a\0b",
+            "\u{1}",
+            "bell\u{7}",
+            "\u{b}",
+            "\u{1b}[31m",
+            "del\u{7f}",
+            "\u{80}",
+            "nel\u{85}",
+            "\u{9f}",
+        ] {
             let err = check_controls(text, "body").unwrap_err();
-            assert!(matches!(&err, DomainError::Validation { field, .. } if field == "body"), "{text:?}");
+            assert!(
+                matches!(&err, DomainError::Validation { field, .. } if field == "body"),
+                "{text:?}"
+            );
         }
         assert_eq!(
             check_controls("a\0", "name"),
@@ -245,15 +258,33 @@ mod tests {
 
     #[test]
     fn single_line_text_refuses_every_control_and_the_reordering_bidi_controls() {
-        for text in ["a\tb", "a\nb", "a\rb", "a\0b", "\u{85}", "exe.\u{202e}gpj", "\u{202a}", "\u{2066}x\u{2069}", "\u{2068}"] {
+        for text in [
+            "a\tb",
+            "a\nb",
+            "a\rb",
+            "a\0b",
+            "\u{85}",
+            "exe.\u{202e}gpj",
+            "\u{202a}",
+            "\u{2066}x\u{2069}",
+            "\u{2068}",
+        ] {
             assert!(check_single_line(text, "name").is_err(), "{text:?}");
         }
         assert_eq!(
             check_single_line("exe.\u{202e}gpj", "name"),
-            Err(DomainError::invalid("name", "must not contain the bidi control U+202E"))
+            Err(DomainError::invalid(
+                "name",
+                "must not contain the bidi control U+202E"
+            ))
         );
         // Right-to-left names keep their marks.
-        for text in ["שלום\u{200f} 1", "\u{200e}Tel Aviv", "\u{61c}١٢", "Grüße, Zoë"] {
+        for text in [
+            "שלום\u{200f} 1",
+            "\u{200e}Tel Aviv",
+            "\u{61c}١٢",
+            "Grüße, Zoë",
+        ] {
             assert!(check_single_line(text, "name").is_ok(), "{text:?}");
         }
     }

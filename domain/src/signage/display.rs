@@ -9,8 +9,8 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::{MAX_TAGS, bounded_text, required_name};
-use crate::text::check_single_line;
 use crate::schedule::TimeZone;
+use crate::text::check_single_line;
 use crate::{DomainError, Scoped};
 
 /// What a display is told about itself when paired.
@@ -39,7 +39,10 @@ impl DisplayProfile {
         time_zone: Option<&str>,
     ) -> Result<Self, DomainError> {
         if tags.len() > MAX_TAGS {
-            return Err(DomainError::invalid("tags", format!("at most {MAX_TAGS} tags")));
+            return Err(DomainError::invalid(
+                "tags",
+                format!("at most {MAX_TAGS} tags"),
+            ));
         }
         let tags = tags
             .iter()
