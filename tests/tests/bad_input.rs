@@ -240,6 +240,7 @@ async fn lists_over_their_maximum_are_refused_at_once() {
             let started = Instant::now();
             let body = app.gql(Some(&token), query, variables).await;
             let took = started.elapsed();
+            eprintln!("{backend:?} {case}: refused in {took:?}");
             assert_refused(&body, field, case);
             assert!(took < Duration::from_millis(500), "{case} took {took:?}");
         }
