@@ -116,6 +116,14 @@ impl ApiError {
         }
     }
 
+    /// The input a validation error names.
+    pub fn field(&self) -> Option<&str> {
+        match self {
+            Self::Validation { field, .. } => Some(field),
+            _ => None,
+        }
+    }
+
     /// Shorthand for a validation error.
     pub fn invalid(field: &str, message: impl Into<String>) -> Self {
         Self::Validation {

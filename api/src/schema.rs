@@ -26,6 +26,7 @@ use serde_json::json;
 pub mod graphiql;
 
 use crate::audit::graphql::AuditQuery;
+use crate::graphql::guard::InputGuard;
 use crate::graphql::uploads::forges_upload;
 use crate::http::client::ClientInfo;
 use crate::http::{Correlation, Http, correlation, error_response};
@@ -97,6 +98,7 @@ fn build(state: Arc<AppState>, max_depth: usize) -> HeraldSchema {
         .data(state)
         .limit_depth(max_depth)
         .limit_complexity(MAX_COMPLEXITY)
+        .extension(InputGuard)
         .finish()
 }
 

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::schedule::TimeZone;
+use crate::text::check_single_line;
 use crate::{DomainError, Scoped};
 
 /// Lifecycle of a campaign. `Completed` is never stored: an active campaign is
@@ -69,6 +70,7 @@ impl CampaignSettings {
         if name.is_empty() || name.chars().count() > 200 {
             return Err(DomainError::invalid("name", "must be 1 to 200 characters"));
         }
+        check_single_line(name, "name")?;
         let time_zone = TimeZone::parse(time_zone)?;
         if ends_on < starts_on {
             return Err(DomainError::invalid(

@@ -15,6 +15,7 @@
 
 pub mod access;
 pub mod audit;
+pub mod bounds;
 pub mod campaign;
 pub mod connection;
 pub mod error;

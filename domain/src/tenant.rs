@@ -14,6 +14,7 @@ use uuid::Uuid;
 use crate::DomainError;
 use crate::access::Role;
 use crate::sealed::Sealed;
+use crate::text::check_single_line;
 
 /// Commands on a tenant. `by` is the acting member's role where the rule
 /// depends on it (role escalation).
@@ -137,12 +138,14 @@ pub struct Tenant {
     pub api_keys: BTreeMap<Uuid, bool>,
 }
 
-/// Validates an organisation name: 1 to 120 characters after trimming.
+/// Validates an organisation or API key name: 1 to 120 characters after
+/// trimming, on one line ([`check_single_line`]).
 pub fn parse_name(raw: &str, field: &str) -> Result<String, DomainError> {
     let name = raw.trim();
     if name.is_empty() || name.chars().count() > 120 {
         return Err(DomainError::invalid(field, "must be 1 to 120 characters"));
     }
+    check_single_line(name, field)?;
     Ok(name.to_string())
 }
 

@@ -1,6 +1,8 @@
-//! Post text: the Bluesky length rule (graphemes, not bytes or code points) and
-//! rich-text facets (links, mentions, hashtags) with UTF-8 byte offsets, the way
-//! the AT Protocol's `app.bsky.richtext.facet` expects them.
+//! Text rules: the characters any text may hold ([`check_controls`]) and
+//! those a single-line name may hold ([`check_single_line`]); post text with
+//! the Bluesky length rule (graphemes, not bytes or code points) and
+//! rich-text facets (links, mentions, hashtags) with UTF-8 byte offsets, the
+//! way the AT Protocol's `app.bsky.richtext.facet` expects them.
 
 use serde::{Deserialize, Serialize};
 use unicode_segmentation::UnicodeSegmentation;
@@ -12,6 +14,52 @@ use crate::handle::Handle;
 pub const MAX_GRAPHEMES: usize = 300;
 /// Longest hashtag Bluesky indexes, in graphemes.
 const MAX_TAG_GRAPHEMES: usize = 64;
+
+/// Whether `c` is a control character no user means in any text: NUL
+/// (PostgreSQL cannot even store it) and the other C0 controls except tab,
+/// line feed and carriage return, DEL, and the C1 controls U+0080–U+009F.
+pub fn is_stray_control(c: char) -> bool {
+    matches!(c, '\0'..='\u{8}' | '\u{b}' | '\u{c}' | '\u{e}'..='\u{1f}' | '\u{7f}'..='\u{9f}')
+}
+
+/// Whether `c` is a bidi embedding, override or isolate control (U+202A–E,
+/// U+2066–9). In a name they reorder what other people see ("Trojan
+/// Source" spoofing: `exe.\u{202e}gpj` shows as `jpg.exe`). The marks
+/// LRM, RLM and ALM (U+200E, U+200F, U+061C), which right-to-left names
+/// need, are not among them.
+pub fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+/// Refuses text holding a [stray control character](is_stray_control), the
+/// rule for every string input; `field` names it in the error.
+pub fn check_controls(raw: &str, field: &str) -> Result<(), DomainError> {
+    match raw.chars().find(|c| is_stray_control(*c)) {
+        Some(c) => Err(control_error(field, c)),
+        None => Ok(()),
+    }
+}
+
+/// Refuses a single-line text (a name, title, tag…) holding any control
+/// character, tab and line breaks included, or a
+/// [bidi control](is_bidi_control); `field` names it in the error.
+pub fn check_single_line(raw: &str, field: &str) -> Result<(), DomainError> {
+    match raw.chars().find(|c| c.is_control() || is_bidi_control(*c)) {
+        Some(c) if is_bidi_control(c) => Err(DomainError::invalid(
+            field,
+            format!("must not contain the bidi control U+{:04X}", c as u32),
+        )),
+        Some(c) => Err(control_error(field, c)),
+        None => Ok(()),
+    }
+}
+
+fn control_error(field: &str, c: char) -> DomainError {
+    DomainError::invalid(
+        field,
+        format!("must not contain the control character U+{:04X}", c as u32),
+    )
+}
 
 /// Length of `s` in grapheme clusters (what a reader counts as characters).
 pub fn graphemes(s: &str) -> usize {
@@ -175,6 +223,70 @@ mod tests {
     fn empty_or_blank_text_is_rejected() {
         assert!(PostText::parse("", "t").is_err());
         assert!(PostText::parse(" \n\t", "t").is_err());
+    }
+
+    #[test]
+    fn stray_controls_are_refused_in_any_text() {
+        for text in [
+            "a\0b",
+            "\u{1}",
+            "bell\u{7}",
+            "\u{b}",
+            "\u{1b}[31m",
+            "del\u{7f}",
+            "\u{80}",
+            "nel\u{85}",
+            "\u{9f}",
+        ] {
+            let err = check_controls(text, "body").unwrap_err();
+            assert!(
+                matches!(&err, DomainError::Validation { field, .. } if field == "body"),
+                "{text:?}"
+            );
+        }
+        assert_eq!(
+            check_controls("a\0", "name"),
+            Err(DomainError::invalid(
+                "name",
+                "must not contain the control character U+0000"
+            ))
+        );
+        // Tab and line breaks are text; so are the bidi controls and the
+        // characters right after the C1 block.
+        assert!(check_controls("one\ttwo\r\nthree\u{202e}\u{a0}é", "body").is_ok());
+    }
+
+    #[test]
+    fn single_line_text_refuses_every_control_and_the_reordering_bidi_controls() {
+        for text in [
+            "a\tb",
+            "a\nb",
+            "a\rb",
+            "a\0b",
+            "\u{85}",
+            "exe.\u{202e}gpj",
+            "\u{202a}",
+            "\u{2066}x\u{2069}",
+            "\u{2068}",
+        ] {
+            assert!(check_single_line(text, "name").is_err(), "{text:?}");
+        }
+        assert_eq!(
+            check_single_line("exe.\u{202e}gpj", "name"),
+            Err(DomainError::invalid(
+                "name",
+                "must not contain the bidi control U+202E"
+            ))
+        );
+        // Right-to-left names keep their marks.
+        for text in [
+            "שלום\u{200f} 1",
+            "\u{200e}Tel Aviv",
+            "\u{61c}١٢",
+            "Grüße, Zoë",
+        ] {
+            assert!(check_single_line(text, "name").is_ok(), "{text:?}");
+        }
     }
 
     #[test]

@@ -14,7 +14,7 @@ use axum::{Extension, Json};
 use chrono::{DateTime, Duration, Utc};
 use domain::access::{Action, Subject};
 use domain::metadata::Actor;
-use domain::signage::{MAX_PLAYS_PER_REPORT, Play, PlayReportCommand, play_report_id};
+use domain::signage::{Play, PlayReportCommand, play_report_id};
 use projections::signage::manifest_json;
 use rand::Rng;
 use serde::Deserialize;
@@ -28,6 +28,7 @@ use crate::http::{Http, correlation, rest_error};
 use crate::identity::auth::Principal;
 use crate::identity::ratelimit::{self, Policy};
 use crate::identity::tokens::{DEVICE_SECRET_PREFIX, bearer, hash_token, random_token};
+use crate::input;
 use crate::state::Target;
 
 /// How long a pairing code is valid.
@@ -347,18 +348,16 @@ pub async fn plays(
         Err(r) => return r,
     };
     let result: ApiResult<Response> = async {
-        let body: PlaysBody = serde_json::from_slice(&body).map_err(|e| ApiError::Validation {
-            field: "body".into(),
-            message: format!("not a play report: {e}"),
-        })?;
-        if body.plays.len() > MAX_PLAYS_PER_REPORT {
-            let mut response = rest_error(&ApiError::Validation {
-                field: "plays".into(),
-                message: format!("at most {MAX_PLAYS_PER_REPORT} plays per report"),
-            });
-            *response.status_mut() = StatusCode::PAYLOAD_TOO_LARGE;
-            return Ok(response);
-        }
+        let body: PlaysBody = match input::json_body(&body, "a play report") {
+            // More than MAX_PLAYS_PER_REPORT plays: a report too large to
+            // take, whatever its bytes.
+            Err(e @ ApiError::Validation { .. }) if e.field() == Some("plays") => {
+                let mut response = rest_error(&e);
+                *response.status_mut() = StatusCode::PAYLOAD_TOO_LARGE;
+                return Ok(response);
+            }
+            body => body?,
+        };
         let state = http.state.signage.state(p.tenant_id).await?;
         let unknown: Vec<Uuid> = body
             .plays

@@ -6,7 +6,7 @@ use cqrs_es::event_sink::EventSink;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::required_text;
+use super::required_name;
 use crate::{DomainError, Scoped};
 
 /// What may be asked of a notice category.
@@ -53,7 +53,7 @@ impl NoticeCategory {
         self.fresh()?;
         let event = CategoryEvent::NoticeCategoryCreated {
             tenant_id,
-            name: required_text(&name, "name", 100)?,
+            name: required_name(&name, "name", 100)?,
         };
         Ok(vec![event])
     }

@@ -8,8 +8,9 @@ use cqrs_es::event_sink::EventSink;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::{bounded_text, required_text};
+use super::{MAX_TAGS, bounded_text, required_name};
 use crate::schedule::TimeZone;
+use crate::text::check_single_line;
 use crate::{DomainError, Scoped};
 
 /// What a display is told about itself when paired.
@@ -37,20 +38,26 @@ impl DisplayProfile {
         location: Option<String>,
         time_zone: Option<&str>,
     ) -> Result<Self, DomainError> {
-        if tags.len() > 20 {
-            return Err(DomainError::invalid("tags", "at most 20 tags"));
+        if tags.len() > MAX_TAGS {
+            return Err(DomainError::invalid(
+                "tags",
+                format!("at most {MAX_TAGS} tags"),
+            ));
         }
         let tags = tags
             .iter()
             .enumerate()
-            .map(|(i, t)| required_text(t, &format!("tags.{i}"), 50))
+            .map(|(i, t)| required_name(t, &format!("tags.{i}"), 50))
             .collect::<Result<_, _>>()?;
         Ok(Self {
-            name: required_text(name, "name", 100)?,
+            name: required_name(name, "name", 100)?,
             group_id,
             tags,
             location: location
-                .map(|l| bounded_text(l.trim(), "location", 200))
+                .map(|l| {
+                    check_single_line(l.trim(), "location")?;
+                    bounded_text(l.trim(), "location", 200)
+                })
                 .transpose()?,
             time_zone: TimeZone::parse(time_zone.unwrap_or("UTC"))?,
         })
@@ -144,7 +151,7 @@ impl Display {
                 return Err(DomainError::NotFound("display"));
             }
             DisplayCommand::Rename { name } => DisplayEvent::DisplayRenamed {
-                name: required_text(&name, "name", 100)?,
+                name: required_name(&name, "name", 100)?,
             },
             DisplayCommand::Move { group_id } => DisplayEvent::DisplayMoved { group_id },
             DisplayCommand::Unpair => DisplayEvent::DisplayUnpaired,

@@ -7,7 +7,7 @@ use cqrs_es::event_sink::EventSink;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::required_text;
+use super::required_name;
 use crate::{DomainError, Scoped};
 
 /// What may be asked of a display group.
@@ -78,7 +78,7 @@ impl DisplayGroup {
                 self.fresh()?;
                 GroupEvent::DisplayGroupCreated {
                     tenant_id,
-                    name: required_text(&name, "name", 100)?,
+                    name: required_name(&name, "name", 100)?,
                     parent_id,
                     default_playlist_id,
                 }

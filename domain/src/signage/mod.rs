@@ -67,8 +67,8 @@ pub use play_report::{
 };
 pub use playlist::{Playlist, PlaylistCommand, PlaylistEvent, parse_playlist};
 pub use rules::{
-    MAX_PLAYLIST_ITEMS, MAX_PLAYS_PER_REPORT, PLAY_CLOCK_SKEW_SECONDS, Severity, bounded_text,
-    required_text,
+    MAX_DAYPARTS, MAX_PLAYLIST_ITEMS, MAX_PLAYS_PER_REPORT, MAX_TAGS, MAX_TARGETS,
+    PLAY_CLOCK_SKEW_SECONDS, Severity, bounded_text, required_name, required_text,
 };
 pub use schedule::{ScheduleCommand, ScheduleEvent, SignageSchedule, check_schedule, targets};
 pub use state::{ContentEvent, GroupInfo, NoticeInfo, SignageState};

@@ -9,7 +9,7 @@ use cqrs_es::event_sink::EventSink;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::{bounded_text, required_text};
+use super::{bounded_text, required_name};
 use crate::manifest::Validity;
 use crate::{DomainError, Scoped};
 
@@ -59,7 +59,7 @@ impl NoticeContent {
             ));
         }
         Ok(Self {
-            title: required_text(title, "title", 200)?,
+            title: required_name(title, "title", 200)?,
             body: bounded_text(body, "body", 2000)?,
             media_id,
             category_id,

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::{MAX_PLAYS_PER_REPORT, PLAY_CLOCK_SKEW_SECONDS};
+use crate::bounds::check_instant;
 use crate::{DomainError, Scoped};
 
 /// One play of a notice on a display.
@@ -71,8 +72,9 @@ pub struct PlayReport {
 }
 
 /// The rules for a batch of plays: at most [`MAX_PLAYS_PER_REPORT`], every
-/// notice known, none later than `now` plus [`PLAY_CLOCK_SKEW_SECONDS`], none
-/// longer than a day. Late plays are fine.
+/// notice known, none later than `now` plus [`PLAY_CLOCK_SKEW_SECONDS`] nor
+/// outside the sane range ([`check_instant`]), none longer than a day. Late
+/// plays are fine.
 pub fn check_plays(
     plays: &[Play],
     unknown: &[Uuid],
@@ -91,6 +93,7 @@ pub fn check_plays(
                 "no such notice",
             ));
         }
+        check_instant(play.played_at, &format!("plays.{i}.playedAt"))?;
         if play.played_at > now + Duration::seconds(PLAY_CLOCK_SKEW_SECONDS) {
             return Err(DomainError::invalid(
                 &format!("plays.{i}.playedAt"),
@@ -261,6 +264,21 @@ mod tests {
                 "plays.0.playedAt",
                 "lies in the future",
             ));
+    }
+
+    #[test]
+    fn a_play_from_a_reset_clock_or_year_minus_9999_is_refused() {
+        for at in ["1970-01-01T00:00:00Z", "-9999-01-01T00:00:00Z"] {
+            given::<PlayReport>([])
+                .when(
+                    TENANT,
+                    report(vec![play(now()), play(at.parse().unwrap())], vec![]),
+                )
+                .then_err(DomainError::invalid(
+                    "plays.1.playedAt",
+                    "must lie in the years 2000 to 2099 (UTC)",
+                ));
+        }
     }
 
     #[test]

@@ -7,7 +7,7 @@ use cqrs_es::event_sink::EventSink;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::{MAX_PLAYLIST_ITEMS, required_text};
+use super::{MAX_PLAYLIST_ITEMS, required_name};
 use crate::manifest::PlaylistItem;
 use crate::{DomainError, Scoped};
 
@@ -16,7 +16,7 @@ pub fn parse_playlist(
     name: &str,
     items: Vec<PlaylistItem>,
 ) -> Result<(String, Vec<PlaylistItem>), DomainError> {
-    let name = required_text(name, "name", 100)?;
+    let name = required_name(name, "name", 100)?;
     if items.len() > MAX_PLAYLIST_ITEMS {
         return Err(DomainError::invalid(
             "items",

@@ -4,12 +4,18 @@
 use serde::{Deserialize, Serialize};
 
 use crate::DomainError;
-use crate::text::graphemes;
+use crate::text::{check_single_line, graphemes};
 
 /// Most plays in one report.
 pub const MAX_PLAYS_PER_REPORT: usize = 500;
 /// Most items in a playlist.
 pub const MAX_PLAYLIST_ITEMS: usize = 200;
+/// Most tags on a display.
+pub const MAX_TAGS: usize = 20;
+/// Most displays, and most groups, one schedule or emergency names.
+pub const MAX_TARGETS: usize = 500;
+/// Most dayparts in a schedule (three a day, every day).
+pub const MAX_DAYPARTS: usize = 21;
 /// How far in the future a reported play may lie (clock skew).
 pub const PLAY_CLOCK_SKEW_SECONDS: i64 = 120;
 
@@ -20,6 +26,15 @@ pub fn required_text(raw: &str, field: &str, max: usize) -> Result<String, Domai
         return Err(DomainError::invalid(field, "must not be empty"));
     }
     bounded_text(text, field, max)
+}
+
+/// Checks a required single-line text (a name, title or tag): what
+/// [`required_text`] checks, and no control or bidi control character
+/// ([`check_single_line`]).
+pub fn required_name(raw: &str, field: &str, max: usize) -> Result<String, DomainError> {
+    let name = required_text(raw, field, max)?;
+    check_single_line(&name, field)?;
+    Ok(name)
 }
 
 /// Checks an optional text's length.
@@ -74,6 +89,17 @@ mod tests {
         assert_eq!(
             required_text("Lobby!", "name", 5),
             Err(DomainError::invalid("name", "6 characters; at most 5"))
+        );
+    }
+
+    #[test]
+    fn required_name_is_one_line_without_reordering_controls() {
+        assert_eq!(required_name(" Lobby\n", "name", 10), Ok("Lobby".into()));
+        assert!(required_name("Lob\tby", "name", 10).is_err());
+        assert!(required_name("a\u{202e}b", "name", 10).is_err());
+        assert_eq!(
+            required_name("", "name", 10),
+            Err(DomainError::invalid("name", "must not be empty"))
         );
     }
 

@@ -8,7 +8,7 @@ use cqrs_es::event_sink::EventSink;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::required_text;
+use super::required_name;
 use crate::manifest::{ScheduleSpec, Targets};
 use crate::{DomainError, Scoped};
 
@@ -30,7 +30,7 @@ pub enum ScheduleCommand {
 /// Validates a schedule's shape (dates and targets; dayparts are parsed by
 /// [`crate::manifest::Daypart::parse`]).
 pub fn check_schedule(s: &ScheduleSpec) -> Result<(), DomainError> {
-    required_text(&s.name, "name", 100)?;
+    required_name(&s.name, "name", 100)?;
     if s.ends_on < s.starts_on {
         return Err(DomainError::invalid("endsOn", "ends before it starts"));
     }

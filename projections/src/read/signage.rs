@@ -507,6 +507,29 @@ impl SignageQueries {
         .await?)
     }
 
+    /// Which of `ids` are no paired display of the tenant, in one query
+    /// (the tenant's display ids; a list input is bounded, a tenant's
+    /// displays are few enough to read at once).
+    pub async fn unknown_displays(
+        &self,
+        tenant: Uuid,
+        ids: &[Uuid],
+    ) -> Result<Vec<Uuid>, StoreError> {
+        let mut conn = crate::db::scoped(&self.pool, tenant).await?;
+        let known: Vec<(String,)> =
+            sqlx::query_as("SELECT id FROM rm_displays WHERE tenant_id = $1")
+                .bind(tenant.to_string())
+                .fetch_all(&mut *conn)
+                .await?;
+        let known: std::collections::HashSet<&str> =
+            known.iter().map(|(id,)| id.as_str()).collect();
+        Ok(ids
+            .iter()
+            .filter(|id| !known.contains(id.to_string().as_str()))
+            .copied()
+            .collect())
+    }
+
     /// What a paired display shows at `at`, from the read model.
     pub async fn manifest(
         &self,

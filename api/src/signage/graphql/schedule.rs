@@ -7,10 +7,11 @@ use domain::access::Action;
 use domain::manifest::{Daypart, ScheduleSpec};
 use domain::signage::{ScheduleCommand, targets};
 
-use super::display::display_of;
-use super::support::{Removed, Target, check_group, check_playlist, content, execute, id};
+use super::support::{
+    Removed, Target, check_group, check_playlist, content, execute, id, parse_ids,
+};
 use crate::error::{ApiError, ApiResult};
-use crate::graphql::{parse_id, principal};
+use crate::graphql::{parse_id, principal, state};
 
 /// Day of the week.
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
@@ -131,22 +132,12 @@ impl ScheduleMutation {
         ctx: &Context<'_>,
         input: SignageScheduleInput,
     ) -> ApiResult<SignageSchedule> {
+        // Cheapest first: the lists' lengths (the input guard), the ids'
+        // and dayparts' shape, then one look-up per kind of id.
         let p = principal(ctx, Action::ManageSignage)?;
-        let s = content(ctx, p).await?;
         let playlist = parse_id(&input.playlist_id, "playlistId")?;
-        check_playlist(&s, playlist)?;
-        let mut displays = Vec::new();
-        for (i, d) in input.display_ids.iter().enumerate() {
-            let d = parse_id(d, &format!("displayIds.{i}"))?;
-            display_of(ctx, p, d).await?;
-            displays.push(d);
-        }
-        let mut groups = Vec::new();
-        for (i, g) in input.group_ids.iter().enumerate() {
-            let g = parse_id(g, &format!("groupIds.{i}"))?;
-            check_group(&s, g)?;
-            groups.push(g);
-        }
+        let displays = parse_ids(&input.display_ids, "displayIds")?;
+        let groups = parse_ids(&input.group_ids, "groupIds")?;
         let dayparts = input
             .dayparts
             .iter()
@@ -162,6 +153,16 @@ impl ScheduleMutation {
                 )?)
             })
             .collect::<ApiResult<Vec<_>>>()?;
+        let s = content(ctx, p).await?;
+        check_playlist(&s, playlist)?;
+        groups.iter().try_for_each(|g| check_group(&s, *g))?;
+        let unknown = state(ctx)
+            .signage
+            .unknown_displays(p.tenant_id, &displays)
+            .await?;
+        if !unknown.is_empty() {
+            return Err(ApiError::NotFound("display"));
+        }
         let schedule_id = crate::http::idempotency::new_id();
         let schedule = ScheduleSpec {
             id: schedule_id,

@@ -31,6 +31,15 @@ pub(super) fn opt_id(raw: &Option<ID>, field: &str) -> ApiResult<Option<Uuid>> {
     raw.as_ref().map(|i| parse_id(i, field)).transpose()
 }
 
+/// Parses a list of ids; `field` names the list (`displayIds.3` in the
+/// error).
+pub(super) fn parse_ids(raw: &[ID], field: &str) -> ApiResult<Vec<Uuid>> {
+    raw.iter()
+        .enumerate()
+        .map(|(i, id)| parse_id(id, &format!("{field}.{i}")))
+        .collect()
+}
+
 /// The caller's tenant's signage content: groups, notices, categories,
 /// playlists, schedules and emergencies.
 pub(super) async fn content(ctx: &Context<'_>, p: &Principal) -> ApiResult<SignageState> {
