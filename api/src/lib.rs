@@ -15,8 +15,9 @@
 //! Shared by all of them: `http` (REST helpers, middleware, the caller's
 //! address, security headers), `graphql` (what every resolver uses: the
 //! caller, paging, ids, the input guard), `input` (the edge rules every
-//! input is held to), `state` (repositories and read-model queries) and
-//! `error`. A feature uses another only through its public items; `schema`
+//! input is held to), `ids` (the ids a request gives what it creates: derived
+//! from its `Idempotency-Key` when it has one), `state` (repositories and
+//! read-model queries) and `error`. A feature uses another only through its public items; `schema`
 //! assembles the features' GraphQL types and serves `/graphql`, and `app`
 //! wires everything into a process. The benchmarks are the `bench` crate.
 
@@ -30,6 +31,7 @@ pub mod error;
 pub mod graphql;
 pub mod http;
 pub mod identity;
+pub mod ids;
 pub mod input;
 pub mod media;
 pub mod publishing;

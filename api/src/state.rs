@@ -185,7 +185,7 @@ impl AppState {
     {
         // Within a request sent with an Idempotency-Key, each command has
         // an id of its own and is applied at most once.
-        let once = crate::http::idempotency::command_id();
+        let once = crate::ids::command_id();
         let keyed;
         let metadata = match once {
             Some(command_id) => {

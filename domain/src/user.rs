@@ -241,7 +241,8 @@ impl User {
                 email_verified,
                 replaces_unfinished,
             } => {
-                if self.is_active() && !(replaces_unfinished && !self.email_verified) {
+                let replaceable = replaces_unfinished && !self.email_verified;
+                if self.is_active() && !replaceable {
                     return Err(DomainError::Conflict(
                         "an account with this e-mail address already exists".into(),
                     ));

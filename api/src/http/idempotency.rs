@@ -15,7 +15,7 @@
 //!   recorded as the causation id of its events, and a command whose id
 //!   the aggregate already holds is not appended twice ([`AppState::execute`]
 //!   asks the store for that). The ids of what the request creates are
-//!   derived from the key too ([`new_id`]), so the retry finds the first
+//!   derived from the key too ([`ids::new_id`]), so the retry finds the first
 //!   attempt's aggregates instead of making new ones.
 //!
 //! Keys apply to authenticated writes: POST, PUT, PATCH and DELETE on the
@@ -24,7 +24,6 @@
 //!
 //! [`AppState::execute`]: crate::state::AppState::execute
 
-use std::cell::Cell;
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
@@ -40,6 +39,7 @@ use uuid::Uuid;
 use super::{Http, rest_error};
 use crate::error::{ApiError, ApiResult};
 use crate::identity::auth::{Caller, Principal};
+use crate::ids;
 
 /// The request header.
 pub const HEADER: &str = "idempotency-key";
@@ -52,62 +52,6 @@ pub const MAX_KEY_CHARS: usize = 255;
 
 /// Largest answer kept (a bigger one is sent but not stored).
 const MAX_STORED_BODY: usize = 1 << 20;
-
-/// What the commands of a keyed request derive their ids from.
-#[derive(Debug, Clone, Copy)]
-struct Scope {
-    seed: Uuid,
-    started_at_millis: u64,
-}
-
-tokio::task_local! {
-    static SCOPE: Scope;
-    static COUNTERS: Cell<(u32, u32)>;
-}
-
-/// An id for an aggregate the request creates: a fresh UUIDv7, or, within
-/// a keyed request, the same id on every attempt (a v7 of the first
-/// attempt's time whose random part comes from the key).
-pub fn new_id() -> Uuid {
-    match next(0) {
-        Some((scope, n)) => derived_v7(scope, "id", n),
-        None => Uuid::now_v7(),
-    }
-}
-
-/// The id of the next command of a keyed request (`None` outside one): the
-/// command is applied at most once under it.
-pub fn command_id() -> Option<Uuid> {
-    next(1).map(|(scope, n)| Uuid::new_v5(&scope.seed, format!("command:{n}").as_bytes()))
-}
-
-fn next(which: usize) -> Option<(Scope, u32)> {
-    let scope = SCOPE.try_with(|s| *s).ok()?;
-    let n = COUNTERS
-        .try_with(|c| {
-            let (ids, commands) = c.get();
-            let (n, next) = if which == 0 {
-                (ids, (ids + 1, commands))
-            } else {
-                (commands, (ids, commands + 1))
-            };
-            c.set(next);
-            n
-        })
-        .ok()?;
-    Some((scope, n))
-}
-
-fn derived_v7(scope: Scope, kind: &str, n: u32) -> Uuid {
-    let digest = Sha256::new()
-        .chain_update(scope.seed.as_bytes())
-        .chain_update(kind.as_bytes())
-        .chain_update(n.to_be_bytes())
-        .finalize();
-    let mut random = [0u8; 10];
-    random.copy_from_slice(&digest[..10]);
-    uuid::Builder::from_unix_timestamp_millis(scope.started_at_millis, &random).into_uuid()
-}
 
 /// The middleware (see the module docs).
 pub async fn layer(State(http): State<Http>, request: Request, next: Next) -> Response {
@@ -161,17 +105,12 @@ pub async fn layer(State(http): State<Http>, request: Request, next: Next) -> Re
         Ok(Begun::Replay(response)) => return response,
         Err(error) => return rest_error(&error),
     };
-    let scope = Scope {
-        seed: Uuid::new_v5(
-            &Uuid::NAMESPACE_OID,
-            format!("{}|{key}|{hash}", principal.tenant_id).as_bytes(),
-        ),
-        started_at_millis: (started_at / 1000) as u64,
-    };
+    let seed = Uuid::new_v5(
+        &Uuid::NAMESPACE_OID,
+        format!("{}|{key}|{hash}", principal.tenant_id).as_bytes(),
+    );
     let request = Request::from_parts(parts, Body::from(bytes));
-    let response = SCOPE
-        .scope(scope, COUNTERS.scope(Cell::new((0, 0)), next.run(request)))
-        .await;
+    let response = ids::derived(seed, (started_at / 1000) as u64, next.run(request)).await;
     let (parts, body) = response.into_parts();
     let Ok(body) = axum::body::to_bytes(body, MAX_STORED_BODY).await else {
         tracing::warn!("an answer too large to keep under its idempotency key");
@@ -375,36 +314,6 @@ pub async fn forget_expired(db: &AnyPool) -> Result<u64, sqlx::Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[tokio::test]
-    async fn ids_repeat_within_a_keyed_request_and_differ_outside() {
-        let scope = Scope {
-            seed: Uuid::from_u128(7),
-            started_at_millis: 1_700_000_000_000,
-        };
-        let run = || async {
-            SCOPE
-                .scope(
-                    scope,
-                    COUNTERS.scope(Cell::new((0, 0)), async {
-                        (new_id(), new_id(), command_id(), command_id())
-                    }),
-                )
-                .await
-        };
-        let first = run().await;
-        assert_eq!(first, run().await, "a retry derives the same ids");
-        assert_ne!(first.0, first.1);
-        assert_ne!(first.2, first.3);
-        assert_eq!(first.0.get_version_num(), 7);
-        assert_eq!(
-            first.0.get_timestamp().unwrap().to_unix().0,
-            1_700_000_000,
-            "ids sort by the first attempt's time"
-        );
-        assert!(command_id().is_none(), "no key, no command id");
-        assert_ne!(new_id(), new_id());
-    }
 
     #[test]
     fn keys_are_short_visible_ascii() {

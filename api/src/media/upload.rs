@@ -46,7 +46,7 @@ pub async fn store_upload(
         ApiError::invalid(field, "not an image Bluesky shows (PNG, JPEG, WebP or GIF)")
     })?;
     facts.check(field)?;
-    let id = crate::http::idempotency::new_id();
+    let id = crate::ids::new_id();
     let key = format!("{}/{id}", principal.tenant_id);
     if let Err(error) = state.media_store.put(&key, bytes).await {
         tracing::error!(%error, "storing an upload failed");

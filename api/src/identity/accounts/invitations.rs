@@ -48,7 +48,7 @@ pub async fn invite(
         .keyring
         .seal(&Scope::User(invitee), email.as_str())
         .await?;
-    let invitation_id = crate::http::idempotency::new_id();
+    let invitation_id = crate::ids::new_id();
     let meta = state.metadata(principal, correlation);
     state
         .execute_as(

@@ -339,7 +339,7 @@ impl MemberMutation {
             .role()
             .ok_or_else(|| ApiError::Forbidden("ManageApiKeys".into()))?;
         let key = random_token(API_KEY_PREFIX);
-        let key_id = crate::http::idempotency::new_id();
+        let key_id = crate::ids::new_id();
         let state = state(ctx);
         state
             .execute_as(

@@ -103,7 +103,7 @@ impl CampaignMutation {
         let settings = input.parse()?;
         self.change(
             ctx,
-            &ID(crate::http::idempotency::new_id().to_string()),
+            &ID(crate::ids::new_id().to_string()),
             CampaignCommand::Create(settings),
         )
         .await

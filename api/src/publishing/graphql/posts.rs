@@ -239,7 +239,7 @@ impl PostMutation {
             None => None,
         };
         let entries = entries(state, p.tenant_id, &campaign, &input.entries).await?;
-        let id = crate::http::idempotency::new_id();
+        let id = crate::ids::new_id();
         self.change_and_read(
             ctx,
             &ID(id.to_string()),

@@ -50,7 +50,7 @@ impl CategoryMutation {
         name: String,
     ) -> ApiResult<NoticeCategory> {
         let p = principal(ctx, Action::ManageSignage)?;
-        let category = crate::http::idempotency::new_id();
+        let category = crate::ids::new_id();
         execute(
             ctx,
             p,

@@ -97,7 +97,7 @@ impl EmergencyMutation {
         }
         let media = opt_id(&input.media_id, "mediaId")?;
         check_media(ctx, p, media).await?;
-        let emergency = crate::http::idempotency::new_id();
+        let emergency = crate::ids::new_id();
         execute(
             ctx,
             p,

@@ -89,7 +89,7 @@ impl GroupMutation {
         if let Some(pl) = playlist {
             check_playlist(&s, pl)?;
         }
-        let group = crate::http::idempotency::new_id();
+        let group = crate::ids::new_id();
         execute(
             ctx,
             p,

@@ -119,7 +119,7 @@ impl NoticeMutation {
     async fn create_notice(&self, ctx: &Context<'_>, input: NoticeInput) -> ApiResult<Notice> {
         let p = principal(ctx, Action::ManageSignage)?;
         let content_ = notice_content(ctx, p, input).await?;
-        let notice = crate::http::idempotency::new_id();
+        let notice = crate::ids::new_id();
         execute(
             ctx,
             p,

@@ -112,7 +112,7 @@ impl PlaylistMutation {
     ) -> ApiResult<Playlist> {
         let p = principal(ctx, Action::ManageSignage)?;
         let items = playlist_items(&content(ctx, p).await?, input.items)?;
-        let playlist = crate::http::idempotency::new_id();
+        let playlist = crate::ids::new_id();
         execute(
             ctx,
             p,

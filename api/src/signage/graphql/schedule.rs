@@ -163,7 +163,7 @@ impl ScheduleMutation {
         if !unknown.is_empty() {
             return Err(ApiError::NotFound("display"));
         }
-        let schedule_id = crate::http::idempotency::new_id();
+        let schedule_id = crate::ids::new_id();
         let schedule = ScheduleSpec {
             id: schedule_id,
             name: input.name.trim().to_string(),
