@@ -507,20 +507,27 @@ impl SignageQueries {
         .await?)
     }
 
-    /// Which of `ids` are no paired display of the tenant, in one query
-    /// (the tenant's display ids; a list input is bounded, a tenant's
-    /// displays are few enough to read at once).
+    /// Which of `ids` are no paired display of the tenant, in one query.
     pub async fn unknown_displays(
         &self,
         tenant: Uuid,
         ids: &[Uuid],
     ) -> Result<Vec<Uuid>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
         let mut conn = crate::db::scoped(&self.pool, tenant).await?;
-        let known: Vec<(String,)> =
-            sqlx::query_as("SELECT id FROM rm_displays WHERE tenant_id = $1")
-                .bind(tenant.to_string())
-                .fetch_all(&mut *conn)
-                .await?;
+        // One query for the whole list (the API caps it at 500 ids).
+        let placeholders: Vec<String> = (2..ids.len() + 2).map(|n| format!("${n}")).collect();
+        let sql = format!(
+            "SELECT id FROM rm_displays WHERE tenant_id = $1 AND id IN ({})",
+            placeholders.join(", ")
+        );
+        let mut query = sqlx::query_as(&sql).bind(tenant.to_string());
+        for id in ids {
+            query = query.bind(id.to_string());
+        }
+        let known: Vec<(String,)> = query.fetch_all(&mut *conn).await?;
         let known: std::collections::HashSet<&str> =
             known.iter().map(|(id,)| id.as_str()).collect();
         Ok(ids
