@@ -20,6 +20,7 @@ use http_body_util::Limited;
 use serde_json::json;
 
 use crate::audit::graphql::AuditQuery;
+use crate::graphql::once_per_request::OncePerRequest;
 use crate::graphql::uploads::forges_upload;
 use crate::http::client::ClientInfo;
 use crate::http::hardening::GRAPHIQL_CSP;
@@ -69,12 +70,14 @@ pub struct Mutation(
     SignageMutation,
 );
 
-/// Builds the schema with its limits.
+/// Builds the schema with its limits (depth, complexity, and one sign-up,
+/// log-in or invitation acceptance per request).
 pub fn schema(state: Arc<AppState>) -> HeraldSchema {
     Schema::build(Query::default(), Mutation::default(), EmptySubscription)
         .data(state)
         .limit_depth(MAX_DEPTH)
         .limit_complexity(MAX_COMPLEXITY)
+        .extension(OncePerRequest)
         .finish()
 }
 

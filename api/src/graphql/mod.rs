@@ -3,6 +3,7 @@
 //! application state, id parsing, and connection paging with opaque cursors.
 //! The schema itself is assembled in `crate::schema`.
 
+pub mod once_per_request;
 pub mod uploads;
 
 use std::sync::Arc;
