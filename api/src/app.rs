@@ -124,7 +124,7 @@ impl Application {
         let accounts =
             workers::accounts::Accounts::new(db.clone(), keyring.clone(), settings.directory())
                 .context("cannot set up the HTTP client for Bluesky")?;
-        let state = Arc::new(AppState::new(
+        let mut state = AppState::new(
             db,
             keyring,
             settings.identity.access_ttl_seconds,
@@ -132,7 +132,9 @@ impl Application {
             accounts,
             settings.media_store()?,
             settings.node_id.clone(),
-        ));
+        );
+        state.sign_ups_per_hour = settings.identity.sign_ups_per_hour;
+        let state = Arc::new(state);
         let http = if mode.serves_http() {
             let listen = settings.http.listen;
             let listener = TcpListener::bind(listen)

@@ -27,6 +27,7 @@ pub mod graphiql;
 
 use crate::audit::graphql::AuditQuery;
 use crate::graphql::guard::InputGuard;
+use crate::graphql::once_per_request::OncePerRequest;
 use crate::graphql::uploads::forges_upload;
 use crate::http::client::ClientInfo;
 use crate::http::{Correlation, Http, correlation, error_response};
@@ -82,7 +83,8 @@ pub struct Mutation(
     SignageMutation,
 );
 
-/// Builds the schema with its limits.
+/// Builds the schema with its limits (depth, complexity, and one sign-up,
+/// log-in or invitation acceptance per request).
 pub fn schema(state: Arc<AppState>) -> HeraldSchema {
     build(state, MAX_DEPTH)
 }
@@ -98,6 +100,7 @@ fn build(state: Arc<AppState>, max_depth: usize) -> HeraldSchema {
         .data(state)
         .limit_depth(max_depth)
         .limit_complexity(MAX_COMPLEXITY)
+        .extension(OncePerRequest)
         .extension(InputGuard)
         .finish()
 }

@@ -80,6 +80,8 @@ pub struct AppState {
     pub keyring: Keyring,
     /// Brute-force limits shared by every process.
     pub limiter: crate::identity::ratelimit::RateLimiter,
+    /// Sign-ups allowed per client IP and hour (`identity.sign_ups_per_hour`).
+    pub sign_ups_per_hour: u32,
     /// Base URL for links in e-mails.
     pub public_url: String,
 }
@@ -125,6 +127,7 @@ impl AppState {
             accounts,
             sessions: Sessions::new(db.any.clone(), keyring.clone(), access_ttl_seconds),
             limiter: crate::identity::ratelimit::RateLimiter::new(db.any.clone()),
+            sign_ups_per_hour: crate::identity::ratelimit::Policy::SIGN_UP_PER_IP.max_hits,
             keyring,
             public_url,
             projectors,

@@ -15,6 +15,16 @@ pub const BLUESKY_MAX_IMAGE_BYTES: u64 = 1_000_000;
 /// Image types Bluesky shows.
 pub const IMAGE_TYPES: [&str; 4] = ["image/png", "image/jpeg", "image/webp", "image/gif"];
 
+/// Longest side of an accepted image, in pixels. Far above what Bluesky
+/// shows (it scales to 2000 px), so no real photo or screenshot is refused,
+/// while a header claiming more (up to 2³¹−1) is.
+pub const MAX_IMAGE_SIDE: u32 = 16_384;
+
+/// Most pixels an accepted image may have (25 megapixels: a 6000 × 4000
+/// camera photo fits). Bounds the memory an upload is decoded into, since
+/// a file within [`BLUESKY_MAX_IMAGE_BYTES`] can still claim far more.
+pub const MAX_IMAGE_PIXELS: u64 = 25_000_000;
+
 /// What an uploaded file was found to be (sniffed from its bytes).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ImageFacts {
@@ -44,10 +54,37 @@ impl ImageFacts {
                 ),
             ));
         }
-        if self.width == 0 || self.height == 0 {
-            return Err(DomainError::invalid(field, "the image has no pixels"));
-        }
-        Ok(())
+        check_dimensions(self.width, self.height, field)
+    }
+}
+
+/// Whether `width` × `height` is an image size Herald takes: some pixels,
+/// at most [`MAX_IMAGE_SIDE`] per side and [`MAX_IMAGE_PIXELS`] in all.
+/// Decoders call it with the header's size before decoding any pixel.
+pub fn check_dimensions(width: u32, height: u32, field: &str) -> Result<(), DomainError> {
+    if width == 0 || height == 0 {
+        return Err(DomainError::invalid(field, "the image has no pixels"));
+    }
+    if width > MAX_IMAGE_SIDE
+        || height > MAX_IMAGE_SIDE
+        || u64::from(width) * u64::from(height) > MAX_IMAGE_PIXELS
+    {
+        return Err(DomainError::invalid(
+            field,
+            too_large(Some((width, height))),
+        ));
+    }
+    Ok(())
+}
+
+/// The message for an image over the size limits; `size` when known.
+pub fn too_large(size: Option<(u32, u32)>) -> String {
+    let limits = format!(
+        "at most {MAX_IMAGE_SIDE} pixels per side and {MAX_IMAGE_PIXELS} pixels in all are accepted"
+    );
+    match size {
+        Some((w, h)) => format!("the image is {w} × {h} pixels; {limits}"),
+        None => format!("the image is too large; {limits}"),
     }
 }
 
@@ -204,6 +241,34 @@ mod tests {
                 "file",
                 "not an image Bluesky shows (PNG, JPEG, WebP or GIF)",
             ));
+    }
+
+    #[test]
+    fn image_sizes_are_bounded_per_side_and_in_all() {
+        let ok = |w, h| check_dimensions(w, h, "file").is_ok();
+        assert!(ok(1, 1));
+        assert!(ok(MAX_IMAGE_SIDE, 1));
+        assert!(ok(6000, 4000));
+        assert!(ok(5000, 5000), "exactly the pixel cap");
+        assert!(!ok(0, 3) && !ok(3, 0));
+        assert!(!ok(MAX_IMAGE_SIDE + 1, 1));
+        assert!(!ok(1, MAX_IMAGE_SIDE + 1));
+        assert!(!ok(5000, 5001), "one row over the pixel cap");
+        assert!(!ok(i32::MAX as u32, i32::MAX as u32));
+        assert!(!ok(u32::MAX, u32::MAX), "the product does not overflow");
+        let big = ImageFacts {
+            width: 16_000,
+            height: 16_000,
+            ..facts("image/png", 10)
+        };
+        assert_eq!(
+            big.check("file"),
+            Err(DomainError::invalid(
+                "file",
+                "the image is 16000 × 16000 pixels; at most 16384 pixels per side and \
+                 25000000 pixels in all are accepted"
+            ))
+        );
     }
 
     #[test]

@@ -5,7 +5,8 @@
 //!   [`on_both_databases!`] to run a test body on each.
 //! - [`peer`]: the local Bluesky network (`BLUESKY_PDS_URL`,
 //!   `BLUESKY_PEER_JSON`) and raw XRPC reads of what landed on it.
-//! - [`fixtures`]: media to upload (a PNG encoder; video goes there too).
+//! - [`fixtures`]: media to upload (PNG, JPEG and GIF files, and a PNG
+//!   that lies about its size; video goes there too).
 //! - [`smtp`]: a real SMTP server (`aiosmtpd`) and the mail it received.
 //! - [`logs`]: log output captured in memory.
 //! - [`client`]: a GraphQL/HTTP client of a running Herald, with the
@@ -36,7 +37,7 @@ pub mod app;
 pub use app::{Recorder, TestApp, database, spawn_app, spawn_with, test_master_key};
 pub use client::{ApiClient, FormPart, UPLOAD_MEDIA, error_code};
 pub use db::{Backend, fresh_postgres, fresh_sqlite, postgres_server};
-pub use fixtures::png;
+pub use fixtures::{gif, jpeg, png, png_claiming};
 
 /// A port nothing listens on right now (the OS's pick for port 0), for
 /// processes that must be told their port before they start.

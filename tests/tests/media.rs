@@ -1,7 +1,9 @@
 //! Media: uploading images over REST and GraphQL (type sniffed from the
 //! bytes, Bluesky's limits), using them with alt text in a thread that is
 //! published to the real local Bluesky network, campaigns that require alt
-//! text, and refusing to delete an image a post uses.
+//! text, refusing to delete an image a post uses, decoding every upload
+//! (a header that lies about the size or the format is refused) and storing
+//! a sanitised display name instead of the client's path.
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -10,8 +12,17 @@ use std::time::Duration;
 use chrono::Utc;
 use serde_json::{Value, json};
 use test_support::peer::peer;
-use test_support::{FormPart, TestApp, UPLOAD_MEDIA, error_code, fresh_sqlite, png, spawn_with};
+use test_support::{
+    Backend, FormPart, TestApp, UPLOAD_MEDIA, error_code, fresh_sqlite, gif, jpeg,
+    on_both_databases, png, png_claiming, spawn_with,
+};
 use uuid::Uuid;
+
+on_both_databases!(
+    images_whose_bytes_lie_are_refused_and_nothing_is_stored,
+    genuine_png_jpeg_and_gif_images_upload,
+    file_names_are_stored_as_sanitised_display_names,
+);
 
 async fn app() -> TestApp {
     app_and_media_dir().await.0
@@ -19,10 +30,125 @@ async fn app() -> TestApp {
 
 /// An app and the directory its object store keeps files in.
 async fn app_and_media_dir() -> (TestApp, PathBuf) {
-    let mut config = api::Settings::for_database(&fresh_sqlite());
+    app_on(&fresh_sqlite()).await
+}
+
+/// An app on `database_url` and the directory its object store keeps files in.
+async fn app_on(database_url: &str) -> (TestApp, PathBuf) {
+    let mut config = api::Settings::for_database(database_url);
     config.publishing.lease_seconds = 3;
     let media = config.data_dir.join("media");
     (spawn_with(config).await, media)
+}
+
+async fn images_whose_bytes_lie_are_refused_and_nothing_is_stored(backend: Backend) {
+    let (app, media) = app_on(&backend.fresh().await).await;
+    let (token, _) = app
+        .sign_up("Forgery Ltd", "editor@forgery.example.org")
+        .await;
+    let before = app.event_count().await;
+
+    let mut truncated = png(40, 20);
+    truncated.truncate(truncated.len() - 200);
+    let lies: [(&str, Vec<u8>); 5] = [
+        // 2³¹−1 pixels per side, claimed by a well-formed header.
+        ("huge.png", png_claiming(i32::MAX as u32, i32::MAX as u32)),
+        // Within each side's limit, but 400 megapixels in all.
+        ("wide.png", png_claiming(16_000, 25_000)),
+        // A GIF signature in front of a web page.
+        (
+            "page.gif",
+            b"GIF89a<html><body><script>alert(document.cookie)</script></body></html>".to_vec(),
+        ),
+        // A real PNG with its image data cut off.
+        ("cut.png", truncated),
+        // A JPEG start-of-image marker and nothing of a JPEG after it.
+        (
+            "fake.jpg",
+            b"\xFF\xD8\xFF\xE0<?php system($_GET['c']); ?>".to_vec(),
+        ),
+    ];
+    for (name, bytes) in &lies {
+        let (status, body) = app.upload(Some(&token), name, bytes).await;
+        assert_eq!(status, 400, "{name}: {body}");
+        assert_eq!(body["error"]["code"], "VALIDATION", "{name}: {body}");
+        assert_eq!(body["error"]["field"], "file", "{name}: {body}");
+        let (status, body) = app.upload_graphql(Some(&token), name, bytes).await;
+        assert_eq!(status, 200, "{name}: {body}");
+        assert_eq!(error_code(&body), Some("VALIDATION"), "{name}: {body}");
+        assert!(body["data"]["uploadMedia"].is_null(), "{name}: {body}");
+    }
+    let (_, body) = app.upload(Some(&token), "huge.png", &lies[0].1).await;
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("16384"), "the limit is named: {body}");
+
+    assert_eq!(app.event_count().await, before, "nothing recorded");
+    assert_eq!(files_in(&media), 0, "nothing stored");
+    let list = app
+        .gql(Some(&token), "{ mediaAssets { id } }", json!({}))
+        .await;
+    assert_eq!(list["data"]["mediaAssets"], json!([]), "{list}");
+}
+
+async fn genuine_png_jpeg_and_gif_images_upload(backend: Backend) {
+    let (app, media) = app_on(&backend.fresh().await).await;
+    let (token, _) = app
+        .sign_up("Genuine Ltd", "editor@genuine.example.org")
+        .await;
+    let images = [
+        ("a.png", png(40, 20), "image/png", (40, 20)),
+        ("b.jpg", jpeg(32, 24), "image/jpeg", (32, 24)),
+        ("c.gif", gif(16, 8), "image/gif", (16, 8)),
+    ];
+    for (name, bytes, mime, (width, height)) in &images {
+        let (status, body) = app.upload(Some(&token), name, bytes).await;
+        assert_eq!(status, 201, "{name}: {body}");
+        assert_eq!(body["mime"], *mime, "{body}");
+        assert_eq!(body["size"], bytes.len(), "{body}");
+        assert_eq!(
+            (body["width"].as_u64(), body["height"].as_u64()),
+            (Some(*width), Some(*height))
+        );
+        assert_eq!(body["filename"], *name);
+    }
+    let (status, body) = app.upload_graphql(Some(&token), "d.jpg", &jpeg(9, 7)).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(error_code(&body).is_none(), "{body}");
+    assert_eq!(body["data"]["uploadMedia"]["mime"], "image/jpeg", "{body}");
+    assert_eq!(files_in(&media), 4);
+}
+
+async fn file_names_are_stored_as_sanitised_display_names(backend: Backend) {
+    let (app, _) = app_on(&backend.fresh().await).await;
+    let (token, _) = app.sign_up("Names Ltd", "editor@names.example.org").await;
+    let long = format!("{}.png", "é".repeat(10_000));
+    let cases = [
+        ("../../../../x.png".to_string(), "x.png".to_string()),
+        ("/etc/cron.d/x.png".to_string(), "x.png".to_string()),
+        ("reports/2024/q1.png".to_string(), "q1.png".to_string()),
+        ("..".to_string(), "image".to_string()),
+        ("  ".to_string(), "image".to_string()),
+        // Cut to 255 characters (two bytes each here), on a character boundary.
+        (long, "é".repeat(255)),
+    ];
+    for (sent, stored) in &cases {
+        let (status, body) = app.upload(Some(&token), sent, &png(4, 3)).await;
+        assert_eq!(status, 201, "{sent}: {body}");
+        assert_eq!(body["filename"], *stored, "REST answer for {sent:.40}");
+        let id = body["id"].as_str().unwrap();
+        let read = app
+            .gql(
+                Some(&token),
+                "query($id: ID!) { mediaAsset(id: $id) { filename } }",
+                json!({"id": id}),
+            )
+            .await;
+        assert_eq!(read["data"]["mediaAsset"]["filename"], *stored, "{read}");
+    }
+    let (_, body) = app
+        .upload_graphql(Some(&token), "../../../../y.png", &png(4, 3))
+        .await;
+    assert_eq!(body["data"]["uploadMedia"]["filename"], "y.png", "{body}");
 }
 
 /// Number of files under `dir` (none when it does not exist).

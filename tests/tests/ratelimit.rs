@@ -3,6 +3,11 @@
 //! after a quiet period, cleanup, and concurrent attempts from two pools
 //! (two processes) that must not get past the limit together. Time is a
 //! manual clock, so nothing sleeps.
+//!
+//! Then the limits as a client meets them, against the running app: sign-up
+//! per IP, at most one `signUp`/`logIn`/`acceptInvitation` per request (so
+//! aliases cannot multiply them), and aliases of other limited mutations
+//! counted one by one.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -11,8 +16,9 @@ use std::time::Duration;
 use api::identity::ratelimit::{Limited, Policy, RateLimitError, RateLimiter, key};
 use chrono::Utc;
 use projections::{Database, from_micros, micros};
+use serde_json::{Value, json};
 use sqlx::Row;
-use test_support::{Backend, database, on_both_databases};
+use test_support::{Backend, TestApp, database, error_code, on_both_databases, spawn_with};
 
 on_both_databases!(
     the_window_limit_holds_and_reopens_after_the_window,
@@ -22,6 +28,10 @@ on_both_databases!(
     concurrent_hits_from_two_pools_let_exactly_the_limit_through,
     cleanup_deletes_only_rows_that_hold_nothing,
     keys_of_different_subjects_and_policies_count_apart,
+    sign_ups_from_one_address_are_limited_per_hour,
+    aliased_sign_ups_in_one_request_are_refused_and_create_nothing,
+    one_sign_in_or_invitation_acceptance_per_request,
+    aliases_of_other_limited_mutations_count_one_by_one,
 );
 
 const SECRET: &[u8] = b"test secret";
@@ -331,4 +341,165 @@ async fn keys_of_different_subjects_and_policies_count_apart(backend: Backend) {
         keys.iter()
             .all(|k| !k.contains("alice") && !k.contains("bob"))
     );
+}
+
+const SIGN_UP: &str = "mutation($i: SignUpInput!) { signUp(input: $i) { accessToken } }";
+const PASSWORD: &str = "correct horse battery";
+
+/// The app on a fresh database of `backend`, allowing `sign_ups` sign-ups
+/// per address and hour.
+async fn app_allowing(backend: Backend, sign_ups: u32) -> TestApp {
+    let mut config = api::Settings::for_database(&backend.fresh().await);
+    config.identity.sign_ups_per_hour = sign_ups;
+    spawn_with(config).await
+}
+
+fn sign_up_input(n: usize) -> Value {
+    json!({"organization": format!("Org {n}"), "email": format!("owner{n}@example.org"), "password": PASSWORD})
+}
+
+async fn log_in(app: &TestApp, email: &str) -> Value {
+    app.gql(
+        None,
+        "mutation($i: LogInInput!) { logIn(input: $i) { accessToken } }",
+        json!({"i": {"email": email, "password": PASSWORD}}),
+    )
+    .await
+}
+
+async fn sign_ups_from_one_address_are_limited_per_hour(backend: Backend) {
+    let app = app_allowing(backend, 3).await;
+    // A malformed sign-up is refused before it counts.
+    let bad = app
+        .gql(
+            None,
+            SIGN_UP,
+            json!({"i": {"organization": "Typo", "email": "not an address", "password": PASSWORD}}),
+        )
+        .await;
+    assert_eq!(error_code(&bad), Some("VALIDATION"), "{bad}");
+    for n in 0..3 {
+        let body = app.gql(None, SIGN_UP, json!({"i": sign_up_input(n)})).await;
+        assert!(
+            body["data"]["signUp"]["accessToken"].is_string(),
+            "sign-up {n}: {body}"
+        );
+    }
+    let before = app.event_count().await;
+    let refused = app.gql(None, SIGN_UP, json!({"i": sign_up_input(3)})).await;
+    assert_eq!(error_code(&refused), Some("RATE_LIMITED"), "{refused}");
+    let retry = refused["errors"][0]["extensions"]["retryAfter"]
+        .as_u64()
+        .unwrap();
+    assert!(
+        (3500..=3600).contains(&retry),
+        "until the hour is over: {retry}"
+    );
+    assert_eq!(app.event_count().await, before, "nothing stored");
+    assert_eq!(
+        error_code(&log_in(&app, "owner3@example.org").await),
+        Some("UNAUTHENTICATED")
+    );
+    // Signing in is not signing up: its own limits apply.
+    let body = log_in(&app, "owner0@example.org").await;
+    assert!(body["data"]["logIn"]["accessToken"].is_string(), "{body}");
+}
+
+async fn aliased_sign_ups_in_one_request_are_refused_and_create_nothing(backend: Backend) {
+    let app = app_allowing(backend, 100).await;
+    let before = app.event_count().await;
+    let fields: String = (0..50)
+        .map(|n| format!("s{n}: signUp(input: $i{n}) {{ accessToken }} "))
+        .collect();
+    let params: Vec<String> = (0..50).map(|n| format!("$i{n}: SignUpInput!")).collect();
+    let query = format!("mutation({}) {{ {fields} }}", params.join(", "));
+    let variables: serde_json::Map<String, Value> = (0..50)
+        .map(|n| (format!("i{n}"), sign_up_input(n)))
+        .collect();
+    let body = app.gql(None, &query, Value::Object(variables)).await;
+    assert_eq!(error_code(&body), Some("VALIDATION"), "{body}");
+    assert_eq!(body["errors"].as_array().unwrap().len(), 1, "{body}");
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("at most one of signUp"),
+        "{body}"
+    );
+    assert!(body["data"].is_null(), "nothing ran: {body}");
+    assert_eq!(
+        app.event_count().await,
+        before,
+        "no organisation was created"
+    );
+    assert_eq!(
+        error_code(&log_in(&app, "owner0@example.org").await),
+        Some("UNAUTHENTICATED")
+    );
+    // The refused request did not use up the address's sign-ups either.
+    let body = app.gql(None, SIGN_UP, json!({"i": sign_up_input(0)})).await;
+    assert!(body["data"]["signUp"]["accessToken"].is_string(), "{body}");
+}
+
+async fn one_sign_in_or_invitation_acceptance_per_request(backend: Backend) {
+    let app = app_allowing(backend, 100).await;
+    app.sign_up("Acme", "ada@example.org").await;
+    let login = r#"logIn(input: {email: "ada@example.org", password: "correct horse battery"}) { accessToken }"#;
+    let accept = r#"acceptInvitation(input: {token: "hinv_forged", password: "correct horse battery"}) { accessToken }"#;
+    let sign_up = r#"signUp(input: {organization: "Other", email: "grace@example.org", password: "correct horse battery"}) { accessToken }"#;
+    let before = app.event_count().await;
+    for query in [
+        format!("mutation {{ a: {login} b: {login} }}"),
+        format!("mutation {{ {login} {sign_up} }}"),
+        format!("mutation {{ a: {accept} b: {accept} }}"),
+        format!("mutation {{ {sign_up} ...F }} fragment F on Mutation {{ {login} }}"),
+        format!("mutation {{ ... on Mutation {{ a: {login} }} ... on Mutation {{ b: {login} }} }}"),
+    ] {
+        let body = app.gql(None, &query, json!({})).await;
+        assert_eq!(error_code(&body), Some("VALIDATION"), "{query}: {body}");
+        assert!(body["data"].is_null(), "{query}: {body}");
+    }
+    assert_eq!(app.event_count().await, before);
+    // One of them, beside other fields, is fine.
+    let body = app
+        .gql(
+            None,
+            &format!("mutation {{ {login} requestPasswordReset(email: \"ada@example.org\") }}"),
+            json!({}),
+        )
+        .await;
+    assert!(body["data"]["logIn"]["accessToken"].is_string(), "{body}");
+}
+
+async fn aliases_of_other_limited_mutations_count_one_by_one(backend: Backend) {
+    let app = app_allowing(backend, 100).await;
+    app.sign_up("Acme", "ada@example.org").await;
+    // Three reset mails per address and hour: the fourth alias is refused.
+    let fields: String = (0..4)
+        .map(|n| format!(r#"r{n}: requestPasswordReset(email: "ada@example.org") "#))
+        .collect();
+    let body = app
+        .gql(None, &format!("mutation {{ {fields} }}"), json!({}))
+        .await;
+    for n in 0..3 {
+        assert_eq!(body["data"][format!("r{n}")], true, "{body}");
+    }
+    assert!(body["data"]["r3"].is_null(), "{body}");
+    assert_eq!(error_code(&body), Some("RATE_LIMITED"), "{body}");
+    assert_eq!(body["errors"][0]["path"], json!(["r3"]), "{body}");
+    assert!(
+        body["errors"][0]["extensions"]["retryAfter"]
+            .as_u64()
+            .unwrap()
+            > 0
+    );
+    // And the limit holds for the next request too.
+    let body = app
+        .gql(
+            None,
+            r#"mutation { requestPasswordReset(email: "ada@example.org") }"#,
+            json!({}),
+        )
+        .await;
+    assert_eq!(error_code(&body), Some("RATE_LIMITED"), "{body}");
 }

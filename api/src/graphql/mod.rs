@@ -4,6 +4,7 @@
 //! The schema itself is assembled in `crate::schema`.
 
 pub mod guard;
+pub mod once_per_request;
 pub mod uploads;
 
 use std::sync::Arc;

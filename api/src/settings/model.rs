@@ -76,6 +76,8 @@ pub struct IdentitySettings {
     /// The previous master key, accepted while a rotation rolls out.
     #[serde(with = "secret::option")]
     pub previous_master_key: Option<SecretString>,
+    /// Sign-ups (new organisations) allowed per client IP and hour.
+    pub sign_ups_per_hour: u32,
 }
 
 /// Outgoing mail.
@@ -182,6 +184,7 @@ impl Default for IdentitySettings {
             access_ttl_seconds: 900,
             master_key: None,
             previous_master_key: None,
+            sign_ups_per_hour: crate::identity::ratelimit::Policy::SIGN_UP_PER_IP.max_hits,
         }
     }
 }

@@ -251,6 +251,13 @@ pub const SETTINGS: &[Setting] = &[
         "Object store for uploads: s3://bucket[/prefix]; <data-dir>/media without it",
     ),
     setting(
+        "identity.sign_ups_per_hour",
+        "HERALD_SIGN_UPS_PER_HOUR",
+        "sign-ups-per-hour",
+        One,
+        "Sign-ups (new organisations) allowed per client IP and hour",
+    ),
+    setting(
         "signage.registrations_per_minute",
         "HERALD_DISPLAY_REGISTRATIONS_PER_MINUTE",
         "display-registrations-per-minute",

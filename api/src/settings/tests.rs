@@ -191,7 +191,8 @@ fn every_flag_and_variable_is_unique_and_every_key_exists() {
                 || k.ends_with("_ms")
                 || k.ends_with("per_connection")
                 || k.ends_with("per_minute")
-                || k.ends_with("per_ip") =>
+                || k.ends_with("per_ip")
+                || k.ends_with("per_hour") =>
             {
                 "3"
             }

@@ -12,16 +12,21 @@ use secrecy::SecretString;
 use uuid::Uuid;
 
 use super::credentials::{seal_password, user_id_for};
+use super::guard::Guard;
 use super::metadata::system_meta;
 use super::signin::SignedIn;
 use super::verification::VERIFY_TTL;
 use crate::error::{ApiError, ApiResult};
 use crate::http::client::ClientInfo;
 use crate::identity::auth;
+use crate::identity::ratelimit::Policy;
 use crate::state::{AppState, SETTLE_TIMEOUT};
 
 /// Creates an organisation and its owner, asks the owner to verify their
-/// address, and signs them in.
+/// address, and signs them in. Counted per client IP under
+/// [`Policy::SIGN_UP_PER_IP`] once the input is well formed (a typo costs
+/// nothing), before the address is looked up (so probing which addresses
+/// have accounts is limited too).
 ///
 /// The owner's registration, the organisation and the verification request
 /// are one atomic append: a failure leaves nothing behind, so the address
@@ -39,6 +44,12 @@ pub async fn sign_up(
     let name = parse_name(organization, "organization")?;
     let email = Email::parse(email)?;
     auth::check_password_rules(&password)?;
+    let guard = Guard::new(state, client).await?;
+    let policy = Policy {
+        max_hits: state.sign_ups_per_hour,
+        ..Policy::SIGN_UP_PER_IP
+    };
+    guard.hit(&[(&policy, guard.ip_key(&policy))]).await?;
     let user_id = user_id_for(&state.keyring, &email).await?;
     let user = state.users.load_versioned(&user_id.to_string()).await?;
     if user.state.is_active() && !unfinished(state, &user, user_id).await? {

@@ -69,6 +69,21 @@ impl Policy {
         forget_after: HOUR,
     };
 
+    /// `signUp` per client IP; `max_hits` comes from configuration
+    /// (`identity.sign_ups_per_hour`). Each sign-up creates an organisation,
+    /// so this caps how many one host can create; nothing is guessed, so
+    /// there is no lock-out. An office behind one address rarely creates
+    /// more than a few organisations in an hour.
+    pub const SIGN_UP_PER_IP: Policy = Policy {
+        name: "signup_ip",
+        max_hits: 10,
+        window: HOUR,
+        lockout_after: 0,
+        lockout_base: Duration::ZERO,
+        lockout_max: Duration::ZERO,
+        forget_after: HOUR,
+    };
+
     /// `refreshSession` per client IP. Refresh tokens cannot be guessed, so
     /// this only caps floods; many invalid tokens from one host lock it.
     pub const REFRESH_PER_IP: Policy = Policy {
@@ -119,7 +134,8 @@ impl Policy {
     };
 
     /// Every preset, for documentation and tests.
-    pub const PRESETS: [Policy; 6] = [
+    pub const PRESETS: [Policy; 7] = [
+        Self::SIGN_UP_PER_IP,
         Self::LOGIN_PER_IP,
         Self::LOGIN_PER_ACCOUNT,
         Self::REFRESH_PER_IP,
