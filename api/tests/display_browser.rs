@@ -520,3 +520,43 @@ async fn display_pairs_plays_shows_emergencies_and_survives_a_server_restart() {
     }
     eprintln!("display browser test took {:?}", started.elapsed());
 }
+
+/// GraphiQL runs in a real browser from the assets Herald serves itself,
+/// under its Content-Security-Policy (scripts from 'self' only), and loads
+/// the schema through the standard introspection query.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graphiql_runs_offline_from_vendored_assets_under_its_policy() {
+    let dir = std::env::temp_dir().join(format!("herald-graphiql-{}", Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let database_url = format!("sqlite://{}", dir.join("herald.db").display());
+    let listen: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let driver = Chromedriver::start(&dir.join("chromedriver.log")).await;
+    let _server = start_server(&database_url, listen).await;
+    let browser = driver.browser(&dir.join("profile")).await;
+
+    browser
+        .goto(&format!("http://{listen}/graphql"))
+        .await
+        .unwrap();
+    wait_for("GraphiQL to render", Duration::from_secs(30), || async {
+        let rendered = eval(
+            &browser,
+            "!!document.querySelector('.graphiql-container .graphiql-editors')",
+        )
+        .await;
+        (rendered == Value::Bool(true)).then_some(())
+    })
+    .await;
+    // The schema arrived: the documentation explorer can be opened on it.
+    wait_for("the schema to load", Duration::from_secs(30), || async {
+        let loaded = eval(
+            &browser,
+            "(() => { const b = document.querySelector('[aria-label=\"Show Documentation Explorer\"]'); if (b) b.click(); return !!document.querySelector('.graphiql-doc-explorer') && document.body.innerText.includes('Mutation'); })()",
+        )
+        .await;
+        (loaded == Value::Bool(true)).then_some(())
+    })
+    .await;
+    screenshot(&browser, &dir, "graphiql").await;
+    browser.close().await.unwrap();
+}

@@ -7,12 +7,12 @@
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use test_support::{Backend, TestApp, spawn_with};
+use test_support::{Backend, TestApp, on_both_databases, spawn_with};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-async fn app(configure: impl FnOnce(&mut api::Settings)) -> TestApp {
-    let mut config = api::Settings::for_database(&Backend::Sqlite.fresh().await);
+async fn app(backend: Backend, configure: impl FnOnce(&mut api::Settings)) -> TestApp {
+    let mut config = api::Settings::for_database(&backend.fresh().await);
     configure(&mut config);
     spawn_with(config).await
 }
@@ -54,9 +54,8 @@ async fn closed_after(stream: &mut TcpStream, within: Duration) -> Option<Durati
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_request_head_sent_slowly_is_cut_off_after_the_header_timeout() {
-    let app = app(|c| {
+async fn a_request_head_sent_slowly_is_cut_off_after_the_header_timeout(backend: Backend) {
+    let app = app(backend, |c| {
         c.http.header_read_timeout_seconds = 1;
         c.http.idle_timeout_seconds = 60;
     })
@@ -90,9 +89,10 @@ async fn a_request_head_sent_slowly_is_cut_off_after_the_header_timeout() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_kept_alive_connection_without_a_next_request_is_closed_after_the_idle_timeout() {
-    let app = app(|c| {
+async fn a_kept_alive_connection_without_a_next_request_is_closed_after_the_idle_timeout(
+    backend: Backend,
+) {
+    let app = app(backend, |c| {
         c.http.header_read_timeout_seconds = 30;
         c.http.idle_timeout_seconds = 1;
     })
@@ -109,9 +109,10 @@ async fn a_kept_alive_connection_without_a_next_request_is_closed_after_the_idle
     assert!(closed >= Duration::from_millis(800), "{closed:?}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn connections_beyond_the_per_address_cap_are_refused_while_the_others_work() {
-    let app = app(|c| c.http.max_connections_per_ip = 3).await;
+async fn connections_beyond_the_per_address_cap_are_refused_while_the_others_work(
+    backend: Backend,
+) {
+    let app = app(backend, |c| c.http.max_connections_per_ip = 3).await;
     let mut held = Vec::new();
     for _ in 0..3 {
         let mut stream = connect(&app).await;
@@ -151,9 +152,8 @@ async fn connections_beyond_the_per_address_cap_are_refused_while_the_others_wor
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_display_event_stream_stays_open_past_the_idle_timeout() {
-    let app = app(|c| {
+async fn a_display_event_stream_stays_open_past_the_idle_timeout(backend: Backend) {
+    let app = app(backend, |c| {
         c.http.header_read_timeout_seconds = 1;
         c.http.idle_timeout_seconds = 1;
     })
@@ -211,3 +211,10 @@ async fn a_display_event_stream_stays_open_past_the_idle_timeout() {
         "{push:?}"
     );
 }
+
+on_both_databases!(
+    a_request_head_sent_slowly_is_cut_off_after_the_header_timeout,
+    a_kept_alive_connection_without_a_next_request_is_closed_after_the_idle_timeout,
+    connections_beyond_the_per_address_cap_are_refused_while_the_others_work,
+    a_display_event_stream_stays_open_past_the_idle_timeout,
+);

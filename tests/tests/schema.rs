@@ -256,6 +256,9 @@ fn value_for(schema: &Schema, field: &str, t: &Value, id: &str) -> Value {
                 (_, "token" | "refreshToken") => json!("hin_AAAA"),
                 (_, "text") => json!("Hello"),
                 (_, "langs") => json!("en"),
+                // A daypart's local times (validated before any look-up).
+                (_, "start") => json!("09:00"),
+                (_, "end") => json!("17:00"),
                 _ => json!("Name"),
             }
         }

@@ -700,7 +700,7 @@ pub async fn append_all(
                 .bind(row.metadata.as_str());
         }
     }
-    match query.execute(&db.any).await {
+    let result = match query.execute(&db.any).await {
         Ok(_) => {
             metrics::counter!("herald_events_appended_total").increment(count as u64);
             if let Some(first) = staged.first() {
@@ -709,8 +709,18 @@ pub async fn append_all(
             Ok(Some(committed()))
         }
         Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Ok(None),
-        Err(e) => Err(e.into()),
+        Err(e) => Err(StoreError::from(e)),
+    };
+    let outcome = match &result {
+        Ok(Some(_)) => "ok",
+        Ok(None) => "conflict",
+        Err(_) => "error",
+    };
+    for aggregate in staged {
+        metrics::counter!("herald_commands_total", "aggregate" => aggregate.aggregate_type, "outcome" => outcome)
+            .increment(1);
     }
+    result
 }
 
 /// Keeps the database or decoding error cqrs-es wraps as the source.
