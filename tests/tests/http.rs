@@ -185,7 +185,7 @@ async fn preflight(app: &TestApp, origin: &str) -> reqwest::Response {
         .header("access-control-request-method", "POST")
         .header(
             "access-control-request-headers",
-            "authorization, content-type",
+            "authorization, content-type, idempotency-key",
         )
         .send()
         .await
@@ -215,8 +215,10 @@ async fn preflight_from_an_allowed_origin_is_answered() {
         .unwrap()
         .to_ascii_lowercase();
     assert!(
-        allowed_headers.contains("authorization") && allowed_headers.contains("content-type"),
-        "{allowed_headers}"
+        allowed_headers.contains("authorization")
+            && allowed_headers.contains("content-type")
+            && allowed_headers.contains("idempotency-key"),
+        "a browser client may send an Idempotency-Key: {allowed_headers}"
     );
     assert!(headers.get("access-control-allow-credentials").is_none());
     assert_security_headers(headers, "preflight");

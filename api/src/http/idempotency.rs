@@ -44,6 +44,9 @@ use crate::ids;
 /// The request header.
 pub const HEADER: &str = "idempotency-key";
 
+/// The response header marking a stored answer sent again.
+pub const REPLAYED: &str = "idempotent-replayed";
+
 /// How long a key and its answer are kept.
 pub const KEEP_FOR: Duration = Duration::from_secs(24 * 3600);
 
@@ -269,7 +272,7 @@ impl Keys {
                         .and_then(|c| HeaderValue::from_str(&c).ok())
                         .unwrap_or(HeaderValue::from_static("application/json")),
                 );
-                headers.insert("idempotent-replayed", HeaderValue::from_static("true"));
+                headers.insert(REPLAYED, HeaderValue::from_static("true"));
                 Ok(Begun::Replay(response))
             }
             _ => Ok(Begun::Run { started_at }),
