@@ -197,6 +197,11 @@ impl Application {
         {
             tasks.adopt(format!("projector {name}"), task);
         }
+        // Other processes' commits and wake-ups (PostgreSQL).
+        tasks.adopt(
+            "checkpoint listener",
+            state.projectors.follow(tasks.shutdown()),
+        );
         if mode.runs_process_managers() {
             let mail = mail_sender(&settings, state.db.clone(), &state.keyring)?;
             let publisher = workers::publisher(

@@ -17,14 +17,14 @@ use domain::tenant::Tenant;
 use domain::user::User;
 use domain::{DomainError, Scoped};
 use projections::analytics::AnalyticsQueries;
-use projections::dashboard::DashboardQueries;
-use projections::identity::IdentityQueries;
-use projections::media::MediaQueries;
-use projections::publishing::ConnectionQueries;
+use projections::dashboard::{Dashboard, DashboardQueries};
+use projections::identity::{Identity, IdentityQueries};
+use projections::media::{Media, MediaQueries};
+use projections::publishing::{ConnectionQueries, Connections};
 use projections::push::Hub;
-use projections::signage::SignageQueries;
+use projections::signage::{SignageProjection, SignageQueries};
 use projections::store::{Committed, Staged, append_all};
-use projections::{Database, GlobalLog, Keyring, Projectors, Repository};
+use projections::{Database, GlobalLog, Keyring, Position, Projectors, Repository};
 use uuid::Uuid;
 
 use crate::error::{ApiError, ApiResult};
@@ -33,6 +33,44 @@ use crate::identity::auth::{Principal, Sessions};
 /// How long a mutation waits for the read models to show its change: longer
 /// than a projector lease, so a crashed lease holder is replaced in time.
 pub const SETTLE_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long a query of a read model no mutation waits for (the audit log,
+/// analytics) waits for it to show this process's latest write.
+pub const FRESH_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The read models an aggregate's state is read back from. A command's
+/// answer reads them, so the command waits for them, and only for them:
+/// the audit log, analytics, the publisher's schedule and the mail intents
+/// follow at their own pace (their queries wait with
+/// [`AppState::fresh`]). An operation whose answer reads more names them
+/// itself ([`AppState::commit_all`]).
+pub trait ShownIn {
+    const READ_MODELS: &'static [&'static str];
+}
+
+macro_rules! shown_in {
+    ($($aggregate:ty => $($model:expr),+;)+) => {
+        $(impl ShownIn for $aggregate {
+            const READ_MODELS: &'static [&'static str] = &[$($model),+];
+        })+
+    };
+}
+
+shown_in! {
+    Tenant => Identity::NAME;
+    User => Identity::NAME;
+    Campaign => Dashboard::NAME;
+    Post => Dashboard::NAME;
+    Connection => Connections::NAME;
+    MediaAsset => Media::NAME;
+    Display => SignageProjection::NAME;
+    DisplayGroup => SignageProjection::NAME;
+    NoticeCategory => SignageProjection::NAME;
+    Notice => SignageProjection::NAME;
+    Playlist => SignageProjection::NAME;
+    SignageSchedule => SignageProjection::NAME;
+    Emergency => SignageProjection::NAME;
+    PlayReport => SignageProjection::NAME;
+}
 
 /// The aggregate a command goes to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,6 +122,8 @@ pub struct AppState {
     pub sign_ups_per_hour: u32,
     /// Base URL for links in e-mails.
     pub public_url: String,
+    /// The log position of this process's latest committed change.
+    written: std::sync::Mutex<Position>,
 }
 
 impl AppState {
@@ -132,6 +172,7 @@ impl AppState {
             public_url,
             projectors,
             log: GlobalLog::new(db.clone()),
+            written: Default::default(),
             db,
         }
     }
@@ -161,7 +202,7 @@ impl AppState {
         command: C,
     ) -> ApiResult<Committed>
     where
-        A: Aggregate<Command = Scoped<C>, Services = (), Error = DomainError>,
+        A: Aggregate<Command = Scoped<C>, Services = (), Error = DomainError> + ShownIn,
         C: Clone,
     {
         let metadata = self.metadata(principal, correlation);
@@ -183,7 +224,7 @@ impl AppState {
         metadata: &EventMetadata,
     ) -> ApiResult<Committed>
     where
-        A: Aggregate<Services = (), Error = DomainError>,
+        A: Aggregate<Services = (), Error = DomainError> + ShownIn,
         A::Command: Clone,
     {
         // Within a request sent with an Idempotency-Key, each command has
@@ -214,36 +255,67 @@ impl AppState {
                     .await?
             }
         };
-        self.settle(&committed).await?;
+        self.settle(&committed, A::READ_MODELS).await?;
         Ok(committed)
     }
 
     /// Appends the staged changes of several aggregates all or nothing
     /// (see [`projections::store::append_all`]) and waits until the read
-    /// models show them. `None` when a stream moved on since it was loaded:
-    /// nothing was written, and the caller decides again.
-    pub async fn commit_all(&self, staged: &[Staged]) -> ApiResult<Option<Vec<Committed>>> {
+    /// models named `reads` show them. `None` when a stream moved on since
+    /// it was loaded: nothing was written, and the caller decides again.
+    pub async fn commit_all(
+        &self,
+        staged: &[Staged],
+        reads: &[&str],
+    ) -> ApiResult<Option<Vec<Committed>>> {
         let Some(committed) = append_all(&self.db, staged).await? else {
             return Ok(None);
         };
         if let Some(last) = committed.iter().rev().find(|c| c.last_sequence.is_some()) {
-            self.settle(last).await?;
+            self.settle(last, reads).await?;
         }
         Ok(Some(committed))
     }
 
-    /// Waits until the read models show `committed`.
-    async fn settle(&self, committed: &Committed) -> ApiResult<()> {
+    /// Waits until the read models named `reads` show `committed`.
+    async fn settle(&self, committed: &Committed, reads: &[&str]) -> ApiResult<()> {
         let Some(sequence) = committed.last_sequence else {
             return Ok(());
         };
-        if let Some(position) = self
+        let Some(position) = self
             .log
             .position_of(committed.aggregate_type, &committed.aggregate_id, sequence)
             .await?
-            && !self.projectors.wait_for(position, SETTLE_TIMEOUT).await?
+        else {
+            return Ok(());
+        };
         {
-            tracing::warn!(%position, "read models lag behind a committed change");
+            let mut written = self.written.lock().expect("written lock");
+            *written = (*written).max(position);
+        }
+        if !self
+            .projectors
+            .wait_for(position, reads, SETTLE_TIMEOUT)
+            .await?
+        {
+            tracing::warn!(%position, ?reads, "read models lag behind a committed change");
+        }
+        Ok(())
+    }
+
+    /// Waits (up to [`FRESH_TIMEOUT`]) until the read models named `reads`
+    /// show every change this process committed so far: for queries of
+    /// read models that mutations do not wait for, so that a client reads
+    /// its own writes there too.
+    pub async fn fresh(&self, reads: &[&str]) -> ApiResult<()> {
+        let written = *self.written.lock().expect("written lock");
+        if written > Position::default()
+            && !self
+                .projectors
+                .wait_for(written, reads, FRESH_TIMEOUT)
+                .await?
+        {
+            tracing::warn!(position = %written, ?reads, "answering from a read model that lags behind");
         }
         Ok(())
     }

@@ -5,18 +5,22 @@
 //! `replay` seeds an event log shaped like real traffic and times a rebuild of
 //! every read model; `publish` (`publish`) times worker processes
 //! publishing posts due at once, and `displays` (`displays`) an
-//! emergency override reaching thousands of connected signage displays. All
+//! emergency override reaching thousands of connected signage displays;
+//! `mutations` GraphQL `createPost` latency and throughput. All
 //! run in a scratch database that is removed afterwards, so they never touch
 //! real data.
 //!
 //! Layout: `support` holds what every benchmark uses (scratch databases,
-//! latency summaries, the verdict); `commands`, `replay`, `publish` and
-//! `displays` are one benchmark each; this file only dispatches.
+//! latency summaries, the verdict) and `server` the Herald process a
+//! benchmark drives over HTTP; `commands`, `replay`, `publish`, `displays`
+//! and `mutations` are one benchmark each; this file only dispatches.
 
 mod commands;
 pub mod displays;
+mod mutations;
 mod publish;
 mod replay;
+mod server;
 mod support;
 
 use std::time::Duration;
@@ -73,6 +77,25 @@ pub enum Which {
         #[arg(long)]
         smoke: bool,
     },
+    /// GraphQL `createPost` from concurrent clients against one server
+    /// process: throughput and latency, each answer read back from the
+    /// read model (read-your-writes).
+    Mutations {
+        /// PostgreSQL server for a scratch database (served by `herald
+        /// api`); without it (or with a `sqlite:` URL) a new SQLite file in
+        /// a temporary directory (served by `herald serve`).
+        #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+        database_url: Option<String>,
+        /// Concurrent clients.
+        #[arg(long, default_value_t = 16)]
+        clients: usize,
+        /// Measured seconds (after a one-second warm-up).
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        /// Tiny, fast run for CI (2 clients, 1 second).
+        #[arg(long)]
+        smoke: bool,
+    },
     /// Rebuild speed of every read model from a seeded event log.
     Replay {
         /// PostgreSQL server for a scratch database; without it (or with a
@@ -96,6 +119,7 @@ pub async fn run(which: Which) -> anyhow::Result<()> {
             | Which::Replay { smoke: true, .. }
             | Which::Publish { smoke: true, .. }
             | Which::Displays { smoke: true, .. }
+            | Which::Mutations { smoke: true, .. }
     );
     support::SMOKE.store(smoke, std::sync::atomic::Ordering::Relaxed);
     match which {
@@ -128,6 +152,20 @@ pub async fn run(which: Which) -> anyhow::Result<()> {
         } => {
             let displays = if smoke { 200 } else { displays };
             displays::displays(database_url.as_deref(), displays.max(1)).await
+        }
+        Which::Mutations {
+            database_url,
+            clients,
+            seconds,
+            smoke,
+        } => {
+            let (clients, seconds) = if smoke { (2, 1) } else { (clients, seconds) };
+            mutations::mutations(
+                database_url.as_deref(),
+                clients.max(1),
+                Duration::from_secs(seconds.max(1)),
+            )
+            .await
         }
         Which::Replay {
             database_url,

@@ -169,6 +169,22 @@ impl TestApp {
             .to_string()
     }
 
+    /// Waits until every projection has applied the whole log: for tests
+    /// that read read-model tables behind the API (a mutation waits only
+    /// for the read models its answer reads).
+    pub async fn settled(&self) {
+        let Some(last) = self.state.log.last().await.expect("the log's end") else {
+            return;
+        };
+        let settled = self
+            .state
+            .projectors
+            .wait_for_all(last, Duration::from_secs(30))
+            .await
+            .expect("checkpoints");
+        assert!(settled, "the projections did not catch up within 30 s");
+    }
+
     /// Number of events in the log.
     pub async fn event_count(&self) -> i64 {
         let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM events")

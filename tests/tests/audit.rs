@@ -52,6 +52,8 @@ async fn busy_tenant(app: &TestApp, posts_per_campaign: usize) -> (String, Strin
         )
         .await;
     }
+    // The tests read the audit tables behind the API.
+    app.settled().await;
     (token, tenant)
 }
 
@@ -518,6 +520,7 @@ async fn replay_reproduces_identical_rows_and_hashes(backend: Backend) {
             .await;
         app.create_post(&bob, &c, "y").await;
     }
+    app.settled().await;
     let audit = queries(&app);
     let live = audit.snapshot().await.unwrap();
     assert_eq!(live.0.len() as i64, app.event_count().await);

@@ -221,11 +221,7 @@ async fn a_crash_mid_catch_up_loses_and_duplicates_nothing(backend: Backend) {
         .with_lease(lease);
     let (_appended, appended_rx) = watch::channel(0u64);
     let (_stop, stop_rx) = watch::channel(false);
-    let crashed = tokio::spawn(first.clone().run(
-        appended_rx.clone(),
-        stop_rx.clone(),
-        Arc::new(watch::channel(0).0),
-    ));
+    let crashed = tokio::spawn(first.clone().run(appended_rx.clone(), stop_rx.clone()));
     // Kill it mid-way: the task is dropped wherever it is, its open
     // transaction rolled back and its lease left behind.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);

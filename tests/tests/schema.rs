@@ -600,6 +600,8 @@ async fn row_level_security_hides_other_tenants_rows_from_unfiltered_reads() {
     app.create_campaign(&b, "B").await;
     app.add_member(&b, "eve@beta.example.org", "VIEWER").await;
     app.connect_bluesky(&b, &test_support::peer::peer()).await;
+    // Read behind the API: every read model, not only those the answers read.
+    app.settled().await;
     let tenant_a = Uuid::parse_str(&tenant_a).unwrap();
     let mut conn = projections::db::scoped(&app.state.db.any, tenant_a)
         .await

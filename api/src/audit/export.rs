@@ -29,7 +29,7 @@ use domain::access::Action;
 use domain::audit::{AuditRow, Head};
 use futures_util::Stream;
 use projections::StoreError;
-use projections::audit::{AuditQueries, SeqRange};
+use projections::audit::{Audit, AuditQueries, SeqRange};
 use serde::Serialize;
 use serde_json::json;
 
@@ -143,6 +143,10 @@ pub async fn audit_export(
         return rest_error(&ApiError::invalid("from", "must be before to"));
     }
     let tenant = principal.tenant_id.to_string();
+    // The audit log follows at its own pace: export the caller's writes.
+    if let Err(e) = http.state.fresh(&[Audit::NAME]).await {
+        return rest_error(&e);
+    }
     let queries = AuditQueries::new(http.state.db.any.clone());
     let range = match queries.seq_range(&tenant, from, to).await {
         Ok(range) => range,

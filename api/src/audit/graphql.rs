@@ -8,7 +8,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 use domain::access::Action;
 use domain::audit::AuditRow;
-use projections::audit::{AuditFilter as Filter, AuditQueries};
+use projections::audit::{Audit, AuditFilter as Filter, AuditQueries};
 use projections::{from_micros, micros};
 
 use crate::error::{ApiError, ApiResult};
@@ -107,6 +107,8 @@ impl AuditQuery {
             actor: filter.actor,
             action: filter.action,
         };
+        // The audit log follows at its own pace: show the caller's writes.
+        state(ctx).fresh(&[Audit::NAME]).await?;
         let rows = AuditQueries::new(state(ctx).db.any.clone())
             .page(p.tenant_id, &filter, after_seq, limit + 1)
             .await?;

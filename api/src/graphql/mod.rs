@@ -24,7 +24,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::http::Correlation;
 use crate::http::client::ClientInfo;
 use crate::identity::auth::{Caller, Principal};
-use crate::state::{AppState, Target};
+use crate::state::{AppState, ShownIn, Target};
 
 /// Largest page size.
 pub const MAX_PAGE: i32 = 100;
@@ -79,7 +79,7 @@ pub async fn execute<A, C>(
     command: C,
 ) -> ApiResult<Committed>
 where
-    A: Aggregate<Command = Scoped<C>, Services = (), Error = DomainError>,
+    A: Aggregate<Command = Scoped<C>, Services = (), Error = DomainError> + ShownIn,
     C: Clone,
 {
     let st = state(ctx);

@@ -278,6 +278,21 @@ impl GlobalLog {
         Ok(head.unwrap_or(0))
     }
 
+    /// Where the log's latest committed event sits (`None` for an empty log).
+    pub async fn last(&self) -> Result<Option<Position>, StoreError> {
+        let sql = match self.db.backend {
+            Backend::Postgres(_) => {
+                "SELECT transaction_id::text::bigint, global_position FROM events
+                  ORDER BY transaction_id DESC, global_position DESC LIMIT 1"
+            }
+            Backend::Sqlite(_) => {
+                "SELECT 0, global_position FROM events ORDER BY global_position DESC LIMIT 1"
+            }
+        };
+        let row: Option<(i64, i64)> = sqlx::query_as(sql).fetch_optional(&self.db.any).await?;
+        Ok(row.map(|(tx, seq)| Position { tx, seq }))
+    }
+
     /// Number of events in the log.
     pub async fn count(&self) -> Result<i64, StoreError> {
         let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM events")

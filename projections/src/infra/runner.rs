@@ -4,13 +4,16 @@
 //! advances a projection at a time: the checkpoint row carries a lease, and
 //! every batch's checkpoint update is fenced on still holding it.
 
-use std::sync::Arc;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use sqlx::AnyConnection;
+use sqlx::postgres::{PgListener, PgPool, PgPoolOptions};
 use tokio::sync::watch;
 
+use crate::db::Backend;
 use crate::infra::process::ProcessIdentity;
 use crate::{Database, GlobalLog, Position, StoreError, StoredEvent};
 
@@ -18,9 +21,77 @@ use crate::{Database, GlobalLog, Position, StoreError, StoredEvent};
 const LEASE: Duration = Duration::from_secs(10);
 /// Events per batch during a replay.
 const REPLAY_BATCH: i64 = 5000;
-/// How long an idle runner sleeps before looking at the log again, when no
-/// commit in this process woke it (commits made by other processes).
+/// How long an idle runner sleeps before looking at the log again, when
+/// nothing woke it (a commit of this process, or on PostgreSQL a waiter of
+/// another process asking for the projection).
 const IDLE_POLL: Duration = Duration::from_millis(100);
+/// How often a waiter asks the database for checkpoints that moved without
+/// telling it (a notification lost while the listener reconnected).
+const WAIT_POLL: Duration = Duration::from_millis(250);
+/// PostgreSQL channel of checkpoint moves: `<projection> <tx> <position>`.
+const CHECKPOINT_CHANNEL: &str = "herald_checkpoint";
+/// PostgreSQL channel that wakes other processes' runners (the payload
+/// names the projections a waiter waits for).
+const WAKE_CHANNEL: &str = "herald_wake";
+
+/// What the runners of a process tell its waiters.
+#[derive(Debug)]
+struct Board {
+    /// Each projection's checkpoint as far as this process knows: raised by
+    /// its own runners after each commit, and on PostgreSQL by every other
+    /// process's through [`CHECKPOINT_CHANNEL`]. It only ever rises, and it
+    /// never runs ahead of the durable checkpoint.
+    checkpoints: watch::Sender<BTreeMap<&'static str, Position>>,
+    /// Projections whose lease a runner of this process holds.
+    leading: Mutex<BTreeSet<&'static str>>,
+}
+
+impl Default for Board {
+    fn default() -> Self {
+        Self {
+            checkpoints: watch::channel(BTreeMap::new()).0,
+            leading: Mutex::default(),
+        }
+    }
+}
+
+impl Board {
+    fn raise(&self, name: &'static str, to: Position) {
+        self.checkpoints.send_if_modified(|known| {
+            let at = known.entry(name).or_default();
+            let raised = *at < to;
+            if raised {
+                *at = to;
+            }
+            raised
+        });
+    }
+
+    /// Whether every one of `names` shows `position`; `None` while one of
+    /// them was never heard of.
+    fn shows(&self, names: &[&'static str], position: Position) -> Option<bool> {
+        let known = self.checkpoints.borrow();
+        let mut shown = true;
+        for name in names {
+            shown &= *known.get(name)? >= position;
+        }
+        Some(shown)
+    }
+
+    fn lead(&self, name: &'static str, leading: bool) {
+        let mut set = self.leading.lock().expect("board lock");
+        if leading {
+            set.insert(name);
+        } else {
+            set.remove(name);
+        }
+    }
+
+    fn leads_all(&self, names: &[&'static str]) -> bool {
+        let set = self.leading.lock().expect("board lock");
+        names.iter().all(|n| set.contains(n))
+    }
+}
 
 /// A read model fed from the global log.
 #[async_trait]
@@ -60,6 +131,9 @@ pub struct Projector {
     identity: Option<Arc<ProcessIdentity>>,
     batch_size: i64,
     lease: Duration,
+    /// Where this process's waiters learn of each commit (runners made by
+    /// [`Projectors`]).
+    board: Option<Arc<Board>>,
 }
 
 impl Projector {
@@ -73,6 +147,7 @@ impl Projector {
             identity: None,
             batch_size: 1000,
             lease: LEASE,
+            board: None,
         }
     }
 
@@ -193,11 +268,21 @@ impl Projector {
     /// events were applied (0 when caught up or when the lease is elsewhere).
     pub async fn step(&self) -> Result<usize, StoreError> {
         let from = self.checkpoint().await?;
+        Ok(self.advance(from).await?.map_or(0, |(applied, _)| applied))
+    }
+
+    /// Applies the batch after `from`: how many events and the new
+    /// checkpoint, or `None` when the fence failed (the checkpoint is not
+    /// `from`, or the lease is elsewhere) and nothing was written.
+    async fn advance(&self, from: Position) -> Result<Option<(usize, Position)>, StoreError> {
         let events = self.log.read_after(from, self.batch_size).await?;
-        if events.is_empty() || !self.apply_batch(from, &events).await? {
-            return Ok(0);
+        let Some(last) = events.last().map(|e| e.position) else {
+            return Ok(Some((0, from)));
+        };
+        if !self.apply_batch(from, &events).await? {
+            return Ok(None);
         }
-        Ok(events.len())
+        Ok(Some((events.len(), last)))
     }
 
     /// Applies `events` (read after `from`) and moves the checkpoint past
@@ -231,7 +316,23 @@ impl Projector {
             return Ok(false);
         }
         self.projection.apply(&mut tx, events).await?;
+        if self.board.is_some() && self.db.is_postgres() {
+            // Waiters in other processes learn of the move at commit.
+            sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(CHECKPOINT_CHANNEL)
+                .bind(format!(
+                    "{} {} {}",
+                    self.name(),
+                    last.position.tx,
+                    last.position.seq
+                ))
+                .execute(&mut *tx)
+                .await?;
+        }
         tx.commit().await?;
+        if let Some(board) = &self.board {
+            board.raise(self.name(), last.position);
+        }
         self.projection.committed().await;
         metrics::counter!("herald_projected_events_total", "projection" => self.name())
             .increment(events.len() as u64);
@@ -284,30 +385,54 @@ impl Projector {
     }
 
     /// Follows the log until `shutdown` flips to true: holds or waits for the
-    /// lease, applies batches, and sleeps until woken by a local commit or the
-    /// idle poll. Errors are logged and retried with a pause.
+    /// lease, applies batches, and sleeps until woken by a commit (`appended`)
+    /// or the idle poll. While it holds the lease it keeps the checkpoint in
+    /// memory (each batch is fenced on it, so a stale one writes nothing).
+    /// Errors are logged and retried with a pause.
     pub async fn run(
         self,
         mut appended: watch::Receiver<u64>,
         mut shutdown: watch::Receiver<bool>,
-        advanced: Arc<watch::Sender<u64>>,
     ) {
         let mut leader = false;
         let mut last_renewal: Option<std::time::Instant> = None;
+        let mut at: Option<Position> = None;
         while !*shutdown.borrow() {
             let result: Result<usize, StoreError> = async {
                 if !leader || last_renewal.is_none_or(|t| t.elapsed() > self.lease / 3) {
                     leader = self.acquire_lease().await?;
                     last_renewal = Some(std::time::Instant::now());
+                    if let Some(board) = &self.board {
+                        board.lead(self.name(), leader);
+                    }
                 }
-                if leader { self.step().await } else { Ok(0) }
+                if !leader {
+                    at = None;
+                    return Ok(0);
+                }
+                let from = match at.take() {
+                    Some(from) => from,
+                    None => {
+                        let from = self.checkpoint().await?;
+                        if let Some(board) = &self.board {
+                            board.raise(self.name(), from);
+                        }
+                        from
+                    }
+                };
+                // `at` stays unset unless the batch is known to have
+                // committed (or to have been nothing).
+                Ok(match self.advance(from).await? {
+                    Some((applied, to)) => {
+                        at = Some(to);
+                        applied
+                    }
+                    None => 0,
+                })
             }
             .await;
             match result {
-                Ok(n) if n > 0 => {
-                    advanced.send_modify(|v| *v = v.wrapping_add(1));
-                    continue;
-                }
+                Ok(n) if n > 0 => continue,
                 Ok(_) => {}
                 Err(error) => {
                     tracing::error!(projection = self.name(), error = %error, cause = ?std::error::Error::source(&error), "projector batch failed");
@@ -320,10 +445,50 @@ impl Projector {
                 _ = tokio::time::sleep(IDLE_POLL) => {}
             }
         }
+        if let Some(board) = &self.board {
+            board.lead(self.name(), false);
+        }
         if leader {
             let _ = self.release_lease().await;
         }
     }
+}
+
+/// Listens on the connection of `pool` until it fails (see
+/// [`Projectors::follow`]).
+async fn follow_until_lost(
+    pool: &PgPool,
+    board: &Board,
+    appended: &watch::Sender<u64>,
+    names: &[&'static str],
+) -> Result<std::convert::Infallible, sqlx::Error> {
+    let mut listener = PgListener::connect_with(pool).await?;
+    listener.ignore_pool_close_event(true);
+    listener
+        .listen_all([CHECKPOINT_CHANNEL, WAKE_CHANNEL])
+        .await?;
+    loop {
+        // `None`: sqlx reconnected; what was sent meanwhile is gone, which
+        // the waiters' poll covers.
+        let Some(note) = listener.try_recv().await? else {
+            continue;
+        };
+        if note.channel() == WAKE_CHANNEL {
+            appended.send_modify(|v| *v = v.wrapping_add(1));
+        } else if let Some((name, at)) = parse_checkpoint(note.payload(), names) {
+            board.raise(name, at);
+        }
+    }
+}
+
+/// Reads a [`CHECKPOINT_CHANNEL`] payload: one of `names` and its position.
+fn parse_checkpoint(payload: &str, names: &[&'static str]) -> Option<(&'static str, Position)> {
+    let mut parts = payload.split(' ');
+    let name = parts.next()?;
+    let name = *names.iter().find(|n| **n == name)?;
+    let tx = parts.next()?.parse().ok()?;
+    let seq = parts.next()?.parse().ok()?;
+    Some((name, Position { tx, seq }))
 }
 
 /// A replay's applier: applies every batch to each projection of `group` in
@@ -371,8 +536,8 @@ pub struct Projectors {
     caught_up: Arc<std::sync::atomic::AtomicBool>,
     /// Bumped by repositories after each commit.
     pub appended: Arc<watch::Sender<u64>>,
-    /// Bumped by local runners after each applied batch.
-    pub advanced: Arc<watch::Sender<u64>>,
+    /// What this process's runners tell its waiters.
+    board: Arc<Board>,
 }
 
 impl Projectors {
@@ -386,7 +551,7 @@ impl Projectors {
             start_head: Arc::default(),
             caught_up: Arc::default(),
             appended: Arc::new(watch::channel(0).0),
-            advanced: Arc::new(watch::channel(0).0),
+            board: Arc::default(),
             db,
         }
     }
@@ -421,7 +586,10 @@ impl Projectors {
             .projections
             .iter()
             .filter(|p| only.is_none_or(|n| n == p.name()))
-            .map(|p| Projector::owned_by(self.db.clone(), p.clone(), self.identity.clone()))
+            .map(|p| Projector {
+                board: Some(self.board.clone()),
+                ..Projector::owned_by(self.db.clone(), p.clone(), self.identity.clone())
+            })
             .collect();
         if chosen.is_empty() {
             return Err(StoreError::UnknownProjection {
@@ -437,13 +605,7 @@ impl Projectors {
         self.runners(None)
             .expect("projections exist")
             .into_iter()
-            .map(|runner| {
-                tokio::spawn(runner.run(
-                    self.appended.subscribe(),
-                    shutdown.clone(),
-                    self.advanced.clone(),
-                ))
-            })
+            .map(|runner| tokio::spawn(runner.run(self.appended.subscribe(), shutdown.clone())))
             .collect()
     }
 
@@ -471,59 +633,154 @@ impl Projectors {
     }
 
     /// The lowest checkpoint over all projections.
-    ///
-    /// One query for all of them: every mutation asks this at least once
-    /// while it waits for its change to show (a query per projection cost
-    /// each mutation nine round trips).
     pub async fn min_checkpoint(&self) -> Result<Position, StoreError> {
-        let names: std::collections::BTreeSet<&str> =
-            self.projections.iter().map(|p| p.name()).collect();
-        if names.is_empty() {
+        let names = self.names();
+        let known = self.refresh(&names).await?;
+        if known.len() < names.len() {
+            // A projection without a row has applied nothing yet.
             return Ok(Position::default());
+        }
+        Ok(known.into_iter().min().unwrap_or_default())
+    }
+
+    /// Reads the checkpoints of `names` from the database, in one query,
+    /// and raises the board to them; answers those that have a row.
+    async fn refresh(&self, names: &[&'static str]) -> Result<Vec<Position>, StoreError> {
+        if names.is_empty() {
+            return Ok(Vec::new());
         }
         let placeholders: Vec<String> = (1..=names.len()).map(|n| format!("${n}")).collect();
         let sql = format!(
-            "SELECT tx, position FROM projection_checkpoints WHERE name IN ({})",
+            "SELECT name, tx, position FROM projection_checkpoints WHERE name IN ({})",
             placeholders.join(", ")
         );
         let mut query = sqlx::query_as(&sql);
-        for name in &names {
+        for name in names {
             query = query.bind(*name);
         }
-        let rows: Vec<(i64, i64)> = query.fetch_all(&self.db.any).await?;
-        // A projection without a row has applied nothing yet.
-        if rows.len() < names.len() {
-            return Ok(Position::default());
+        let rows: Vec<(String, i64, i64)> = query.fetch_all(&self.db.any).await?;
+        let mut known = Vec::with_capacity(rows.len());
+        for (name, tx, seq) in rows {
+            let at = Position { tx, seq };
+            if let Some(name) = names.iter().find(|n| **n == name) {
+                self.board.raise(name, at);
+            }
+            known.push(at);
         }
-        Ok(rows
-            .into_iter()
-            .map(|(tx, seq)| Position { tx, seq })
-            .min()
-            .unwrap_or_default())
+        Ok(known)
     }
 
-    /// Waits until every projection has applied `position` (read-your-writes
-    /// for the API); `false` if `timeout` passed first.
+    /// This set's projections among `names`: waiting for one this
+    /// deployment does not run would never end.
+    fn ours(&self, names: &[&str]) -> Vec<&'static str> {
+        self.projections
+            .iter()
+            .map(|p| p.name())
+            .filter(|n| names.contains(n))
+            .collect()
+    }
+
+    /// Waits until the projections named `names` have applied `position`
+    /// (read-your-writes for the API: an operation names the read models
+    /// its answer reads); `false` if `timeout` passed first.
+    ///
+    /// Costs no query while this process's runners apply the change: they
+    /// raise the board at commit. On PostgreSQL, when another process holds
+    /// a lease, the waiter wakes that process's runner and hears of its
+    /// commit through `LISTEN` (see [`Projectors::follow`]); a slow poll of
+    /// the checkpoints covers notifications lost in a reconnect.
     pub async fn wait_for(
         &self,
         position: Position,
+        names: &[&str],
         timeout: Duration,
     ) -> Result<bool, StoreError> {
+        let names = self.ours(names);
         let deadline = tokio::time::Instant::now() + timeout;
-        let mut advanced = self.advanced.subscribe();
+        let mut moved = self.board.checkpoints.subscribe();
+        let mut woke_others = false;
         loop {
-            if self.min_checkpoint().await? >= position {
-                return Ok(true);
+            match self.board.shows(&names, position) {
+                Some(true) => return Ok(true),
+                Some(false) => {}
+                None => {
+                    self.refresh(&names).await?;
+                    if self.board.shows(&names, position) == Some(true) {
+                        return Ok(true);
+                    }
+                }
+            }
+            if !woke_others && self.db.is_postgres() && !self.board.leads_all(&names) {
+                woke_others = true;
+                self.wake_others(&names).await?;
             }
             if tokio::time::Instant::now() >= deadline {
                 return Ok(false);
             }
             tokio::select! {
-                _ = advanced.changed() => {}
-                _ = tokio::time::sleep(Duration::from_millis(20)) => {}
+                _ = moved.changed() => {}
+                _ = tokio::time::sleep(WAIT_POLL) => {
+                    self.refresh(&names).await?;
+                }
                 _ = tokio::time::sleep_until(deadline) => {}
             }
         }
+    }
+
+    /// [`Projectors::wait_for`] every projection of this set.
+    pub async fn wait_for_all(
+        &self,
+        position: Position,
+        timeout: Duration,
+    ) -> Result<bool, StoreError> {
+        let names = self.names();
+        self.wait_for(position, &names, timeout).await
+    }
+
+    /// Wakes the runners of other processes (PostgreSQL) for `names` rather
+    /// than leaving them to their idle poll.
+    async fn wake_others(&self, names: &[&'static str]) -> Result<(), StoreError> {
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(WAKE_CHANNEL)
+            .bind(names.join(" "))
+            .execute(&self.db.any)
+            .await?;
+        Ok(())
+    }
+
+    /// PostgreSQL only (a task that ends at once on SQLite): listens for
+    /// other processes' checkpoint moves, raising this process's board, and
+    /// for their waiters' wake-ups, waking this process's runners; until
+    /// `shutdown`. Reconnects after a lost connection; the waiters' slow
+    /// poll covers what was sent in between.
+    pub fn follow(&self, mut shutdown: watch::Receiver<bool>) -> tokio::task::JoinHandle<()> {
+        let Backend::Postgres(pool) = &self.db.backend else {
+            return tokio::spawn(async {});
+        };
+        // Its own connection, outside the pool: it is held for good.
+        let listening = PgPoolOptions::new()
+            .max_connections(1)
+            .max_lifetime(None)
+            .idle_timeout(None)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_lazy_with((*pool.connect_options()).clone());
+        let board = self.board.clone();
+        let appended = self.appended.clone();
+        let names = self.names();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = shutdown.wait_for(|stop| *stop) => return,
+                    Err(error) = follow_until_lost(&listening, &board, &appended, &names) => {
+                        tracing::warn!(%error, "checkpoint listener lost its connection");
+                    }
+                }
+                tokio::select! {
+                    _ = shutdown.wait_for(|stop| *stop) => return,
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                }
+            }
+        })
     }
 
     /// Events the slowest projection still has to apply (approximate on
@@ -642,5 +899,68 @@ impl Projectors {
             runner.release_lease().await?;
         }
         Ok(seen)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const A: &str = "dashboard";
+    const B: &str = "audit";
+
+    fn at(seq: i64) -> Position {
+        Position { tx: 0, seq }
+    }
+
+    #[test]
+    fn the_board_only_rises_and_knows_what_it_was_told() {
+        let board = Board::default();
+        assert_eq!(board.shows(&[A], at(1)), None, "never heard of");
+        board.raise(A, at(5));
+        board.raise(A, at(3));
+        assert_eq!(board.shows(&[A], at(5)), Some(true));
+        assert_eq!(board.shows(&[A], at(6)), Some(false));
+        assert_eq!(board.shows(&[A, B], at(5)), None, "one is unknown");
+        board.raise(B, at(4));
+        assert_eq!(
+            board.shows(&[A, B], at(5)),
+            Some(false),
+            "the slowest decides"
+        );
+        assert_eq!(board.shows(&[], at(9)), Some(true), "waiting for nothing");
+    }
+
+    #[test]
+    fn a_raise_wakes_waiters_only_when_it_moves() {
+        let board = Board::default();
+        let mut moved = board.checkpoints.subscribe();
+        board.raise(A, at(2));
+        assert!(moved.has_changed().unwrap());
+        moved.borrow_and_update();
+        board.raise(A, at(1));
+        assert!(!moved.has_changed().unwrap());
+    }
+
+    #[test]
+    fn leading_is_tracked_per_projection() {
+        let board = Board::default();
+        board.lead(A, true);
+        assert!(board.leads_all(&[A]));
+        assert!(!board.leads_all(&[A, B]));
+        board.lead(A, false);
+        assert!(!board.leads_all(&[A]));
+    }
+
+    #[test]
+    fn checkpoint_payloads_name_a_known_projection_and_a_position() {
+        let names = [A, B];
+        assert_eq!(
+            parse_checkpoint("audit 77 1024", &names),
+            Some((B, Position { tx: 77, seq: 1024 }))
+        );
+        assert_eq!(parse_checkpoint("other 1 2", &names), None);
+        assert_eq!(parse_checkpoint("audit 1", &names), None);
+        assert_eq!(parse_checkpoint("audit x 2", &names), None);
     }
 }

@@ -37,10 +37,16 @@ pub struct SampleRow {
 const SAMPLE_COLUMNS: &str =
     "tenant_id, campaign_id, post_id, sampled_at, likes, reposts, replies, quotes";
 
+impl Analytics {
+    /// The projection's name (checkpoint key, `--projection` argument, and
+    /// what an operation names when it waits for this read model).
+    pub const NAME: &'static str = "analytics";
+}
+
 #[async_trait]
 impl Projection for Analytics {
     fn name(&self) -> &'static str {
-        "analytics"
+        Self::NAME
     }
 
     fn tables(&self) -> &'static [&'static str] {

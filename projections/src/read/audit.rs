@@ -38,10 +38,16 @@ fn columns() -> String {
     FIELDS.join(", ")
 }
 
+impl Audit {
+    /// The projection's name (checkpoint key, `--projection` argument, and
+    /// what an operation names when it waits for this read model).
+    pub const NAME: &'static str = "audit";
+}
+
 #[async_trait]
 impl Projection for Audit {
     fn name(&self) -> &'static str {
-        "audit"
+        Self::NAME
     }
 
     fn tables(&self) -> &'static [&'static str] {

@@ -434,10 +434,16 @@ impl Batch {
     }
 }
 
+impl Dashboard {
+    /// The projection's name (checkpoint key, `--projection` argument, and
+    /// what an operation names when it waits for this read model).
+    pub const NAME: &'static str = "dashboard";
+}
+
 #[async_trait]
 impl Projection for Dashboard {
     fn name(&self) -> &'static str {
-        "dashboard"
+        Self::NAME
     }
 
     fn tables(&self) -> &'static [&'static str] {

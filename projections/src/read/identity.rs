@@ -16,10 +16,16 @@ use crate::{Projection, StoreError, StoredEvent, micros};
 /// The identity projection.
 pub struct Identity;
 
+impl Identity {
+    /// The projection's name (checkpoint key, `--projection` argument, and
+    /// what an operation names when it waits for this read model).
+    pub const NAME: &'static str = "identity";
+}
+
 #[async_trait]
 impl Projection for Identity {
     fn name(&self) -> &'static str {
-        "identity"
+        Self::NAME
     }
 
     fn tables(&self) -> &'static [&'static str] {

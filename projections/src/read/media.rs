@@ -23,10 +23,16 @@ fn assets(entries: &[PostEntry]) -> BTreeSet<String> {
         .collect()
 }
 
+impl Media {
+    /// The projection's name (checkpoint key, `--projection` argument, and
+    /// what an operation names when it waits for this read model).
+    pub const NAME: &'static str = "media";
+}
+
 #[async_trait]
 impl Projection for Media {
     fn name(&self) -> &'static str {
-        "media"
+        Self::NAME
     }
 
     fn tables(&self) -> &'static [&'static str] {

@@ -17,10 +17,16 @@ use crate::{Projection, StoreError, StoredEvent, micros};
 /// The `connections` projection: one row per connection.
 pub struct Connections;
 
+impl Connections {
+    /// The projection's name (checkpoint key, `--projection` argument, and
+    /// what an operation names when it waits for this read model).
+    pub const NAME: &'static str = "connections";
+}
+
 #[async_trait]
 impl Projection for Connections {
     fn name(&self) -> &'static str {
-        "connections"
+        Self::NAME
     }
 
     fn tables(&self) -> &'static [&'static str] {
@@ -173,10 +179,16 @@ struct IndexRow {
     due_at: Option<i64>,
 }
 
+impl Schedule {
+    /// The projection's name (checkpoint key, `--projection` argument, and
+    /// what an operation names when it waits for this read model).
+    pub const NAME: &'static str = "schedule";
+}
+
 #[async_trait]
 impl Projection for Schedule {
     fn name(&self) -> &'static str {
-        "schedule"
+        Self::NAME
     }
 
     fn tables(&self) -> &'static [&'static str] {

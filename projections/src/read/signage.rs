@@ -184,10 +184,16 @@ struct TenantBatch {
     push: bool,
 }
 
+impl SignageProjection {
+    /// The projection's name (checkpoint key, `--projection` argument, and
+    /// what an operation names when it waits for this read model).
+    pub const NAME: &'static str = "signage";
+}
+
 #[async_trait]
 impl Projection for SignageProjection {
     fn name(&self) -> &'static str {
-        "signage"
+        Self::NAME
     }
 
     fn tables(&self) -> &'static [&'static str] {

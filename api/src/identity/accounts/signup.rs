@@ -6,6 +6,7 @@ use domain::access::Role;
 use domain::metadata::Actor;
 use domain::tenant::{Tenant, TenantCommand, parse_name};
 use domain::user::{Email, User, UserCommand};
+use projections::identity::Identity;
 use projections::store::MAX_CONFLICT_RETRIES;
 use projections::{Loaded, Scope};
 use secrecy::SecretString;
@@ -112,7 +113,11 @@ pub async fn sign_up(
                 )
                 .await?,
         ];
-        if state.commit_all(&staged).await?.is_some() {
+        if state
+            .commit_all(&staged, &[Identity::NAME])
+            .await?
+            .is_some()
+        {
             committed = true;
             break;
         }
@@ -154,7 +159,11 @@ async fn unfinished(state: &AppState, user: &Loaded<User>, user_id: Uuid) -> Api
     else {
         return Ok(false);
     };
-    if !state.projectors.wait_for(position, SETTLE_TIMEOUT).await? {
+    if !state
+        .projectors
+        .wait_for(position, &[Identity::NAME], SETTLE_TIMEOUT)
+        .await?
+    {
         return Ok(false);
     }
     Ok(state.identity.memberships(user_id).await?.is_empty())

@@ -4,7 +4,7 @@
 use async_graphql::{Context, ID, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 use domain::access::Action;
-use projections::analytics::{Buckets, Subject};
+use projections::analytics::{Analytics, Buckets, Subject};
 use projections::{from_micros, micros};
 use uuid::Uuid;
 
@@ -65,6 +65,8 @@ async fn series(
     subject: Subject,
     buckets: Buckets,
 ) -> ApiResult<Vec<EngagementPoint>> {
+    // Analytics follow at their own pace: show the caller's writes.
+    state(ctx).fresh(&[Analytics::NAME]).await?;
     Ok(state(ctx)
         .analytics
         .series(tenant, subject, buckets)
