@@ -189,13 +189,8 @@ impl Application {
         // An API process competes for projector leases too: its mutations
         // wait for read models, which advance as long as any process runs
         // (the lease keeps one runner per projection).
-        for (name, task) in state
-            .projectors
-            .names()
-            .into_iter()
-            .zip(state.projectors.spawn(tasks.shutdown()))
-        {
-            tasks.adopt(format!("projector {name}"), task);
+        for (name, task) in state.projectors.spawn(tasks.shutdown()) {
+            tasks.adopt(name, task);
         }
         // Other processes' commits and wake-ups (PostgreSQL).
         tasks.adopt(

@@ -344,7 +344,7 @@ async fn run(
         let _ = child.kill().await;
     }
     stop.send_replace(true);
-    for runner in runners {
+    for (_, runner) in runners {
         let _ = runner.await;
     }
     crate::support::close(db).await;

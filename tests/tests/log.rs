@@ -21,6 +21,7 @@ on_both_databases!(
     a_replayed_read_model_equals_the_live_one,
     an_old_event_shape_loads_through_the_upcaster,
     a_long_stream_loads_from_its_snapshot_to_the_same_state,
+    a_failing_projection_holds_back_only_itself,
 );
 
 fn metadata() -> String {
@@ -259,6 +260,99 @@ async fn a_crash_mid_catch_up_loses_and_duplicates_nothing(backend: Backend) {
     seen.sort();
     expected.sort();
     assert_eq!(seen, expected);
+}
+
+/// A projection that fails while `broken` is set, after writing a row: a
+/// failed batch must leave nothing behind.
+struct Brittle {
+    broken: Arc<std::sync::atomic::AtomicBool>,
+}
+
+#[async_trait::async_trait]
+impl projections::Projection for Brittle {
+    fn name(&self) -> &'static str {
+        "brittle"
+    }
+
+    fn tables(&self) -> &'static [&'static str] {
+        &["brittle_seen"]
+    }
+
+    async fn apply(
+        &self,
+        conn: &mut sqlx::AnyConnection,
+        events: &[projections::StoredEvent],
+    ) -> Result<(), projections::StoreError> {
+        for event in events {
+            sqlx::query("INSERT INTO brittle_seen (seq) VALUES ($1)")
+                .bind(event.position.seq)
+                .execute(&mut *conn)
+                .await?;
+        }
+        if self.broken.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(projections::StoreError::ProjectionBusy(
+                "brittle, on purpose",
+            ));
+        }
+        Ok(())
+    }
+}
+
+async fn a_failing_projection_holds_back_only_itself(backend: Backend) {
+    let db = database(&backend.fresh().await).await;
+    Recorder::install(&db).await;
+    sqlx::query("CREATE TABLE brittle_seen (seq bigint NOT NULL)")
+        .execute(&db.any)
+        .await
+        .unwrap();
+    let broken = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let projectors = projections::Projectors::of(
+        db.clone(),
+        vec![
+            Arc::new(Recorder),
+            Arc::new(Brittle {
+                broken: broken.clone(),
+            }),
+        ],
+    );
+    let (stop, shutdown) = watch::channel(false);
+    let tasks = projectors.spawn(shutdown);
+    seed(&db, 30).await;
+    let last = GlobalLog::new(db.clone()).last().await.unwrap().unwrap();
+
+    let wait = Duration::from_secs(20);
+    assert!(
+        projectors
+            .wait_for(last, &["recorder"], wait)
+            .await
+            .unwrap()
+    );
+    assert_eq!(Recorder::seen(&db).await.len(), 30);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (rows,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM brittle_seen")
+        .fetch_one(&db.any)
+        .await
+        .unwrap();
+    assert_eq!(rows, 0, "a failed batch is rolled back");
+    assert!(
+        !projectors
+            .wait_for(last, &["brittle"], Duration::from_millis(10))
+            .await
+            .unwrap(),
+        "the failing projection did not move"
+    );
+
+    broken.store(false, std::sync::atomic::Ordering::SeqCst);
+    assert!(projectors.wait_for_all(last, wait).await.unwrap());
+    let (rows,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM brittle_seen")
+        .fetch_one(&db.any)
+        .await
+        .unwrap();
+    assert_eq!(rows, 30, "once repaired it applies every event once");
+    stop.send_replace(true);
+    for (_, task) in tasks {
+        task.await.unwrap();
+    }
 }
 
 async fn a_replayed_read_model_equals_the_live_one(backend: Backend) {

@@ -3,6 +3,7 @@
 //! written once for both PostgreSQL and SQLite.
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::AnyPool;
@@ -27,6 +28,8 @@ pub struct Database {
     pub backend: Backend,
     /// Pool for the SQL shared by both backends.
     pub any: AnyPool,
+    /// SQLite only: whose turn it is to write (see [`Database::write_turn`]).
+    writer: Option<Arc<tokio::sync::Mutex<()>>>,
 }
 
 static POSTGRES: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgres");
@@ -105,7 +108,27 @@ impl Database {
             .await?;
         // For SQLite the file exists by now, and WAL mode is a property of the
         // file, so the Any pool's plain URL opens it the same way.
-        Ok(Self { backend, any })
+        let writer = matches!(backend, Backend::Sqlite(_)).then(Arc::default);
+        Ok(Self {
+            backend,
+            any,
+            writer,
+        })
+    }
+
+    /// On SQLite, this process's turn to write: hold it across a write
+    /// transaction on the hot paths (appends, projector batches). SQLite
+    /// has one writer at a time, and a writer that finds the database busy
+    /// is put to sleep by SQLite's busy handler for 1, 2, 5, 10, … ms
+    /// between tries: with a dozen writers (clients' commands, one runner
+    /// per projection) those sleeps were most of a mutation's latency.
+    /// Queued here, writers take turns in order instead. `None` on
+    /// PostgreSQL, which has no such limit.
+    pub async fn write_turn(&self) -> Option<tokio::sync::OwnedMutexGuard<()>> {
+        match &self.writer {
+            Some(writer) => Some(writer.clone().lock_owned().await),
+            None => None,
+        }
     }
 
     /// Whether the backend is PostgreSQL.

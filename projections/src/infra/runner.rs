@@ -296,7 +296,30 @@ impl Projector {
         let Some(last) = events.last() else {
             return Ok(true);
         };
+        let turn = self.db.write_turn().await;
         let mut tx = self.db.any.begin().await?;
+        if !self.write(&mut tx, from, events).await? {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        tx.commit().await?;
+        drop(turn);
+        self.applied(last.position, events.len()).await;
+        Ok(true)
+    }
+
+    /// Within the caller's transaction: moves the checkpoint from `from`
+    /// past `events` (fenced on the lease and on `from`) and applies them.
+    /// `false`: the fence failed and nothing was written.
+    async fn write(
+        &self,
+        conn: &mut AnyConnection,
+        from: Position,
+        events: &[StoredEvent],
+    ) -> Result<bool, StoreError> {
+        let Some(last) = events.last() else {
+            return Ok(true);
+        };
         // Fence first: if the lease moved to another process, nothing is written.
         let fenced = sqlx::query(
             "UPDATE projection_checkpoints SET tx = $1, position = $2, lease_until = $3
@@ -309,13 +332,12 @@ impl Projector {
         .bind(&self.owner)
         .bind(from.tx)
         .bind(from.seq)
-        .execute(&mut *tx)
+        .execute(&mut *conn)
         .await?;
         if fenced.rows_affected() != 1 {
-            tx.rollback().await?;
             return Ok(false);
         }
-        self.projection.apply(&mut tx, events).await?;
+        self.projection.apply(conn, events).await?;
         if self.board.is_some() && self.db.is_postgres() {
             // Waiters in other processes learn of the move at commit.
             sqlx::query("SELECT pg_notify($1, $2)")
@@ -326,17 +348,39 @@ impl Projector {
                     last.position.tx,
                     last.position.seq
                 ))
-                .execute(&mut *tx)
+                .execute(&mut *conn)
                 .await?;
         }
-        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// After the commit that moved the checkpoint to `to` past `count` events.
+    async fn applied(&self, to: Position, count: usize) {
         if let Some(board) = &self.board {
-            board.raise(self.name(), last.position);
+            board.raise(self.name(), to);
         }
         self.projection.committed().await;
         metrics::counter!("herald_projected_events_total", "projection" => self.name())
-            .increment(events.len() as u64);
-        Ok(true)
+            .increment(count as u64);
+    }
+
+    /// Renews or takes the lease when due and tells the board; errors
+    /// count as not holding it.
+    async fn keep_lease(&self, leader: &mut bool, renewed: &mut Option<std::time::Instant>) {
+        if *leader && renewed.is_some_and(|t| t.elapsed() <= self.lease / 3) {
+            return;
+        }
+        *leader = match self.acquire_lease().await {
+            Ok(held) => held,
+            Err(error) => {
+                tracing::error!(projection = self.name(), %error, "projector lease check failed");
+                false
+            }
+        };
+        *renewed = Some(std::time::Instant::now());
+        if let Some(board) = &self.board {
+            board.lead(self.name(), *leader);
+        }
     }
 
     /// Applies the part of `events` after `from` (a replay's batch, which may
@@ -491,6 +535,145 @@ fn parse_checkpoint(payload: &str, names: &[&'static str]) -> Option<(&'static s
     Some((name, Position { tx, seq }))
 }
 
+/// One projection's place in [`run_together`].
+struct Lane {
+    runner: Projector,
+    leader: bool,
+    renewed: Option<std::time::Instant>,
+    /// The checkpoint, while the lease is held and known.
+    at: Option<Position>,
+    /// After a failed batch: not before this instant again.
+    paused_until: Option<std::time::Instant>,
+}
+
+/// SQLite's live runner: follows the log for every projection of `runners`
+/// at once until `shutdown`. Each batch is read once and applied to every
+/// projection whose lease this process holds, in one transaction, each
+/// projection under a savepoint of its own with its own fenced checkpoint:
+/// a projection that fails is rolled back alone and retried after a pause,
+/// while the others move on. SQLite writes one transaction at a time, so
+/// one runner per projection meant one log read and one commit per
+/// projection for every change.
+async fn run_together(
+    runners: Vec<Projector>,
+    mut appended: watch::Receiver<u64>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut lanes: Vec<Lane> = runners
+        .into_iter()
+        .map(|runner| Lane {
+            runner,
+            leader: false,
+            renewed: None,
+            at: None,
+            paused_until: None,
+        })
+        .collect();
+    let batch_size = lanes.first().map_or(1000, |l| l.runner.batch_size);
+    while !*shutdown.borrow() {
+        let progressed = match step_together(&mut lanes, batch_size).await {
+            Ok(applied) => applied > 0,
+            Err(error) => {
+                tracing::error!(error = %error, cause = ?std::error::Error::source(&error), "projector batch failed");
+                for lane in &mut lanes {
+                    lane.at = None;
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                false
+            }
+        };
+        if progressed {
+            continue;
+        }
+        tokio::select! {
+            _ = appended.changed() => {}
+            _ = shutdown.changed() => {}
+            _ = tokio::time::sleep(IDLE_POLL) => {}
+        }
+    }
+    for lane in &lanes {
+        if let Some(board) = &lane.runner.board {
+            board.lead(lane.runner.name(), false);
+        }
+        if lane.leader {
+            let _ = lane.runner.release_lease().await;
+        }
+    }
+}
+
+/// One round of [`run_together`]: how many events were applied, summed
+/// over the projections.
+async fn step_together(lanes: &mut [Lane], batch_size: i64) -> Result<usize, StoreError> {
+    let now = std::time::Instant::now();
+    for lane in lanes.iter_mut() {
+        lane.runner
+            .keep_lease(&mut lane.leader, &mut lane.renewed)
+            .await;
+        if !lane.leader {
+            lane.at = None;
+        } else if lane.at.is_none() {
+            let at = lane.runner.checkpoint().await?;
+            if let Some(board) = &lane.runner.board {
+                board.raise(lane.runner.name(), at);
+            }
+            lane.at = Some(at);
+        }
+    }
+    let ready = |lane: &Lane| lane.at.is_some() && lane.paused_until.is_none_or(|t| t <= now);
+    let Some(from) = lanes.iter().filter(|l| ready(l)).filter_map(|l| l.at).min() else {
+        return Ok(0);
+    };
+    let Some(first) = lanes.iter().find(|l| ready(l)) else {
+        return Ok(0);
+    };
+    let db = first.runner.db.clone();
+    let events = first.runner.log.read_after(from, batch_size).await?;
+    if events.is_empty() {
+        return Ok(0);
+    }
+    let turn = db.write_turn().await;
+    let mut tx = db.any.begin().await?;
+    let mut written = Vec::new();
+    for (n, lane) in lanes.iter_mut().enumerate() {
+        let Some(at) = lane.at.filter(|_| ready(lane)) else {
+            continue;
+        };
+        let mine = &events[events.partition_point(|e| e.position <= at)..];
+        let Some(last) = mine.last().map(|e| e.position) else {
+            continue;
+        };
+        let mut savepoint = sqlx::Acquire::begin(&mut tx).await?;
+        match lane.runner.write(&mut savepoint, at, mine).await {
+            Ok(true) => {
+                savepoint.commit().await?;
+                written.push((n, last, mine.len()));
+            }
+            Ok(false) => {
+                // The lease or the checkpoint moved: read it again.
+                savepoint.rollback().await?;
+                lane.at = None;
+            }
+            Err(error) => {
+                savepoint.rollback().await?;
+                tracing::error!(projection = lane.runner.name(), error = %error, cause = ?std::error::Error::source(&error), "projector batch failed");
+                lane.at = None;
+                lane.paused_until = Some(now + Duration::from_secs(1));
+            }
+        }
+    }
+    tx.commit().await?;
+    drop(turn);
+    let mut applied = 0;
+    for (n, last, count) in written {
+        let lane = &mut lanes[n];
+        lane.at = Some(last);
+        lane.paused_until = None;
+        lane.runner.applied(last, count).await;
+        applied += count;
+    }
+    Ok(applied)
+}
+
 /// A replay's applier: applies every batch to each projection of `group` in
 /// turn. Each resumes from its own position, which moves past the batch —
 /// or further, should a runner of this same process (same lease owner) have
@@ -600,12 +783,28 @@ impl Projectors {
         Ok(chosen)
     }
 
-    /// Starts one task per projection that follows the log until `shutdown`.
-    pub fn spawn(&self, shutdown: watch::Receiver<bool>) -> Vec<tokio::task::JoinHandle<()>> {
-        self.runners(None)
-            .expect("projections exist")
+    /// Starts the tasks that follow the log until `shutdown`, each with a
+    /// name for the supervisor: on PostgreSQL one per projection (each
+    /// applies at its own pace on its own connection); on SQLite, which
+    /// writes one transaction at a time, one for all of them, applying
+    /// each batch to every projection in one transaction
+    /// ([`run_together`]).
+    pub fn spawn(
+        &self,
+        shutdown: watch::Receiver<bool>,
+    ) -> Vec<(String, tokio::task::JoinHandle<()>)> {
+        let runners = self.runners(None).expect("projections exist");
+        if !self.db.is_postgres() {
+            let task = run_together(runners, self.appended.subscribe(), shutdown);
+            return vec![("projectors".to_string(), tokio::spawn(task))];
+        }
+        runners
             .into_iter()
-            .map(|runner| tokio::spawn(runner.run(self.appended.subscribe(), shutdown.clone())))
+            .map(|runner| {
+                let name = format!("projector {}", runner.name());
+                let task = runner.run(self.appended.subscribe(), shutdown.clone());
+                (name, tokio::spawn(task))
+            })
             .collect()
     }
 

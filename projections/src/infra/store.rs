@@ -495,7 +495,10 @@ where
         let to = from + count as i64;
         let state = (from / SNAPSHOT_EVERY != to / SNAPSHOT_EVERY)
             .then(|| serde_json::to_string(&context.aggregate).expect("state serializes"));
-        match self.store.commit(events, context, map.clone()).await {
+        let turn = self.db.write_turn().await;
+        let appended = self.store.commit(events, context, map.clone()).await;
+        drop(turn);
+        match appended {
             Ok(envelopes) => {
                 metrics::counter!("herald_events_appended_total").increment(count);
                 self.appended.send_modify(|n| *n = n.wrapping_add(1));
@@ -700,7 +703,10 @@ pub async fn append_all(
                 .bind(row.metadata.as_str());
         }
     }
-    let result = match query.execute(&db.any).await {
+    let turn = db.write_turn().await;
+    let executed = query.execute(&db.any).await;
+    drop(turn);
+    let result = match executed {
         Ok(_) => {
             metrics::counter!("herald_events_appended_total").increment(count as u64);
             if let Some(first) = staged.first() {
