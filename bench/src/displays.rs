@@ -10,19 +10,16 @@
 //! hold as many as the server.
 
 use std::net::SocketAddr;
-use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use projections::MasterKey;
-use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
-use tokio::process::Child;
 use tokio::sync::{Semaphore, mpsc, watch};
 
+use crate::server::{Client, Server};
 use crate::support::{Summary, in_scratch, is_postgres, verdict};
 
 /// SPEC §3: an emergency override reaches every display within this (p99)…
@@ -132,188 +129,31 @@ impl Report {
     }
 }
 
-/// The server under test, stopped (SIGTERM, then SIGKILL) when dropped
-/// without [`Server::stop`].
-struct Server {
-    child: Child,
-    address: SocketAddr,
-    data_dir: std::path::PathBuf,
-}
-
-impl Server {
-    async fn start(db_url: &str) -> anyhow::Result<Self> {
-        let address = free_address()?;
-        let data_dir = std::env::temp_dir().join(format!(
-            "herald_bench_data_{}",
-            hex::encode(rand::random::<[u8; 6]>())
-        ));
-        std::fs::create_dir_all(&data_dir).context("creating a data directory")?;
-        let (_, master_key) = MasterKey::generate();
-        let exe = std::env::current_exe().context("finding the herald binary")?;
-        let child = tokio::process::Command::new(exe)
-            .arg(if is_postgres(db_url) { "api" } else { "serve" })
-            .env("DATABASE_URL", db_url)
-            .env("HERALD_LISTEN", address.to_string())
-            .env("HERALD_MASTER_KEY", master_key.expose_secret())
-            .env("HERALD_DATA_DIR", &data_dir)
-            // The bench registers every display from one address.
-            .env("HERALD_DISPLAY_REGISTRATIONS_PER_MINUTE", "1000000000")
-            // Every display connects from this one address.
-            .env("HERALD_MAX_CONNECTIONS_PER_IP", "1000000")
-            // Pairing ten thousand displays may outlast the default token.
-            .env("HERALD_ACCESS_TTL_SECONDS", "86400")
-            // Slow-statement notices are expected while thousands of
-            // displays register at once.
-            .env("RUST_LOG", "warn,sqlx::query=error")
-            .stdin(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .context("starting the herald server")?;
-        let server = Self {
-            child,
-            address,
-            data_dir,
-        };
-        server.wait_ready().await?;
-        Ok(server)
+/// Registers a display and pairs it; returns its device secret.
+async fn paired_display(client: &Client, n: usize) -> anyhow::Result<String> {
+    let response = client
+        .http
+        .post(format!("{}/display/v1/register", client.base))
+        .json(&json!({}))
+        .send()
+        .await?;
+    let status = response.status();
+    let body: Value = response.json().await.unwrap_or_default();
+    if status != reqwest::StatusCode::CREATED {
+        bail!("register answered {status}: {body}");
     }
-
-    async fn wait_ready(&self) -> anyhow::Result<()> {
-        let client = reqwest::Client::new();
-        let url = format!("http://{}/health", self.address);
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Ok(response) = client.get(&url).send().await
-                && response.status().is_success()
-            {
-                return Ok(());
-            }
-            if Instant::now() > deadline {
-                bail!("the server did not answer /health within a minute");
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    /// (VmRSS, VmHWM) of the server process, in bytes.
-    fn memory(&self) -> anyhow::Result<(u64, u64)> {
-        let pid = self.child.id().context("the server has exited")?;
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
-            .context("reading the server's /proc status")?;
-        let field = |name: &str| -> anyhow::Result<u64> {
-            let line = status
-                .lines()
-                .find(|l| l.starts_with(name))
-                .with_context(|| format!("{name} missing from /proc status"))?;
-            let kib: u64 = line[name.len()..]
-                .trim()
-                .trim_end_matches("kB")
-                .trim()
-                .parse()
-                .with_context(|| format!("unreadable {name}"))?;
-            Ok(kib * 1024)
-        };
-        Ok((field("VmRSS:")?, field("VmHWM:")?))
-    }
-
-    /// Asks the server to shut down and waits for it (killing it after 15 s).
-    async fn stop(mut self) -> anyhow::Result<()> {
-        if let Some(pid) = self.child.id() {
-            // SAFETY: kill only sends a signal to our own child.
-            unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) };
-            if tokio::time::timeout(Duration::from_secs(15), self.child.wait())
-                .await
-                .is_err()
-            {
-                eprintln!("the server did not stop within 15 s; killing it");
-                self.child.kill().await?;
-            }
-        }
-        Ok(())
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.data_dir);
-    }
-}
-
-/// A loopback address with a port nobody listens on right now.
-fn free_address() -> anyhow::Result<SocketAddr> {
-    let probe = std::net::TcpListener::bind("127.0.0.1:0").context("finding a free port")?;
-    Ok(probe.local_addr()?)
-}
-
-/// GraphQL and REST calls as a signed-up user.
-#[derive(Clone)]
-struct Client {
-    http: reqwest::Client,
-    base: String,
-    token: Option<String>,
-}
-
-impl Client {
-    async fn gql(&self, query: &str, variables: Value) -> anyhow::Result<Value> {
-        let mut request = self
-            .http
-            .post(format!("{}/graphql", self.base))
-            .json(&json!({"query": query, "variables": variables}));
-        if let Some(token) = &self.token {
-            request = request.bearer_auth(token);
-        }
-        let body: Value = request.send().await?.json().await?;
-        if let Some(errors) = body.get("errors") {
-            bail!("GraphQL error: {errors}");
-        }
-        Ok(body["data"].clone())
-    }
-
-    async fn sign_up(&mut self) -> anyhow::Result<()> {
-        let data = self
-            .gql(
-                "mutation($i: SignUpInput!) { signUp(input: $i) { accessToken } }",
-                json!({"i": {
-                    "organization": "Bench signage",
-                    "email": format!("bench-{}@example.org", hex::encode(rand::random::<[u8; 4]>())),
-                    "password": "correct horse battery staple",
-                }}),
-            )
-            .await
-            .context("signing up")?;
-        let token = data["signUp"]["accessToken"]
-            .as_str()
-            .context("signUp returned no access token")?;
-        self.token = Some(token.to_string());
-        Ok(())
-    }
-
-    /// Registers a display and pairs it; returns its device secret.
-    async fn paired_display(&self, n: usize) -> anyhow::Result<String> {
-        let response = self
-            .http
-            .post(format!("{}/display/v1/register", self.base))
-            .json(&json!({}))
-            .send()
-            .await?;
-        let status = response.status();
-        let body: Value = response.json().await.unwrap_or_default();
-        if status != reqwest::StatusCode::CREATED {
-            bail!("register answered {status}: {body}");
-        }
-        let (Some(secret), Some(code)) =
-            (body["deviceSecret"].as_str(), body["pairingCode"].as_str())
-        else {
-            bail!("register answered without a secret or code: {body}");
-        };
-        self.gql(
+    let (Some(secret), Some(code)) = (body["deviceSecret"].as_str(), body["pairingCode"].as_str())
+    else {
+        bail!("register answered without a secret or code: {body}");
+    };
+    client
+        .gql(
             "mutation($i: PairDisplayInput!) { pairDisplay(input: $i) { id } }",
             json!({"i": {"code": code, "name": format!("Bench display {n}")}}),
         )
         .await
         .with_context(|| format!("pairing display {n}"))?;
-        Ok(secret.to_string())
-    }
+    Ok(secret.to_string())
 }
 
 /// What a display's connection reports to the bench.
@@ -332,7 +172,19 @@ async fn run(db_url: String, displays: usize) -> anyhow::Result<Report> {
     } else {
         "SQLite"
     };
-    let server = Server::start(&db_url).await?;
+    let mut server = Server::start(
+        &db_url,
+        &[
+            // The bench registers every display from one address.
+            ("HERALD_DISPLAY_REGISTRATIONS_PER_MINUTE", "1000000000"),
+            // Every display connects from this one address.
+            ("HERALD_MAX_CONNECTIONS_PER_IP", "1000000"),
+            // Slow-statement notices are expected while thousands of
+            // displays register at once.
+            ("RUST_LOG", "warn,sqlx::query=error"),
+        ],
+    )
+    .await?;
     let result = measure(&server, displays).await;
     server.stop().await?;
     let (connect_all, mutation, pushes, received, lost, (rss, hwm)) = result?;
@@ -353,14 +205,8 @@ async fn run(db_url: String, displays: usize) -> anyhow::Result<Report> {
 type Measured = (Duration, Duration, Summary, usize, usize, (u64, u64));
 
 async fn measure(server: &Server, displays: usize) -> anyhow::Result<Measured> {
-    let mut client = Client {
-        http: reqwest::Client::builder()
-            .pool_max_idle_per_host(SETUP_CONCURRENCY)
-            .build()?,
-        base: format!("http://{}", server.address),
-        token: None,
-    };
-    client.sign_up().await?;
+    let mut client = Client::of(server, SETUP_CONCURRENCY)?;
+    client.sign_up("Bench signage").await?;
 
     // Displays, registered and paired.
     let started = Instant::now();
@@ -373,7 +219,7 @@ async fn measure(server: &Server, displays: usize) -> anyhow::Result<Measured> {
             secrets.push(done??);
         }
         let client = client.clone();
-        tasks.spawn(async move { client.paired_display(n).await });
+        tasks.spawn(async move { paired_display(&client, n).await });
     }
     while let Some(done) = tasks.join_next().await {
         secrets.push(done??);

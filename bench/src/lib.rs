@@ -10,13 +10,16 @@
 //! real data.
 //!
 //! Layout: `support` holds what every benchmark uses (scratch databases,
-//! latency summaries, the verdict); `commands`, `replay`, `publish` and
-//! `displays` are one benchmark each; this file only dispatches.
+//! events appended in bulk, latency summaries, the verdict); `server` a
+//! Herald process under test and a GraphQL client for it; `commands`,
+//! `replay`, `publish` and `displays` are one benchmark each; this file only
+//! dispatches.
 
 mod commands;
 pub mod displays;
 mod publish;
 mod replay;
+mod server;
 mod support;
 
 use std::time::Duration;
