@@ -11,6 +11,7 @@ use projections::MasterKey;
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 use tokio::process::Child;
+use uuid::Uuid;
 
 use crate::support::is_postgres;
 
@@ -162,6 +163,12 @@ fn free_address() -> anyhow::Result<SocketAddr> {
     Ok(probe.local_addr()?)
 }
 
+/// Who [`Client::sign_up`] made.
+pub(crate) struct SignedUp {
+    pub(crate) tenant_id: Uuid,
+    pub(crate) user_id: Uuid,
+}
+
 /// GraphQL and REST calls as a signed-up user.
 #[derive(Clone)]
 pub(crate) struct Client {
@@ -198,10 +205,10 @@ impl Client {
     }
 
     /// Signs up a new organisation and keeps its owner's access token.
-    pub(crate) async fn sign_up(&mut self, organization: &str) -> anyhow::Result<()> {
+    pub(crate) async fn sign_up(&mut self, organization: &str) -> anyhow::Result<SignedUp> {
         let data = self
             .gql(
-                "mutation($i: SignUpInput!) { signUp(input: $i) { accessToken } }",
+                "mutation($i: SignUpInput!) { signUp(input: $i) { accessToken user { id } tenant { id } } }",
                 json!({"i": {
                     "organization": organization,
                     "email": format!("bench-{}@example.org", hex::encode(rand::random::<[u8; 4]>())),
@@ -210,11 +217,18 @@ impl Client {
             )
             .await
             .context("signing up")?;
-        let token = data["signUp"]["accessToken"]
-            .as_str()
-            .context("signUp returned no access token")?
-            .to_string();
+        let field = |path: &[&str]| {
+            path.iter()
+                .fold(&data["signUp"], |v, k| &v[*k])
+                .as_str()
+                .with_context(|| format!("signUp returned no {}", path.join(".")))
+        };
+        let token = field(&["accessToken"])?.to_string();
+        let signed_up = SignedUp {
+            tenant_id: field(&["tenant", "id"])?.parse()?,
+            user_id: field(&["user", "id"])?.parse()?,
+        };
         self.token = Some(token);
-        Ok(())
+        Ok(signed_up)
     }
 }

@@ -140,6 +140,7 @@ pub(crate) struct Summary {
     pub(crate) ops: usize,
     pub(crate) per_sec: f64,
     pub(crate) p50: Duration,
+    pub(crate) p95: Duration,
     pub(crate) p99: Duration,
     pub(crate) max: Duration,
 }
@@ -156,6 +157,7 @@ impl Summary {
             ops: latencies.len(),
             per_sec: latencies.len() as f64 / elapsed.as_secs_f64(),
             p50: rank(0.50),
+            p95: rank(0.95),
             p99: rank(0.99),
             max: latencies.last().copied().unwrap_or_default(),
         }
