@@ -129,33 +129,31 @@ impl Report {
     }
 }
 
-impl Client {
-    /// Registers a display and pairs it; returns its device secret.
-    async fn paired_display(&self, n: usize) -> anyhow::Result<String> {
-        let response = self
-            .http
-            .post(format!("{}/display/v1/register", self.base))
-            .json(&json!({}))
-            .send()
-            .await?;
-        let status = response.status();
-        let body: Value = response.json().await.unwrap_or_default();
-        if status != reqwest::StatusCode::CREATED {
-            bail!("register answered {status}: {body}");
-        }
-        let (Some(secret), Some(code)) =
-            (body["deviceSecret"].as_str(), body["pairingCode"].as_str())
-        else {
-            bail!("register answered without a secret or code: {body}");
-        };
-        self.gql(
+/// Registers a display and pairs it; returns its device secret.
+async fn paired_display(client: &Client, n: usize) -> anyhow::Result<String> {
+    let response = client
+        .http
+        .post(format!("{}/display/v1/register", client.base))
+        .json(&json!({}))
+        .send()
+        .await?;
+    let status = response.status();
+    let body: Value = response.json().await.unwrap_or_default();
+    if status != reqwest::StatusCode::CREATED {
+        bail!("register answered {status}: {body}");
+    }
+    let (Some(secret), Some(code)) = (body["deviceSecret"].as_str(), body["pairingCode"].as_str())
+    else {
+        bail!("register answered without a secret or code: {body}");
+    };
+    client
+        .gql(
             "mutation($i: PairDisplayInput!) { pairDisplay(input: $i) { id } }",
             json!({"i": {"code": code, "name": format!("Bench display {n}")}}),
         )
         .await
         .with_context(|| format!("pairing display {n}"))?;
-        Ok(secret.to_string())
-    }
+    Ok(secret.to_string())
 }
 
 /// What a display's connection reports to the bench.
@@ -174,7 +172,19 @@ async fn run(db_url: String, displays: usize) -> anyhow::Result<Report> {
     } else {
         "SQLite"
     };
-    let server = Server::start(&db_url).await?;
+    let mut server = Server::start(
+        &db_url,
+        &[
+            // The bench registers every display from one address.
+            ("HERALD_DISPLAY_REGISTRATIONS_PER_MINUTE", "1000000000"),
+            // Every display connects from this one address.
+            ("HERALD_MAX_CONNECTIONS_PER_IP", "1000000"),
+            // Slow-statement notices are expected while thousands of
+            // displays register at once.
+            ("RUST_LOG", "warn,sqlx::query=error"),
+        ],
+    )
+    .await?;
     let result = measure(&server, displays).await;
     server.stop().await?;
     let (connect_all, mutation, pushes, received, lost, (rss, hwm)) = result?;
@@ -195,14 +205,8 @@ async fn run(db_url: String, displays: usize) -> anyhow::Result<Report> {
 type Measured = (Duration, Duration, Summary, usize, usize, (u64, u64));
 
 async fn measure(server: &Server, displays: usize) -> anyhow::Result<Measured> {
-    let mut client = Client {
-        http: reqwest::Client::builder()
-            .pool_max_idle_per_host(SETUP_CONCURRENCY)
-            .build()?,
-        base: format!("http://{}", server.address),
-        token: None,
-    };
-    client.sign_up().await?;
+    let mut client = Client::of(server, SETUP_CONCURRENCY)?;
+    client.sign_up("Bench signage").await?;
 
     // Displays, registered and paired.
     let started = Instant::now();
@@ -215,7 +219,7 @@ async fn measure(server: &Server, displays: usize) -> anyhow::Result<Measured> {
             secrets.push(done??);
         }
         let client = client.clone();
-        tasks.spawn(async move { client.paired_display(n).await });
+        tasks.spawn(async move { paired_display(&client, n).await });
     }
     while let Some(done) = tasks.join_next().await {
         secrets.push(done??);

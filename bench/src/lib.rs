@@ -4,18 +4,21 @@
 //! the machine's own ceiling (single-row inserts, as pgbench would run them);
 //! `replay` seeds an event log shaped like real traffic and times a rebuild of
 //! every read model; `publish` (`publish`) times worker processes
-//! publishing posts due at once, and `displays` (`displays`) an
-//! emergency override reaching thousands of connected signage displays;
-//! `mutations` GraphQL `createPost` latency and throughput. All
-//! run in a scratch database that is removed afterwards, so they never touch
-//! real data.
+//! publishing posts due at once, `displays` (`displays`) an
+//! emergency override reaching thousands of connected signage displays,
+//! `mutations` GraphQL `createPost` latency and throughput, and `dashboard`
+//! (`dashboard`) the dashboard's GraphQL reads at a fixed rate on a tenant
+//! with 100,000 posts. All run in a scratch database that is removed
+//! afterwards, so they never touch real data.
 //!
 //! Layout: `support` holds what every benchmark uses (scratch databases,
-//! latency summaries, the verdict) and `server` the Herald process a
-//! benchmark drives over HTTP; `commands`, `replay`, `publish`, `displays`
-//! and `mutations` are one benchmark each; this file only dispatches.
+//! events appended in bulk, latency summaries, the verdict); `server` a
+//! Herald process under test and a GraphQL client for it; `commands`,
+//! `replay`, `publish`, `displays`, `mutations` and `dashboard` are one
+//! benchmark each; this file only dispatches.
 
 mod commands;
+mod dashboard;
 pub mod displays;
 mod mutations;
 mod publish;
@@ -96,6 +99,32 @@ pub enum Which {
         #[arg(long)]
         smoke: bool,
     },
+    /// The dashboard's GraphQL reads (campaigns with post counts, the post
+    /// queue, single posts) on a tenant with many posts: latency at a fixed
+    /// request rate, then the most a set of clients gets served.
+    Dashboard {
+        /// PostgreSQL server for a scratch database (served by `herald
+        /// api`); without it (or with a `sqlite:` URL) a new SQLite file in
+        /// a temporary directory (served by `herald serve`).
+        #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+        database_url: Option<String>,
+        /// Posts of the seeded tenant.
+        #[arg(long, default_value_t = 100_000)]
+        posts: usize,
+        /// Open loop: requests per second, on a fixed schedule.
+        #[arg(long, default_value_t = 200)]
+        rate: u32,
+        /// Open loop: its length in seconds.
+        #[arg(long, default_value_t = 30)]
+        seconds: u64,
+        /// Closed loop: clients sending as fast as they are answered.
+        #[arg(long, default_value_t = 16)]
+        clients: usize,
+        /// Tiny, fast run for CI (2,000 posts, 50 requests/s for 3 s, 4
+        /// clients for 2 s).
+        #[arg(long)]
+        smoke: bool,
+    },
     /// Rebuild speed of every read model from a seeded event log.
     Replay {
         /// PostgreSQL server for a scratch database; without it (or with a
@@ -120,6 +149,7 @@ pub async fn run(which: Which) -> anyhow::Result<()> {
             | Which::Publish { smoke: true, .. }
             | Which::Displays { smoke: true, .. }
             | Which::Mutations { smoke: true, .. }
+            | Which::Dashboard { smoke: true, .. }
     );
     support::SMOKE.store(smoke, std::sync::atomic::Ordering::Relaxed);
     match which {
@@ -166,6 +196,21 @@ pub async fn run(which: Which) -> anyhow::Result<()> {
                 Duration::from_secs(seconds.max(1)),
             )
             .await
+        }
+        Which::Dashboard {
+            database_url,
+            posts,
+            rate,
+            seconds,
+            clients,
+            smoke,
+        } => {
+            let options = if smoke {
+                dashboard::Options::smoke()
+            } else {
+                dashboard::Options::full(posts, rate, seconds, clients)
+            };
+            dashboard::dashboard(database_url.as_deref(), options).await
         }
         Which::Replay {
             database_url,

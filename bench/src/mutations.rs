@@ -31,7 +31,7 @@ pub async fn mutations(url: Option<&str>, clients: usize, seconds: Duration) -> 
         } else {
             "SQLite, herald serve"
         };
-        let server = Server::start(&db_url).await?;
+        let mut server = Server::start(&db_url, &[]).await?;
         let measured = measure(&server, clients, seconds).await;
         server.stop().await?;
         let (summary, errors) = measured?;
@@ -70,14 +70,8 @@ async fn measure(
     clients: usize,
     seconds: Duration,
 ) -> anyhow::Result<(Summary, usize)> {
-    let mut client = Client {
-        http: reqwest::Client::builder()
-            .pool_max_idle_per_host(clients)
-            .build()?,
-        base: format!("http://{}", server.address),
-        token: None,
-    };
-    client.sign_up().await?;
+    let mut client = Client::of(server, clients)?;
+    client.sign_up("Bench").await?;
     let today = chrono::Utc::now().date_naive();
     let campaign = client
         .gql(

@@ -5,17 +5,15 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
-use cqrs_es::DomainEvent;
 use domain::campaign::CampaignEvent;
 use domain::metadata::{Actor, EventMetadata};
 use domain::post::{EntryInput, PostEntry, PostEvent, parse_entries};
 use domain::schedule::{Recurrence, TimeZone};
 use projections::db::Backend;
 use projections::{Database, Projectors};
-use sqlx::{QueryBuilder, Sqlite};
 use uuid::Uuid;
 
-use crate::support::{campaign_settings, close, connect, in_scratch, verdict};
+use crate::support::{EventRow, campaign_settings, close, connect, in_scratch, insert, verdict};
 
 /// SPEC §3: replay rebuilds all read models at least this fast.
 const TARGET_REPLAY_PER_SEC: f64 = 50_000.0;
@@ -62,37 +60,6 @@ pub(crate) async fn replay(url: Option<&str>, events: usize) -> anyhow::Result<(
         read_model.0, read_model.1
     );
     Ok(())
-}
-
-/// One row of the `events` table, serialized as the event store writes it.
-struct EventRow {
-    aggregate_type: &'static str,
-    aggregate_id: String,
-    sequence: i64,
-    event_type: String,
-    event_version: String,
-    payload: String,
-    metadata: String,
-}
-
-impl EventRow {
-    fn new<E: DomainEvent>(
-        aggregate_type: &'static str,
-        id: Uuid,
-        sequence: i64,
-        event: &E,
-        metadata: &EventMetadata,
-    ) -> Self {
-        Self {
-            aggregate_type,
-            aggregate_id: id.to_string(),
-            sequence,
-            event_type: event.event_type(),
-            event_version: event.event_version(),
-            payload: serde_json::to_string(event).expect("events serialize"),
-            metadata: serde_json::to_string(&metadata.to_map()).expect("metadata serializes"),
-        }
-    }
 }
 
 const POSTS_PER_CAMPAIGN: usize = 40;
@@ -196,10 +163,6 @@ impl Traffic {
 
 /// Events per insert transaction.
 const SEED_BATCH: usize = 10_000;
-/// Rows per SQLite statement: 8 parameters each keeps a statement far below
-/// SQLite's limit of 32,766 bound parameters.
-const SQLITE_ROWS_PER_INSERT: usize = 1_000;
-
 /// Writes `events` events straight into the event table, in large batches.
 /// Returns how many were written.
 async fn seed(db: &Database, events: usize) -> anyhow::Result<usize> {
@@ -224,54 +187,4 @@ async fn seed(db: &Database, events: usize) -> anyhow::Result<usize> {
         sqlx::query("ANALYZE events").execute(pool).await?;
     }
     Ok(written)
-}
-
-/// Inserts `rows` in one transaction; `before` is how many events precede them.
-async fn insert(db: &Database, rows: &[EventRow], before: i64) -> anyhow::Result<()> {
-    match &db.backend {
-        Backend::Postgres(pool) => {
-            // One statement per batch: the arrays travel as seven parameters.
-            let column = |f: fn(&EventRow) -> &str| rows.iter().map(f).collect::<Vec<_>>();
-            sqlx::query(
-                "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
-                 SELECT t, i, s, e, v, p::json, m::json
-                   FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[])
-                     AS r (t, i, s, e, v, p, m)",
-            )
-            .bind(column(|r| r.aggregate_type))
-            .bind(column(|r| &r.aggregate_id))
-            .bind(rows.iter().map(|r| r.sequence).collect::<Vec<_>>())
-            .bind(column(|r| &r.event_type))
-            .bind(column(|r| &r.event_version))
-            .bind(column(|r| &r.payload))
-            .bind(column(|r| &r.metadata))
-            .execute(pool)
-            .await?;
-        }
-        Backend::Sqlite(pool) => {
-            let mut tx = pool.begin().await?;
-            let mut position = before;
-            for chunk in rows.chunks(SQLITE_ROWS_PER_INSERT) {
-                let mut query = QueryBuilder::<Sqlite>::new(
-                    "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata, global_position) ",
-                );
-                // Positions are given, so the trigger that assigns them (one
-                // UPDATE per row) stays out of the seeding time.
-                query.push_values(chunk, |mut b, row| {
-                    position += 1;
-                    b.push_bind(row.aggregate_type)
-                        .push_bind(&row.aggregate_id)
-                        .push_bind(row.sequence)
-                        .push_bind(&row.event_type)
-                        .push_bind(&row.event_version)
-                        .push_bind(&row.payload)
-                        .push_bind(&row.metadata)
-                        .push_bind(position);
-                });
-                query.build().execute(&mut *tx).await?;
-            }
-            tx.commit().await?;
-        }
-    }
-    Ok(())
 }
