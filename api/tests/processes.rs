@@ -181,19 +181,20 @@ fn sigterm_stops_every_mode_cleanly_in_time_and_logs_each_task() {
                 "http server",
                 "publisher",
                 "mail sender",
-                "projector dashboard",
+                // SQLite: one runner for every projection.
+                "projectors",
                 "housekeeping",
             ][..],
         ),
         (
             "api",
             "herald listening",
-            &["http server", "projector dashboard"][..],
+            &["http server", "projectors"][..],
         ),
         (
             "worker",
             "herald working",
-            &["publisher", "mail sender", "projector dashboard"][..],
+            &["publisher", "mail sender", "projectors"][..],
         ),
     ] {
         let port = free_port();

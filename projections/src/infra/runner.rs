@@ -546,6 +546,70 @@ struct Lane {
     paused_until: Option<std::time::Instant>,
 }
 
+impl Lane {
+    /// Whether it takes part in the next batch.
+    fn ready(&self, now: std::time::Instant) -> bool {
+        self.at.is_some() && self.paused_until.is_none_or(|t| t <= now)
+    }
+}
+
+/// Writes `events` for every ready lane within `tx`: what each wrote
+/// (lane, new checkpoint, events), or, when not `careful` and a projection
+/// failed, `None` (the caller rolls the transaction back). When `careful`,
+/// each lane writes under a savepoint and a failing one is rolled back
+/// alone and paused.
+async fn write_lanes(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    lanes: &mut [Lane],
+    events: &[StoredEvent],
+    now: std::time::Instant,
+    careful: bool,
+) -> Result<Option<Vec<(usize, Position, usize)>>, StoreError> {
+    let mut written = Vec::new();
+    for (n, lane) in lanes.iter_mut().enumerate() {
+        if !lane.ready(now) {
+            continue;
+        }
+        let Some(at) = lane.at else {
+            continue;
+        };
+        let mine = &events[events.partition_point(|e| e.position <= at)..];
+        let Some(last) = mine.last().map(|e| e.position) else {
+            continue;
+        };
+        if !careful {
+            match lane.runner.write(&mut *tx, at, mine).await {
+                Ok(true) => written.push((n, last, mine.len())),
+                // The fence wrote nothing: read the checkpoint again.
+                Ok(false) => lane.at = None,
+                Err(error) => {
+                    tracing::warn!(projection = lane.runner.name(), error = %error, "projector batch failed; retrying it alone");
+                    return Ok(None);
+                }
+            }
+            continue;
+        }
+        let mut savepoint = sqlx::Acquire::begin(&mut *tx).await?;
+        match lane.runner.write(&mut savepoint, at, mine).await {
+            Ok(true) => {
+                savepoint.commit().await?;
+                written.push((n, last, mine.len()));
+            }
+            Ok(false) => {
+                savepoint.rollback().await?;
+                lane.at = None;
+            }
+            Err(error) => {
+                savepoint.rollback().await?;
+                tracing::error!(projection = lane.runner.name(), error = %error, cause = ?std::error::Error::source(&error), "projector batch failed");
+                lane.at = None;
+                lane.paused_until = Some(now + Duration::from_secs(1));
+            }
+        }
+    }
+    Ok(Some(written))
+}
+
 /// SQLite's live runner: follows the log for every projection of `runners`
 /// at once until `shutdown`. Each batch is read once and applied to every
 /// projection whose lease this process holds, in one transaction, each
@@ -619,11 +683,15 @@ async fn step_together(lanes: &mut [Lane], batch_size: i64) -> Result<usize, Sto
             lane.at = Some(at);
         }
     }
-    let ready = |lane: &Lane| lane.at.is_some() && lane.paused_until.is_none_or(|t| t <= now);
-    let Some(from) = lanes.iter().filter(|l| ready(l)).filter_map(|l| l.at).min() else {
+    let Some(from) = lanes
+        .iter()
+        .filter(|l| l.ready(now))
+        .filter_map(|l| l.at)
+        .min()
+    else {
         return Ok(0);
     };
-    let Some(first) = lanes.iter().find(|l| ready(l)) else {
+    let Some(first) = lanes.iter().find(|l| l.ready(now)) else {
         return Ok(0);
     };
     let db = first.runner.db.clone();
@@ -631,38 +699,25 @@ async fn step_together(lanes: &mut [Lane], batch_size: i64) -> Result<usize, Sto
     if events.is_empty() {
         return Ok(0);
     }
-    let turn = db.write_turn().await;
-    let mut tx = db.any.begin().await?;
-    let mut written = Vec::new();
-    for (n, lane) in lanes.iter_mut().enumerate() {
-        let Some(at) = lane.at.filter(|_| ready(lane)) else {
-            continue;
-        };
-        let mine = &events[events.partition_point(|e| e.position <= at)..];
-        let Some(last) = mine.last().map(|e| e.position) else {
-            continue;
-        };
-        let mut savepoint = sqlx::Acquire::begin(&mut tx).await?;
-        match lane.runner.write(&mut savepoint, at, mine).await {
-            Ok(true) => {
-                savepoint.commit().await?;
-                written.push((n, last, mine.len()));
+    // Savepoints cost two statements per projection and batch: they are
+    // used only once a projection has failed, and a failure without them
+    // rolls the whole batch back and runs it again with them.
+    let mut careful = lanes.iter().any(|l| l.paused_until.is_some());
+    let written = loop {
+        let turn = db.write_turn().await;
+        let mut tx = db.any.begin().await?;
+        match write_lanes(&mut tx, lanes, &events, now, careful).await? {
+            Some(written) => {
+                tx.commit().await?;
+                drop(turn);
+                break written;
             }
-            Ok(false) => {
-                // The lease or the checkpoint moved: read it again.
-                savepoint.rollback().await?;
-                lane.at = None;
-            }
-            Err(error) => {
-                savepoint.rollback().await?;
-                tracing::error!(projection = lane.runner.name(), error = %error, cause = ?std::error::Error::source(&error), "projector batch failed");
-                lane.at = None;
-                lane.paused_until = Some(now + Duration::from_secs(1));
+            None => {
+                tx.rollback().await?;
+                careful = true;
             }
         }
-    }
-    tx.commit().await?;
-    drop(turn);
+    };
     let mut applied = 0;
     for (n, last, count) in written {
         let lane = &mut lanes[n];
