@@ -25,9 +25,6 @@ const REPLAY_BATCH: i64 = 5000;
 /// nothing woke it (a commit of this process, or on PostgreSQL a waiter of
 /// another process asking for the projection).
 const IDLE_POLL: Duration = Duration::from_millis(100);
-/// The first pause of a runner that was woken but found nothing new yet;
-/// it doubles up to [`IDLE_POLL`].
-const HURRY: Duration = Duration::from_millis(5);
 /// How often a waiter asks the database for checkpoints that moved without
 /// telling it (a notification lost while the listener reconnected).
 const WAIT_POLL: Duration = Duration::from_millis(250);
@@ -444,7 +441,6 @@ impl Projector {
         let mut leader = false;
         let mut last_renewal: Option<std::time::Instant> = None;
         let mut at: Option<Position> = None;
-        let mut hurry: Option<Duration> = None;
         while !*shutdown.borrow() {
             let result: Result<usize, StoreError> = async {
                 if !leader || last_renewal.is_none_or(|t| t.elapsed() > self.lease / 3) {
@@ -487,23 +483,10 @@ impl Projector {
                     tokio::time::sleep(Duration::from_secs(1)).await;
                 }
             }
-            // Woken for a commit that it could not see yet (on PostgreSQL
-            // the log shows a transaction only once every older one on the
-            // server has ended): look again soon, then less and less often.
-            let pause = match hurry {
-                Some(pause) if pause < IDLE_POLL => {
-                    hurry = Some(pause * 2);
-                    pause
-                }
-                _ => {
-                    hurry = None;
-                    IDLE_POLL
-                }
-            };
             tokio::select! {
-                _ = appended.changed() => hurry = Some(HURRY),
+                _ = appended.changed() => {}
                 _ = shutdown.changed() => {}
-                _ = tokio::time::sleep(pause) => {}
+                _ = tokio::time::sleep(IDLE_POLL) => {}
             }
         }
         if let Some(board) = &self.board {
