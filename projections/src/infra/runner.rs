@@ -364,23 +364,34 @@ impl Projector {
             .increment(count as u64);
     }
 
-    /// Renews or takes the lease when due and tells the board; errors
-    /// count as not holding it.
-    async fn keep_lease(&self, leader: &mut bool, renewed: &mut Option<std::time::Instant>) {
+    /// Renews or takes the lease when a third of it has passed (or it is
+    /// not held), and tells the board. On an error the lease counts as not
+    /// held.
+    async fn keep_lease(
+        &self,
+        leader: &mut bool,
+        renewed: &mut Option<std::time::Instant>,
+    ) -> Result<(), StoreError> {
         if *leader && renewed.is_some_and(|t| t.elapsed() <= self.lease / 3) {
-            return;
+            return Ok(());
         }
-        *leader = match self.acquire_lease().await {
-            Ok(held) => held,
-            Err(error) => {
-                tracing::error!(projection = self.name(), %error, "projector lease check failed");
-                false
-            }
-        };
+        let held = self.acquire_lease().await;
+        *leader = *held.as_ref().unwrap_or(&false);
         *renewed = Some(std::time::Instant::now());
         if let Some(board) = &self.board {
             board.lead(self.name(), *leader);
         }
+        held.map(|_| ())
+    }
+
+    /// The durable checkpoint, to resume from once the lease is held; the
+    /// board learns it too.
+    async fn resume_point(&self) -> Result<Position, StoreError> {
+        let at = self.checkpoint().await?;
+        if let Some(board) = &self.board {
+            board.raise(self.name(), at);
+        }
+        Ok(at)
     }
 
     /// Applies the part of `events` after `from` (a replay's batch, which may
@@ -443,26 +454,14 @@ impl Projector {
         let mut at: Option<Position> = None;
         while !*shutdown.borrow() {
             let result: Result<usize, StoreError> = async {
-                if !leader || last_renewal.is_none_or(|t| t.elapsed() > self.lease / 3) {
-                    leader = self.acquire_lease().await?;
-                    last_renewal = Some(std::time::Instant::now());
-                    if let Some(board) = &self.board {
-                        board.lead(self.name(), leader);
-                    }
-                }
+                self.keep_lease(&mut leader, &mut last_renewal).await?;
                 if !leader {
                     at = None;
                     return Ok(0);
                 }
                 let from = match at.take() {
                     Some(from) => from,
-                    None => {
-                        let from = self.checkpoint().await?;
-                        if let Some(board) = &self.board {
-                            board.raise(self.name(), from);
-                        }
-                        from
-                    }
+                    None => self.resume_point().await?,
                 };
                 // `at` stays unset unless the batch is known to have
                 // committed (or to have been nothing).
@@ -672,15 +671,11 @@ async fn step_together(lanes: &mut [Lane], batch_size: i64) -> Result<usize, Sto
     for lane in lanes.iter_mut() {
         lane.runner
             .keep_lease(&mut lane.leader, &mut lane.renewed)
-            .await;
+            .await?;
         if !lane.leader {
             lane.at = None;
         } else if lane.at.is_none() {
-            let at = lane.runner.checkpoint().await?;
-            if let Some(board) = &lane.runner.board {
-                board.raise(lane.runner.name(), at);
-            }
-            lane.at = Some(at);
+            lane.at = Some(lane.runner.resume_point().await?);
         }
     }
     let Some(from) = lanes
@@ -691,11 +686,9 @@ async fn step_together(lanes: &mut [Lane], batch_size: i64) -> Result<usize, Sto
     else {
         return Ok(0);
     };
-    let Some(first) = lanes.iter().find(|l| l.ready(now)) else {
-        return Ok(0);
-    };
-    let db = first.runner.db.clone();
-    let events = first.runner.log.read_after(from, batch_size).await?;
+    // Every lane runs on the same database and log.
+    let db = lanes[0].runner.db.clone();
+    let events = lanes[0].runner.log.read_after(from, batch_size).await?;
     if events.is_empty() {
         return Ok(0);
     }
@@ -1041,13 +1034,17 @@ impl Projectors {
     /// PostgreSQL, where positions within concurrent transactions interleave).
     pub async fn lag(&self) -> Result<i64, StoreError> {
         let head = GlobalLog::new(self.db.clone()).head().await?;
-        let mut worst = 0;
-        for p in &self.projections {
-            let c = checkpoint(&self.db, p.name()).await?;
-            worst = worst.max(head - c.seq);
-        }
+        let names = self.names();
+        let known = self.refresh(&names).await?;
+        // A projection without a row has applied nothing yet.
+        let slowest = if known.len() < names.len() {
+            0
+        } else {
+            known.iter().map(|p| p.seq).min().unwrap_or(0)
+        };
+        let worst = (head - slowest).max(0);
         metrics::gauge!("herald_projector_lag_events").set(worst as f64);
-        Ok(worst.max(0))
+        Ok(worst)
     }
 
     /// Rebuilds projections from zero (all, or the named one), reporting
