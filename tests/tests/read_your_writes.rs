@@ -21,12 +21,12 @@ async fn hold_lease_elsewhere(app: &TestApp, projection: &str) {
     assert_eq!(held.rows_affected(), 1, "{projection} has a checkpoint row");
 }
 
-async fn give_lease_back(app: &TestApp, projection: &str) {
+async fn give_lease_back(db: &sqlx::AnyPool, projection: &str) {
     sqlx::query(
         "UPDATE projection_checkpoints SET lease_owner = NULL, lease_until = 0 WHERE name = $1",
     )
     .bind(projection)
-    .execute(&app.state.db.any)
+    .execute(db)
     .await
     .unwrap();
 }
@@ -65,12 +65,7 @@ async fn a_mutation_waits_only_for_the_read_models_its_answer_reads(backend: Bac
         let db = app.state.db.any.clone();
         tokio::spawn(async move {
             tokio::time::sleep(Duration::from_millis(300)).await;
-            sqlx::query(
-                "UPDATE projection_checkpoints SET lease_owner = NULL, lease_until = 0 WHERE name = 'audit'",
-            )
-            .execute(&db)
-            .await
-            .unwrap();
+            give_lease_back(&db, "audit").await;
         })
     };
     let body = app
@@ -95,7 +90,7 @@ async fn a_mutation_waits_only_for_the_read_models_its_answer_reads(backend: Bac
             .is_some_and(|t| t.contains(post.as_str())),
         "{body}"
     );
-    give_lease_back(&app, "analytics").await;
+    give_lease_back(&app.state.db.any, "analytics").await;
 }
 
 on_both_databases!(a_mutation_waits_only_for_the_read_models_its_answer_reads);
