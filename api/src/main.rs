@@ -116,7 +116,7 @@ async fn main() -> anyhow::Result<()> {
                 .progress_chars("=> "),
             );
             let started = std::time::Instant::now();
-            let applied = projectors
+            let replayed = projectors
                 .replay(
                     projection.as_deref(),
                     Duration::from_secs(15),
@@ -130,8 +130,17 @@ async fn main() -> anyhow::Result<()> {
                 .context("replay failed")?;
             bar.finish();
             println!(
-                "replayed {applied} events in {:.2}s",
+                "replayed {} events in {:.2}s",
+                replayed.events,
                 started.elapsed().as_secs_f64()
+            );
+            for (name, took) in &replayed.cost {
+                println!("  {name:<14} {:>8.2}s", took.as_secs_f64());
+            }
+            println!(
+                "  {:<14} {:>8.2}s",
+                "indexes",
+                replayed.indexing.as_secs_f64()
             );
             Ok(())
         }

@@ -15,17 +15,18 @@ use uuid::Uuid;
 
 use crate::support::{EventRow, campaign_settings, close, connect, in_scratch, insert, verdict};
 
-/// SPEC §3: replay rebuilds all read models at least this fast.
-const TARGET_REPLAY_PER_SEC: f64 = 50_000.0;
+/// Issue 15 (SPEC §3 said 50,000): replay rebuilds all read models at
+/// least this fast.
+const TARGET_REPLAY_PER_SEC: f64 = 100_000.0;
 
 /// `herald bench replay`.
 pub(crate) async fn replay(url: Option<&str>, events: usize) -> anyhow::Result<()> {
-    let (backend, seeded, applied, elapsed, read_model) = in_scratch(url, |url| async move {
+    let (backend, seeded, replayed, elapsed, read_model) = in_scratch(url, |url| async move {
         let db = connect(&url, 12).await?;
         let result = async {
             let seeded = seed(&db, events).await.context("seeding events")?;
             let started = Instant::now();
-            let applied = Projectors::new(db.clone())
+            let replayed = Projectors::new(db.clone())
                 .replay(None, Duration::from_secs(5), |_, _, _| {})
                 .await
                 .context("replay failed")?;
@@ -40,7 +41,7 @@ pub(crate) async fn replay(url: Option<&str>, events: usize) -> anyhow::Result<(
             } else {
                 "SQLite"
             };
-            anyhow::Ok((backend, seeded, applied, elapsed, read_model))
+            anyhow::Ok((backend, seeded, replayed, elapsed, read_model))
         }
         .await;
         close(db).await;
@@ -48,12 +49,27 @@ pub(crate) async fn replay(url: Option<&str>, events: usize) -> anyhow::Result<(
     })
     .await?;
 
+    let applied = replayed.events;
     let per_sec = applied as f64 / elapsed.as_secs_f64();
     println!("herald bench replay: {backend}, {seeded} events seeded");
     println!(
         "replayed {applied} events in {:.2}s: {per_sec:.0} events/s   target >= {TARGET_REPLAY_PER_SEC:.0}   {}",
         elapsed.as_secs_f64(),
         verdict(per_sec >= TARGET_REPLAY_PER_SEC)
+    );
+    // Each projection's own share: its transactions' time (on PostgreSQL
+    // projections apply side by side, so the shares overlap).
+    for (name, took) in &replayed.cost {
+        println!(
+            "  {name:<14} {:>7.2}s  {:>9.0} events/s alone",
+            took.as_secs_f64(),
+            applied as f64 / took.as_secs_f64().max(1e-9)
+        );
+    }
+    println!(
+        "  {:<14} {:>7.2}s  (deferred indexes, built after the load)",
+        "indexes",
+        replayed.indexing.as_secs_f64()
     );
     println!(
         "read model: {} campaigns, {} posts",

@@ -34,6 +34,8 @@ pub enum StoreError {
     PushTooLarge { bytes: usize },
     #[error("a push message cannot be encoded")]
     PushEncode(#[source] serde_json::Error),
+    #[error("a projection defers index {0}, which the schema does not have")]
+    UnknownIndex(String),
     #[error("a replay applier stopped")]
     ReplayApplier(#[source] tokio::task::JoinError),
 }

@@ -20,13 +20,14 @@ pub mod infra;
 pub mod read;
 pub mod time;
 
-pub use infra::{crypto, db, log, push, runner, store};
+pub use infra::{crypto, db, log, push, replay, runner, store};
 pub use read::{analytics, audit, dashboard, identity, media, publishing, signage};
 
 pub use crypto::{Keyring, MasterKey, Opened, Scope};
 pub use db::Database;
 pub use error::StoreError;
 pub use log::{GlobalLog, Position, StoredEvent};
+pub use replay::Replayed;
 pub use runner::{Projection, Projector, Projectors};
 pub use store::{CommandError, Loaded, Repository};
 pub use time::{from_micros, micros};

@@ -22,6 +22,7 @@ on_both_databases!(
     an_old_event_shape_loads_through_the_upcaster,
     a_long_stream_loads_from_its_snapshot_to_the_same_state,
     a_failing_projection_holds_back_only_itself,
+    an_interrupted_replays_indexes_are_built_at_the_next_start,
 );
 
 fn metadata() -> String {
@@ -399,19 +400,80 @@ async fn a_replayed_read_model_equals_the_live_one(backend: Backend) {
     assert_eq!(live.0.len(), 3);
     assert_eq!(live.1.len(), 15, "one post per campaign was deleted");
 
-    let applied = app
+    let replay = app
         .state
         .projectors
         .replay(None, Duration::from_secs(5), |_, _, _| {})
         .await
         .unwrap();
     assert_eq!(
-        applied,
+        replay.events,
         app.event_count().await as u64,
         "each log event counted once"
     );
+    let costed: Vec<&str> = replay.cost.iter().map(|(name, _)| *name).collect();
+    assert_eq!(
+        costed,
+        app.state.projectors.names(),
+        "a cost per projection"
+    );
     let replayed = app.state.dashboard.snapshot().await.unwrap();
     assert_eq!(replayed, live);
+    // The indexes the replay dropped for its load are back, none pending.
+    let db = &app.state.db;
+    for index in DEFERRED {
+        assert!(index_exists(db, index).await, "{index} built again");
+    }
+    assert_eq!(pending_indexes(db).await, 0);
+}
+
+/// Indexes the read models let a replay build after its load.
+const DEFERRED: [&str; 4] = [
+    "rm_audit_by_time",
+    "rm_posts_queue",
+    "rm_posts_campaign_queue",
+    "rm_schedule_due",
+];
+
+async fn index_exists(db: &Database, name: &str) -> bool {
+    let sql = match db.backend {
+        Db::Postgres(_) => "SELECT COUNT(*) FROM pg_indexes WHERE indexname = $1",
+        Db::Sqlite(_) => "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND name = $1",
+    };
+    let (n,): (i64,) = sqlx::query_as(sql)
+        .bind(name)
+        .fetch_one(&db.any)
+        .await
+        .unwrap();
+    n == 1
+}
+
+async fn pending_indexes(db: &Database) -> i64 {
+    let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM deferred_indexes")
+        .fetch_one(&db.any)
+        .await
+        .unwrap();
+    n
+}
+
+async fn an_interrupted_replays_indexes_are_built_at_the_next_start(backend: Backend) {
+    let db = database(&backend.fresh().await).await;
+    // A replay dropped its indexes and stopped before building them again.
+    db.defer_indexes(&DEFERRED).await.unwrap();
+    for index in DEFERRED {
+        assert!(!index_exists(&db, index).await, "{index} dropped");
+    }
+    assert_eq!(pending_indexes(&db).await, DEFERRED.len() as i64);
+    // Deferring again (a second replay that also stopped) loses none.
+    db.defer_indexes(&DEFERRED).await.unwrap();
+    assert_eq!(pending_indexes(&db).await, DEFERRED.len() as i64);
+
+    // The next start of a process migrates, which builds them.
+    db.migrate().await.unwrap();
+    for index in DEFERRED {
+        assert!(index_exists(&db, index).await, "{index} built at start");
+    }
+    assert_eq!(pending_indexes(&db).await, 0);
 }
 
 async fn an_old_event_shape_loads_through_the_upcaster(backend: Backend) {

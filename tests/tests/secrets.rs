@@ -249,7 +249,7 @@ async fn no_secret_or_address_is_stored_or_logged_and_erasure_shreds() {
         .replay(None, std::time::Duration::from_secs(10), |_, _, _| {})
         .await
         .unwrap();
-    assert!(applied > 0);
+    assert!(applied.events > 0);
     let body = gql(&app, Some(&owner), "{ invitations { email } }", json!({})).await;
     assert_eq!(
         data(&body, "invitations")[0]["email"],

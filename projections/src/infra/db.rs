@@ -159,6 +159,82 @@ impl Database {
             Backend::Postgres(pool) => migrator.run(pool).await?,
             Backend::Sqlite(pool) => migrator.run(pool).await?,
         }
+        // A replay that stopped before it built its deferred indexes again.
+        self.build_deferred_indexes().await
+    }
+
+    /// Drops the indexes `names` (a replay's deferred ones), recording
+    /// first how to build each again, in one transaction: should the replay
+    /// stop before [`Database::build_deferred_indexes`], the next start of
+    /// any Herald process builds them. An index already dropped (and
+    /// recorded) by an earlier replay is skipped; one that is neither in the
+    /// schema nor recorded is an error (a misspelt name).
+    pub async fn defer_indexes(&self, names: &[&str]) -> Result<(), StoreError> {
+        if names.is_empty() {
+            return Ok(());
+        }
+        let definition = match self.backend {
+            Backend::Postgres(_) => {
+                "SELECT indexdef FROM pg_indexes
+                  WHERE schemaname = current_schema() AND indexname = $1"
+            }
+            Backend::Sqlite(_) => {
+                "SELECT sql FROM sqlite_master WHERE type = 'index' AND name = $1"
+            }
+        };
+        let _turn = self.write_turn().await;
+        let mut tx = self.any.begin().await?;
+        for name in names {
+            let ddl: Option<(String,)> = sqlx::query_as(definition)
+                .bind(*name)
+                .fetch_optional(&mut *tx)
+                .await?;
+            let Some((ddl,)) = ddl else {
+                let (recorded,): (i64,) =
+                    sqlx::query_as("SELECT COUNT(*) FROM deferred_indexes WHERE name = $1")
+                        .bind(*name)
+                        .fetch_one(&mut *tx)
+                        .await?;
+                if recorded == 0 {
+                    return Err(StoreError::UnknownIndex(name.to_string()));
+                }
+                continue;
+            };
+            sqlx::query(
+                "INSERT INTO deferred_indexes (name, ddl) VALUES ($1, $2)
+                 ON CONFLICT (name) DO UPDATE SET ddl = excluded.ddl",
+            )
+            .bind(*name)
+            .bind(&ddl)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(&format!("DROP INDEX {name}"))
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Builds every index a replay deferred, each in a transaction with
+    /// the removal of its record (two processes never build one twice).
+    pub async fn build_deferred_indexes(&self) -> Result<(), StoreError> {
+        let pending: Vec<(String, String)> =
+            sqlx::query_as("SELECT name, ddl FROM deferred_indexes ORDER BY name")
+                .fetch_all(&self.any)
+                .await?;
+        for (name, ddl) in pending {
+            let _turn = self.write_turn().await;
+            let mut tx = self.any.begin().await?;
+            let claimed = sqlx::query("DELETE FROM deferred_indexes WHERE name = $1")
+                .bind(&name)
+                .execute(&mut *tx)
+                .await?;
+            if claimed.rows_affected() == 1 {
+                sqlx::query(&ddl).execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+        }
         Ok(())
     }
 

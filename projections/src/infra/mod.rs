@@ -10,5 +10,6 @@ pub mod db;
 pub mod log;
 pub mod process;
 pub mod push;
+pub mod replay;
 pub mod runner;
 pub mod store;

@@ -19,8 +19,6 @@ use crate::{Database, GlobalLog, Position, StoreError, StoredEvent};
 
 /// How long a lease lasts without renewal.
 const LEASE: Duration = Duration::from_secs(10);
-/// Events per batch during a replay.
-const REPLAY_BATCH: i64 = 5000;
 /// How long an idle runner sleeps before looking at the log again, when
 /// nothing woke it (a commit of this process, or on PostgreSQL a waiter of
 /// another process asking for the projection).
@@ -100,6 +98,13 @@ pub trait Projection: Send + Sync + 'static {
     fn name(&self) -> &'static str;
     /// Tables this projection owns; a replay empties them first.
     fn tables(&self) -> &'static [&'static str];
+    /// Indexes on those tables that only queries use, never this
+    /// projection's own `apply`: a replay drops them before it loads the
+    /// tables and builds them once the load is done, which is cheaper than
+    /// keeping them up to date row by row.
+    fn deferred_indexes(&self) -> &'static [&'static str] {
+        &[]
+    }
     /// Applies a batch of events, in log order. Called inside the batch
     /// transaction that also moves the checkpoint past them, so each event
     /// is applied exactly once.
@@ -166,6 +171,11 @@ impl Projector {
     /// The projection's name.
     pub fn name(&self) -> &'static str {
         self.projection.name()
+    }
+
+    /// The projection this runner applies.
+    pub(crate) fn projection(&self) -> &dyn Projection {
+        self.projection.as_ref()
     }
 
     /// Sets how long the lease lasts without renewal (a crashed holder blocks
@@ -396,7 +406,7 @@ impl Projector {
 
     /// Applies the part of `events` after `from` (a replay's batch, which may
     /// start before this projection's position); answers the new position.
-    async fn catch_up(
+    pub(crate) async fn catch_up(
         &self,
         from: Position,
         events: &[StoredEvent],
@@ -722,27 +732,6 @@ async fn step_together(lanes: &mut [Lane], batch_size: i64) -> Result<usize, Sto
     Ok(applied)
 }
 
-/// A replay's applier: applies every batch to each projection of `group` in
-/// turn. Each resumes from its own position, which moves past the batch —
-/// or further, should a runner of this same process (same lease owner) have
-/// stepped in between.
-async fn apply_all(
-    group: Vec<Projector>,
-    mut batches: tokio::sync::mpsc::Receiver<Arc<Vec<StoredEvent>>>,
-) -> Result<(), StoreError> {
-    let mut at = vec![Position::default(); group.len()];
-    while let Some(batch) = batches.recv().await {
-        for (runner, at) in group.iter().zip(at.iter_mut()) {
-            *at = runner.catch_up(*at, &batch).await?;
-        }
-        // Freeing a batch (5,000 decoded payloads) took about 5 % of a
-        // replay's samples on this task, which is the critical path on
-        // SQLite: leave it to another thread.
-        tokio::task::spawn_blocking(move || drop(batch));
-    }
-    Ok(())
-}
-
 async fn checkpoint(db: &Database, name: &str) -> Result<Position, StoreError> {
     let row: Option<(i64, i64)> =
         sqlx::query_as("SELECT tx, position FROM projection_checkpoints WHERE name = $1")
@@ -758,7 +747,7 @@ async fn checkpoint(db: &Database, name: &str) -> Result<Position, StoreError> {
 /// rebuild them.
 #[derive(Clone)]
 pub struct Projectors {
-    db: Database,
+    pub(crate) db: Database,
     projections: Vec<Arc<dyn Projection>>,
     identity: Arc<ProcessIdentity>,
     /// The log's head when this process first asked [`Projectors::caught_up`].
@@ -1045,111 +1034,6 @@ impl Projectors {
         let worst = (head - slowest).max(0);
         metrics::gauge!("herald_projector_lag_events").set(worst as f64);
         Ok(worst)
-    }
-
-    /// Rebuilds projections from zero (all, or the named one), reporting
-    /// `(applied, total)` after each batch under the names being rebuilt.
-    /// Waits up to `lease_wait` for a runner in another process to give the
-    /// lease up. Returns how many log events were replayed.
-    ///
-    /// All projections are rebuilt in one pass over the log: each batch is
-    /// read and decoded once and then applied to every projection, each in
-    /// its own fenced transaction. Reading the log is a large share of a
-    /// rebuild, so a pass per projection would slow replay down with every
-    /// read model added. The log is read while batches are applied, and on
-    /// PostgreSQL each projection applies them at its own pace.
-    pub async fn replay(
-        &self,
-        only: Option<&str>,
-        lease_wait: Duration,
-        mut progress: impl FnMut(&str, u64, u64),
-    ) -> Result<u64, StoreError> {
-        let log = GlobalLog::new(self.db.clone());
-        let total = log.count().await? as u64;
-        let runners: Vec<Projector> = self
-            .runners(only)?
-            .into_iter()
-            .map(|r| r.with_batch_size(REPLAY_BATCH))
-            .collect();
-        let label = runners
-            .iter()
-            .map(|r| r.name())
-            .collect::<Vec<_>>()
-            .join(", ");
-        let deadline = tokio::time::Instant::now() + lease_wait;
-        for runner in &runners {
-            while !runner.acquire_lease().await? {
-                if tokio::time::Instant::now() >= deadline {
-                    return Err(StoreError::ProjectionBusy(runner.name()));
-                }
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-        }
-        for runner in &runners {
-            runner.reset().await?;
-        }
-        progress(&label, 0, total);
-        // Appliers, fed batch by batch through short queues: the log is read
-        // while batches are applied, and on PostgreSQL every projection is an
-        // applier of its own (its own tables, its own transactions), so a
-        // fast one runs ahead while a slow one is still busy. SQLite has one
-        // writer at a time: there one applier takes every projection in turn.
-        let groups: Vec<Vec<Projector>> = if self.db.is_postgres() {
-            runners.iter().map(|r| vec![r.clone()]).collect()
-        } else {
-            vec![runners.clone()]
-        };
-        let mut feeds = Vec::with_capacity(groups.len());
-        let mut appliers = tokio::task::JoinSet::new();
-        for group in groups {
-            let (feed, batches) = tokio::sync::mpsc::channel::<Arc<Vec<StoredEvent>>>(3);
-            feeds.push(feed);
-            appliers.spawn(apply_all(group, batches));
-        }
-        let read = async {
-            let mut from = Position::default();
-            let mut seen = 0u64;
-            loop {
-                let events = log.read_after(from, REPLAY_BATCH).await?;
-                let Some(last) = events.last().map(|e| e.position) else {
-                    // Every counted event was committed before replay began,
-                    // so the rebuild is complete once that many have been
-                    // seen. On PostgreSQL the log may still hold some back
-                    // while an older transaction (in any database of the
-                    // server) is open: wait, keeping the leases.
-                    if seen >= total {
-                        return Ok(seen);
-                    }
-                    for runner in &runners {
-                        if !runner.acquire_lease().await? {
-                            return Err(StoreError::ProjectionBusy(runner.name()));
-                        }
-                    }
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                    continue;
-                };
-                seen += events.len() as u64;
-                from = last;
-                let batch = Arc::new(events);
-                for feed in &feeds {
-                    if feed.send(batch.clone()).await.is_err() {
-                        // An applier stopped: its error is reported below.
-                        return Ok(seen);
-                    }
-                }
-                progress(&label, seen, total.max(seen));
-            }
-        };
-        let read: Result<u64, StoreError> = read.await;
-        drop(feeds);
-        while let Some(applied) = appliers.join_next().await {
-            applied.map_err(StoreError::ReplayApplier)??;
-        }
-        let seen = read?;
-        for runner in &runners {
-            runner.release_lease().await?;
-        }
-        Ok(seen)
     }
 }
 

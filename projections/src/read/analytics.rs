@@ -53,6 +53,10 @@ impl Projection for Analytics {
         &["rm_engagement", "rm_engagement_posts"]
     }
 
+    fn deferred_indexes(&self) -> &'static [&'static str] {
+        &["rm_engagement_campaign"]
+    }
+
     async fn apply(
         &self,
         conn: &mut AnyConnection,

@@ -54,6 +54,10 @@ impl Projection for Audit {
         &["rm_audit", "rm_audit_heads"]
     }
 
+    fn deferred_indexes(&self) -> &'static [&'static str] {
+        &["rm_audit_by_time"]
+    }
+
     async fn apply(
         &self,
         conn: &mut AnyConnection,

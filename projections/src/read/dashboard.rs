@@ -450,6 +450,14 @@ impl Projection for Dashboard {
         &["rm_posts", "rm_campaigns"]
     }
 
+    fn deferred_indexes(&self) -> &'static [&'static str] {
+        &[
+            "rm_posts_queue",
+            "rm_posts_campaign_queue",
+            "rm_campaigns_by_tenant",
+        ]
+    }
+
     async fn apply(
         &self,
         conn: &mut AnyConnection,

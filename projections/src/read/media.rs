@@ -39,6 +39,10 @@ impl Projection for Media {
         &["rm_media", "rm_media_uses"]
     }
 
+    fn deferred_indexes(&self) -> &'static [&'static str] {
+        &["rm_media_tenant", "rm_media_uses_asset"]
+    }
+
     async fn apply(
         &self,
         conn: &mut AnyConnection,

@@ -195,6 +195,10 @@ impl Projection for Schedule {
         &["rm_schedule", "rm_schedule_connections"]
     }
 
+    fn deferred_indexes(&self) -> &'static [&'static str] {
+        &["rm_schedule_due", "rm_schedule_connection"]
+    }
+
     async fn apply(
         &self,
         conn: &mut AnyConnection,
