@@ -454,56 +454,8 @@ impl Projector {
     /// or the idle poll. While it holds the lease it keeps the checkpoint in
     /// memory (each batch is fenced on it, so a stale one writes nothing).
     /// Errors are logged and retried with a pause.
-    pub async fn run(
-        self,
-        mut appended: watch::Receiver<u64>,
-        mut shutdown: watch::Receiver<bool>,
-    ) {
-        let mut leader = false;
-        let mut last_renewal: Option<std::time::Instant> = None;
-        let mut at: Option<Position> = None;
-        while !*shutdown.borrow() {
-            let result: Result<usize, StoreError> = async {
-                self.keep_lease(&mut leader, &mut last_renewal).await?;
-                if !leader {
-                    at = None;
-                    return Ok(0);
-                }
-                let from = match at.take() {
-                    Some(from) => from,
-                    None => self.resume_point().await?,
-                };
-                // `at` stays unset unless the batch is known to have
-                // committed (or to have been nothing).
-                Ok(match self.advance(from).await? {
-                    Some((applied, to)) => {
-                        at = Some(to);
-                        applied
-                    }
-                    None => 0,
-                })
-            }
-            .await;
-            match result {
-                Ok(n) if n > 0 => continue,
-                Ok(_) => {}
-                Err(error) => {
-                    tracing::error!(projection = self.name(), error = %error, cause = ?std::error::Error::source(&error), "projector batch failed");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                }
-            }
-            tokio::select! {
-                _ = appended.changed() => {}
-                _ = shutdown.changed() => {}
-                _ = tokio::time::sleep(IDLE_POLL) => {}
-            }
-        }
-        if let Some(board) = &self.board {
-            board.lead(self.name(), false);
-        }
-        if leader {
-            let _ = self.release_lease().await;
-        }
+    pub async fn run(self, appended: watch::Receiver<u64>, shutdown: watch::Receiver<bool>) {
+        run_together(vec![self], appended, shutdown).await
     }
 }
 
@@ -619,14 +571,12 @@ async fn write_lanes(
     Ok(Some(written))
 }
 
-/// SQLite's live runner: follows the log for every projection of `runners`
-/// at once until `shutdown`. Each batch is read once and applied to every
+/// The live runner: follows the log for every projection of `runners` at
+/// once until `shutdown`. Each batch is read once and applied to every
 /// projection whose lease this process holds, in one transaction, each
 /// projection under a savepoint of its own with its own fenced checkpoint:
 /// a projection that fails is rolled back alone and retried after a pause,
-/// while the others move on. SQLite writes one transaction at a time, so
-/// one runner per projection meant one log read and one commit per
-/// projection for every change.
+/// while the others move on.
 async fn run_together(
     runners: Vec<Projector>,
     mut appended: watch::Receiver<u64>,
@@ -820,29 +770,20 @@ impl Projectors {
         Ok(chosen)
     }
 
-    /// Starts the tasks that follow the log until `shutdown`, each with a
-    /// name for the supervisor: on PostgreSQL one per projection (each
-    /// applies at its own pace on its own connection); on SQLite, which
-    /// writes one transaction at a time, one for all of them, applying
-    /// each batch to every projection in one transaction
-    /// ([`run_together`]).
+    /// Starts the task that follows the log for every projection until
+    /// `shutdown`, named for the supervisor ([`run_together`]): each batch
+    /// is read once and applied, in one transaction, to every projection
+    /// this process leads. One runner per projection cost a log read and a
+    /// commit per projection for every change: on SQLite, which writes one
+    /// transaction at a time, and on PostgreSQL, where each commit is a WAL
+    /// flush, that was most of a mutation's time.
     pub fn spawn(
         &self,
         shutdown: watch::Receiver<bool>,
     ) -> Vec<(String, tokio::task::JoinHandle<()>)> {
         let runners = self.runners(None).expect("projections exist");
-        if !self.db.is_postgres() {
-            let task = run_together(runners, self.appended.subscribe(), shutdown);
-            return vec![("projectors".to_string(), tokio::spawn(task))];
-        }
-        runners
-            .into_iter()
-            .map(|runner| {
-                let name = format!("projector {}", runner.name());
-                let task = runner.run(self.appended.subscribe(), shutdown.clone());
-                (name, tokio::spawn(task))
-            })
-            .collect()
+        let task = run_together(runners, self.appended.subscribe(), shutdown);
+        vec![("projectors".to_string(), tokio::spawn(task))]
     }
 
     /// Whether every projection has applied the log as it stood when this
