@@ -34,8 +34,9 @@ use uuid::Uuid;
 
 use crate::support::{Summary, connect, in_scratch, verdict};
 
-/// SPEC §3: every post due in one second is published within this.
-const TARGET: Duration = Duration::from_secs(10);
+/// Issue 15 (SPEC §3 says 10 s): every post due in one second is published
+/// within this, with one worker (and faster with two).
+const TARGET: Duration = Duration::from_secs(7);
 
 /// What the fake PDS saw.
 #[derive(Default)]
@@ -166,14 +167,19 @@ pub async fn publish(url: &str, posts: usize, connections: usize) -> anyhow::Res
         "herald bench publish: {posts} posts due in one second, {connections} connections, fake PDS on 127.0.0.1"
     );
     let mut all_pass = true;
+    let mut took = Vec::new();
     for workers in [1, 2] {
-        let pass = in_scratch(Some(url), |db_url| run(db_url, posts, connections, workers)).await?;
+        let (pass, all_done) =
+            in_scratch(Some(url), |db_url| run(db_url, posts, connections, workers)).await?;
         all_pass &= pass;
+        took.push(all_done);
     }
+    let faster_with_two = took[1] < took[0];
     println!(
-        "target: all published within {} s, no duplicates  {}",
+        "target: all published within {} s, no duplicates, faster with two workers ({})  {}",
         TARGET.as_secs(),
-        verdict(all_pass)
+        if faster_with_two { "yes" } else { "no" },
+        verdict(all_pass && faster_with_two)
     );
     Ok(())
 }
@@ -183,7 +189,7 @@ async fn run(
     posts: usize,
     connections: usize,
     workers: usize,
-) -> anyhow::Result<bool> {
+) -> anyhow::Result<(bool, Duration)> {
     let fake: Fake = Arc::default();
     let pds = start_fake(fake.clone()).await?;
     // Small: the worker processes need most of the server's connections.
@@ -370,7 +376,10 @@ async fn run(
         ms(summary.max),
         seen.repeated_creates,
     );
-    Ok(all_done <= TARGET && duplicates == 0 && missing == 0)
+    Ok((
+        all_done <= TARGET && duplicates == 0 && missing == 0,
+        all_done,
+    ))
 }
 
 fn worker(db_url: &str, master_key: &SecretString) -> anyhow::Result<Child> {
