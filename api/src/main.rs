@@ -134,14 +134,7 @@ async fn main() -> anyhow::Result<()> {
                 replayed.events,
                 started.elapsed().as_secs_f64()
             );
-            for (name, took) in &replayed.cost {
-                println!("  {name:<14} {:>8.2}s", took.as_secs_f64());
-            }
-            println!(
-                "  {:<14} {:>8.2}s",
-                "indexes",
-                replayed.indexing.as_secs_f64()
-            );
+            println!("{replayed}");
             Ok(())
         }
         Command::Bench { which } => bench::run(which).await,

@@ -181,7 +181,7 @@ fn sigterm_stops_every_mode_cleanly_in_time_and_logs_each_task() {
                 "http server",
                 "publisher",
                 "mail sender",
-                // SQLite: one runner for every projection.
+                // One runner for every projection.
                 "projectors",
                 "housekeeping",
             ][..],

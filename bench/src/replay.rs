@@ -57,20 +57,7 @@ pub(crate) async fn replay(url: Option<&str>, events: usize) -> anyhow::Result<(
         elapsed.as_secs_f64(),
         verdict(per_sec >= TARGET_REPLAY_PER_SEC)
     );
-    // Each projection's own share: its transactions' time (on PostgreSQL
-    // projections apply side by side, so the shares overlap).
-    for (name, took) in &replayed.cost {
-        println!(
-            "  {name:<14} {:>7.2}s  {:>9.0} events/s alone",
-            took.as_secs_f64(),
-            applied as f64 / took.as_secs_f64().max(1e-9)
-        );
-    }
-    println!(
-        "  {:<14} {:>7.2}s  (deferred indexes, built after the load)",
-        "indexes",
-        replayed.indexing.as_secs_f64()
-    );
+    println!("{replayed}");
     println!(
         "read model: {} campaigns, {} posts",
         read_model.0, read_model.1
