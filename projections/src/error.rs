@@ -36,6 +36,12 @@ pub enum StoreError {
     PushEncode(#[source] serde_json::Error),
     #[error("a projection defers index {0}, which the schema does not have")]
     UnknownIndex(String),
+    #[error("another rebuild of the read models is running")]
+    RebuildBusy,
+    #[error("projection {0}'s lease moved during the swap; the live read model is unchanged")]
+    SwapFenced(&'static str),
+    #[error("the rebuild's shadow file")]
+    Shadow(#[source] std::io::Error),
     #[error("a replay applier stopped")]
     ReplayApplier(#[source] tokio::task::JoinError),
 }

@@ -23,6 +23,8 @@ on_both_databases!(
     a_long_stream_loads_from_its_snapshot_to_the_same_state,
     a_failing_projection_holds_back_only_itself,
     an_interrupted_replays_indexes_are_built_at_the_next_start,
+    a_rebuild_serves_queries_throughout_and_swaps_in_equal,
+    a_failed_rebuild_leaves_the_live_models_untouched,
 );
 
 fn metadata() -> String {
@@ -425,6 +427,223 @@ async fn a_replayed_read_model_equals_the_live_one(backend: Backend) {
         assert!(index_exists(db, index).await, "{index} built again");
     }
     assert_eq!(pending_indexes(db).await, 0);
+}
+
+const CAMPAIGNS: &str =
+    "{ campaigns(first: 50) { edges { node { id name postCounts { draft total } } } } }";
+const QUEUE: &str =
+    "query($c: ID!) { posts(first: 50, filter: {campaignId: $c}) { edges { node { id } } } }";
+
+/// `campaign` with its name and post counts, and its posts, as the API
+/// answers them.
+async fn dashboard_view(
+    app: &test_support::TestApp,
+    token: &str,
+    campaign: &str,
+) -> serde_json::Value {
+    let campaigns = app.gql(Some(token), CAMPAIGNS, json!({})).await;
+    assert!(campaigns["errors"].is_null(), "{campaigns}");
+    let listed: Vec<&serde_json::Value> = campaigns["data"]["campaigns"]["edges"]
+        .as_array()
+        .expect("campaigns")
+        .iter()
+        .filter(|edge| edge["node"]["id"] == campaign)
+        .collect();
+    let posts = app.gql(Some(token), QUEUE, json!({"c": campaign})).await;
+    assert!(posts["errors"].is_null(), "{posts}");
+    json!({"campaign": listed, "posts": posts["data"]})
+}
+
+/// Row-level security and grants of the read models, as the catalogue
+/// has them (PostgreSQL), or nothing (SQLite has neither).
+async fn guards(db: &Database) -> Vec<(String, bool, i64)> {
+    if !db.is_postgres() {
+        return Vec::new();
+    }
+    sqlx::query_as(
+        "SELECT c.relname::text, c.relrowsecurity,
+                (SELECT COUNT(*) FROM pg_policies p WHERE p.schemaname = 'public' AND p.tablename = c.relname)
+                + (SELECT COUNT(*) FROM information_schema.role_table_grants g
+                    WHERE g.table_schema = 'public' AND g.table_name = c.relname AND g.grantee = 'herald_reader')
+           FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+          WHERE n.nspname = 'public' AND c.relkind = 'r' AND c.relname LIKE 'rm\\_%'
+          ORDER BY 1",
+    )
+    .fetch_all(&db.any)
+    .await
+    .unwrap()
+}
+
+/// What a rebuild may leave behind: the PostgreSQL shadow schema, or the
+/// SQLite shadow file.
+async fn shadow_left(db: &Database) -> bool {
+    match &db.backend {
+        Db::Postgres(_) => {
+            let (n,): (i64,) = sqlx::query_as(
+                "SELECT COUNT(*) FROM pg_namespace WHERE nspname = 'herald_rebuild'",
+            )
+            .fetch_one(&db.any)
+            .await
+            .unwrap();
+            n > 0
+        }
+        Db::Sqlite(pool) => {
+            let mut path = pool.connect_options().get_filename().as_os_str().to_owned();
+            path.push(".rebuild");
+            std::path::Path::new(&path).exists()
+        }
+    }
+}
+
+async fn a_rebuild_serves_queries_throughout_and_swaps_in_equal(backend: Backend) {
+    let app = spawn_app(&backend.fresh().await).await;
+    let (token, _) = app.sign_up("Acme", "ada@example.org").await;
+    let first = app.create_campaign(&token, "Before").await;
+    for p in 0..12 {
+        app.create_post(&token, &first, &format!("post {p}")).await;
+    }
+    // Enough log for the rebuild to take a while (other aggregates' events).
+    seed(&app.state.db, 20_000).await;
+    app.settled().await;
+    let before = dashboard_view(&app, &token, &first).await;
+    assert_eq!(
+        before["posts"]["posts"]["edges"].as_array().unwrap().len(),
+        12
+    );
+    assert_eq!(before["campaign"][0]["node"]["postCounts"]["total"], 12);
+    let (campaigns, posts) = app.state.dashboard.snapshot().await.unwrap();
+    let guarded = guards(&app.state.db).await;
+
+    // Clients read and write while the read models are rebuilt.
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let rebuild = async {
+        let replayed = app
+            .state
+            .projectors
+            .replay(None, Duration::from_secs(5), |_, _, _| {})
+            .await;
+        done.store(true, std::sync::atomic::Ordering::SeqCst);
+        replayed
+    };
+    let clients = async {
+        let during = app.create_campaign(&token, "During").await;
+        let mut reads = 0;
+        let mut written = 0;
+        while !done.load(std::sync::atomic::Ordering::SeqCst) {
+            assert_eq!(
+                dashboard_view(&app, &token, &first).await,
+                before,
+                "the live read models answer, unchanged, during the rebuild"
+            );
+            reads += 1;
+            if reads % 3 == 0 {
+                app.create_post(&token, &during, &format!("during {written}"))
+                    .await;
+                written += 1;
+            }
+        }
+        (during, reads, written)
+    };
+    let (replayed, (during, reads, written)) = tokio::join!(rebuild, clients);
+    let replayed = replayed.expect("the rebuild succeeds");
+    assert!(
+        reads > 0 && written > 0,
+        "clients read ({reads}) and wrote ({written}) during the rebuild"
+    );
+    assert!(replayed.events > 0);
+
+    // What was written during the rebuild is there after the swap, and
+    // what was there before is unchanged.
+    app.create_post(&token, &during, "after").await;
+    app.settled().await;
+    assert_eq!(dashboard_view(&app, &token, &first).await, before);
+    let (campaigns_after, posts_after) = app.state.dashboard.snapshot().await.unwrap();
+    let kept: Vec<_> = campaigns_after
+        .iter()
+        .filter(|c| c.id != during)
+        .cloned()
+        .collect();
+    assert_eq!(kept, campaigns);
+    let kept: Vec<_> = posts_after
+        .iter()
+        .filter(|p| p.campaign_id != during)
+        .cloned()
+        .collect();
+    assert_eq!(kept, posts);
+    let added = posts_after
+        .iter()
+        .filter(|p| p.campaign_id == during)
+        .count();
+    assert_eq!(
+        added,
+        written + 1,
+        "every post written during the rebuild, and after it"
+    );
+
+    // The rebuilt tables are guarded as the old ones were; nothing is left.
+    assert_eq!(guards(&app.state.db).await, guarded);
+    assert!(!shadow_left(&app.state.db).await);
+}
+
+async fn a_failed_rebuild_leaves_the_live_models_untouched(backend: Backend) {
+    let db = database(&backend.fresh().await).await;
+    sqlx::query("CREATE TABLE brittle_seen (seq bigint NOT NULL)")
+        .execute(&db.any)
+        .await
+        .unwrap();
+    let broken = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let projectors = projections::Projectors::of(
+        db.clone(),
+        vec![Arc::new(Brittle {
+            broken: broken.clone(),
+        })],
+    );
+    seed(&db, 30).await;
+    let live = &projectors.runners(None).unwrap()[0];
+    let seen = || async {
+        sqlx::query_as::<_, (i64,)>("SELECT COUNT(*) FROM brittle_seen")
+            .fetch_one(&db.any)
+            .await
+            .unwrap()
+            .0
+    };
+    // The log may hold the events back while another test's transaction
+    // on the server is open.
+    assert!(live.acquire_lease().await.unwrap());
+    for _ in 0..3000 {
+        drain(live).await;
+        if seen().await == 30 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    live.release_lease().await.unwrap();
+    assert_eq!(seen().await, 30);
+    let checkpoint = live.checkpoint().await.unwrap();
+
+    broken.store(true, std::sync::atomic::Ordering::SeqCst);
+    let failed = projectors
+        .replay(None, Duration::from_secs(1), |_, _, _| {})
+        .await;
+    assert!(failed.is_err(), "the projection failed in the shadow");
+    assert_eq!(seen().await, 30, "the live table is untouched");
+    assert_eq!(live.checkpoint().await.unwrap(), checkpoint);
+    assert!(
+        live.acquire_lease().await.unwrap(),
+        "the live lease is free"
+    );
+    live.release_lease().await.unwrap();
+    assert!(!shadow_left(&db).await, "the shadow is dropped");
+
+    // Repaired, the next rebuild starts at once and swaps in.
+    broken.store(false, std::sync::atomic::Ordering::SeqCst);
+    let replayed = projectors
+        .replay(None, Duration::ZERO, |_, _, _| {})
+        .await
+        .unwrap();
+    assert_eq!(replayed.events, 30);
+    assert_eq!(seen().await, 30);
+    assert_eq!(live.checkpoint().await.unwrap(), checkpoint);
 }
 
 /// Indexes the read models let a replay build after its load.

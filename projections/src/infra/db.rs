@@ -131,6 +131,17 @@ impl Database {
         }
     }
 
+    /// A handle on the same event store whose shared SQL runs on `any`
+    /// (a rebuild's shadow tables), with its own writer turn on SQLite:
+    /// `any` is another file there.
+    pub(crate) fn beside(&self, any: AnyPool) -> Self {
+        Self {
+            backend: self.backend.clone(),
+            any,
+            writer: self.writer.as_ref().map(|_| Arc::default()),
+        }
+    }
+
     /// Whether the backend is PostgreSQL.
     pub fn is_postgres(&self) -> bool {
         matches!(self.backend, Backend::Postgres(_))

@@ -7,9 +7,11 @@
 
 pub mod crypto;
 pub mod db;
+pub(crate) mod lease;
 pub mod log;
 pub mod process;
 pub mod push;
 pub mod replay;
 pub mod runner;
+mod shadow;
 pub mod store;

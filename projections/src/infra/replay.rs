@@ -1,15 +1,22 @@
 //! Rebuilding read models from the log (`herald replay`, a new projection's
-//! backfill): the log is read once, each batch decoded once and handed to
-//! every projection; indexes that only queries use are built after the load.
+//! backfill) beside the live ones: the log is read once, each batch decoded
+//! once and handed to every projection, which writes shadow tables; indexes
+//! that only queries use are built after the load; the rebuilt tables are
+//! swapped in atomically once caught up.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::infra::lease::{Lease, REBUILD};
+use crate::infra::process::ProcessIdentity;
+use crate::infra::shadow::Shadow;
 use crate::runner::Projector;
 use crate::{GlobalLog, Position, Projectors, StoreError, StoredEvent};
 
 /// Events per batch during a replay.
 const REPLAY_BATCH: i64 = 5000;
+/// How long the rebuild lease lasts without renewal (renewed every batch).
+const REBUILD_LEASE: Duration = Duration::from_secs(60);
 
 /// What a replay did.
 #[derive(Debug, Clone)]
@@ -21,6 +28,9 @@ pub struct Replayed {
     pub cost: Vec<(&'static str, Duration)>,
     /// Time spent building the deferred indexes after the load.
     pub indexing: Duration,
+    /// Time the live read models were paused for the swap (from taking
+    /// their leases to the commit that put the rebuilt tables in place).
+    pub swap: Duration,
 }
 
 impl std::fmt::Display for Replayed {
@@ -36,62 +46,112 @@ impl std::fmt::Display for Replayed {
                 took.as_secs_f64()
             )?;
         }
-        write!(
+        writeln!(
             f,
             "  {:<14} {:>7.2}s  (deferred indexes, built after the load)",
             "indexes",
             self.indexing.as_secs_f64()
+        )?;
+        write!(
+            f,
+            "  {:<14} {:>7.2}s  (live read models paused: last events, swap)",
+            "swap",
+            self.swap.as_secs_f64()
         )
     }
 }
 
 impl Projectors {
-    /// Rebuilds projections from zero (all, or the named one), reporting
-    /// `(applied, total)` after each batch under the names being rebuilt.
-    /// Waits up to `lease_wait` for a runner in another process to give the
-    /// lease up.
+    /// Rebuilds projections from the log (all, or the named one) beside
+    /// the live read models, reporting `(applied, total)` after each batch
+    /// under the names being rebuilt. Waits up to `lease_wait` for another
+    /// rebuild to end (one runs at a time).
     ///
-    /// All projections are rebuilt in one pass over the log: each batch is
-    /// read and decoded once and then applied to every projection, each in
-    /// its own fenced transaction. Reading the log is a large share of a
-    /// rebuild, so a pass per projection would slow replay down with every
-    /// read model added. The log is read while batches are applied, and on
-    /// PostgreSQL each projection applies them at its own pace.
+    /// The projections are rebuilt into shadow tables ([`Shadow`]) while
+    /// the live ones keep serving queries and following the log. Once the
+    /// shadow has caught up with the log, the rebuild takes the live
+    /// leases (the live runners pause), applies the last events, and swaps
+    /// the shadow tables in with the live checkpoints in one transaction;
+    /// the live runners then go on from there. A rebuild that fails at any
+    /// point leaves the live read models as they were.
     pub async fn replay(
         &self,
         only: Option<&str>,
         lease_wait: Duration,
+        progress: impl FnMut(&str, u64, u64),
+    ) -> Result<Replayed, StoreError> {
+        let live = self.runners(only)?;
+        let identity = Arc::new(ProcessIdentity::current(None));
+        let lock = Lease {
+            name: REBUILD,
+            owner: identity.tag(),
+            identity: Some(identity),
+            term: REBUILD_LEASE,
+        };
+        let deadline = tokio::time::Instant::now() + lease_wait;
+        while !lock.acquire(&self.db.any).await? {
+            if tokio::time::Instant::now() >= deadline {
+                return Err(StoreError::RebuildBusy);
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let tables = live
+            .iter()
+            .flat_map(|r| r.projection().tables().iter().copied())
+            .collect();
+        let rebuilt = match Shadow::create(&self.db, tables, live.len() as u32 + 2).await {
+            Ok(shadow) => {
+                let rebuilt = self.rebuild(&shadow, &live, &lock, progress).await;
+                // The live leases go back whatever happened (a lease not
+                // held is left alone), and the shadow's remains are dropped.
+                for runner in &live {
+                    let released = runner.lease_as(&lock.owner).release(&self.db.any).await;
+                    if let Err(error) = released {
+                        tracing::warn!(projection = runner.name(), %error, "could not release a live lease after a rebuild; it expires");
+                    }
+                }
+                let discarded = shadow.discard(&self.db).await;
+                rebuilt.and_then(|rebuilt| discarded.map(|()| rebuilt))
+            }
+            Err(error) => Err(error),
+        };
+        lock.release(&self.db.any).await?;
+        rebuilt
+    }
+
+    /// The rebuild of `live`'s projections into `shadow`, under `lock`:
+    /// load, catch up, swap.
+    async fn rebuild(
+        &self,
+        shadow: &Shadow,
+        live: &[Projector],
+        lock: &Lease,
         mut progress: impl FnMut(&str, u64, u64),
     ) -> Result<Replayed, StoreError> {
         let log = GlobalLog::new(self.db.clone());
         let total = log.count().await? as u64;
-        let runners: Vec<Projector> = self
-            .runners(only)?
-            .into_iter()
-            .map(|r| r.with_batch_size(REPLAY_BATCH))
+        let runners: Vec<Projector> = live
+            .iter()
+            .map(|r| {
+                r.on(shadow.db.clone(), lock.owner.clone())
+                    .with_batch_size(REPLAY_BATCH)
+            })
             .collect();
         let label = runners
             .iter()
             .map(|r| r.name())
             .collect::<Vec<_>>()
             .join(", ");
-        let deadline = tokio::time::Instant::now() + lease_wait;
         for runner in &runners {
-            while !runner.acquire_lease().await? {
-                if tokio::time::Instant::now() >= deadline {
-                    return Err(StoreError::ProjectionBusy(runner.name()));
-                }
-                tokio::time::sleep(Duration::from_millis(200)).await;
+            if !runner.acquire_lease().await? {
+                return Err(StoreError::ProjectionBusy(runner.name()));
             }
         }
         let deferred: Vec<&'static str> = runners
             .iter()
             .flat_map(|r| r.projection().deferred_indexes().iter().copied())
             .collect();
-        for runner in &runners {
-            runner.reset().await?;
-        }
-        self.db.defer_indexes(&deferred).await?;
+        shadow.db.defer_indexes(&deferred).await?;
         progress(&label, 0, total);
         // Appliers, fed batch by batch through short queues: the log is read
         // while batches are applied, and on PostgreSQL every projection is an
@@ -114,20 +174,18 @@ impl Projectors {
             let mut from = Position::default();
             let mut seen = 0u64;
             loop {
+                if !lock.acquire(&self.db.any).await? {
+                    return Err(StoreError::RebuildBusy);
+                }
                 let events = log.read_after(from, REPLAY_BATCH).await?;
                 let Some(last) = events.last().map(|e| e.position) else {
                     // Every counted event was committed before replay began,
-                    // so the rebuild is complete once that many have been
+                    // so the load is complete once that many have been
                     // seen. On PostgreSQL the log may still hold some back
                     // while an older transaction (in any database of the
-                    // server) is open: wait, keeping the leases.
+                    // server) is open: wait.
                     if seen >= total {
                         return Ok(seen);
-                    }
-                    for runner in &runners {
-                        if !runner.acquire_lease().await? {
-                            return Err(StoreError::ProjectionBusy(runner.name()));
-                        }
                     }
                     tokio::time::sleep(Duration::from_millis(20)).await;
                     continue;
@@ -150,20 +208,51 @@ impl Projectors {
         while let Some(applied) = appliers.join_next().await {
             cost.extend(applied.map_err(StoreError::ReplayApplier)??);
         }
-        let events = read?;
+        let loaded = read?;
         cost.sort_by_key(|(name, _)| runners.iter().position(|r| r.name() == *name));
+        // What the log gained during the load, while the live models serve.
+        let mut events = loaded + catch_up(&runners).await?;
         let started = Instant::now();
-        self.db.build_deferred_indexes().await?;
-        let indexing = started.elapsed();
-        for runner in &runners {
-            runner.release_lease().await?;
+        if self.db.is_postgres() {
+            // SQLite copies rows into the live tables, whose indexes are
+            // built there: the shadow's would be thrown away.
+            shadow.db.build_deferred_indexes().await?;
         }
+        let indexing = started.elapsed();
+        // The swap: the live runners pause from here to the commit.
+        let started = Instant::now();
+        for runner in live {
+            runner.lease_as(&lock.owner).take(&self.db.any).await?;
+        }
+        events += catch_up(&runners).await?;
+        let names: Vec<&'static str> = runners.iter().map(|r| r.name()).collect();
+        shadow.swap(&self.db, &names, &lock.owner).await?;
+        let swap = started.elapsed();
         Ok(Replayed {
             events,
             cost,
             indexing,
+            swap,
         })
     }
+}
+
+/// Applies to each of `runners` what the log holds past its checkpoint;
+/// answers how many log events that was (the most any runner applied).
+async fn catch_up(runners: &[Projector]) -> Result<u64, StoreError> {
+    let mut most = 0u64;
+    for runner in runners {
+        let mut applied = 0u64;
+        loop {
+            let step = runner.step().await? as u64;
+            if step == 0 {
+                break;
+            }
+            applied += step;
+        }
+        most = most.max(applied);
+    }
+    Ok(most)
 }
 
 /// A replay's applier: applies every batch to each projection of `group` in

@@ -14,6 +14,7 @@ use sqlx::postgres::{PgListener, PgPool, PgPoolOptions};
 use tokio::sync::watch;
 
 use crate::db::Backend;
+use crate::infra::lease::Lease;
 use crate::infra::process::ProcessIdentity;
 use crate::{Database, GlobalLog, Position, StoreError, StoredEvent};
 
@@ -120,22 +121,14 @@ pub trait Projection: Send + Sync + 'static {
     async fn committed(&self) {}
 }
 
-fn now_micros() -> i64 {
-    crate::time::micros(chrono::Utc::now())
-}
-
 /// Runs one projection.
 #[derive(Clone)]
 pub struct Projector {
     db: Database,
     log: GlobalLog,
     projection: Arc<dyn Projection>,
-    owner: String,
-    /// The process behind `owner`, when it is a real one: then a lease held
-    /// by a process that is provably gone is taken at once.
-    identity: Option<Arc<ProcessIdentity>>,
+    lease: Lease,
     batch_size: i64,
-    lease: Duration,
     /// Where this process's waiters learn of each commit (runners made by
     /// [`Projectors`]).
     board: Option<Arc<Board>>,
@@ -146,12 +139,15 @@ impl Projector {
     pub fn new(db: Database, projection: Arc<dyn Projection>, owner: String) -> Self {
         Self {
             log: GlobalLog::new(db.clone()),
+            lease: Lease {
+                name: projection.name(),
+                owner,
+                identity: None,
+                term: LEASE,
+            },
             db,
             projection,
-            owner,
-            identity: None,
             batch_size: 1000,
-            lease: LEASE,
             board: None,
         }
     }
@@ -162,10 +158,9 @@ impl Projector {
         projection: Arc<dyn Projection>,
         identity: Arc<ProcessIdentity>,
     ) -> Self {
-        Self {
-            identity: Some(identity.clone()),
-            ..Self::new(db, projection, identity.tag())
-        }
+        let mut runner = Self::new(db, projection, identity.tag());
+        runner.lease.identity = Some(identity);
+        runner
     }
 
     /// The projection's name.
@@ -178,10 +173,26 @@ impl Projector {
         self.projection.as_ref()
     }
 
+    /// A runner of the same projection on `db` (a rebuild's shadow
+    /// tables), its lease held as `owner`.
+    pub(crate) fn on(&self, db: Database, owner: String) -> Projector {
+        Projector::new(db, self.projection.clone(), owner).with_batch_size(self.batch_size)
+    }
+
+    /// This runner's lease, held as `owner` instead (a rebuild taking it
+    /// for its swap).
+    pub(crate) fn lease_as(&self, owner: &str) -> Lease {
+        Lease {
+            owner: owner.to_string(),
+            identity: None,
+            ..self.lease.clone()
+        }
+    }
+
     /// Sets how long the lease lasts without renewal (a crashed holder blocks
     /// others for at most this long).
     pub fn with_lease(mut self, lease: Duration) -> Self {
-        self.lease = lease;
+        self.lease.term = lease;
         self
     }
 
@@ -191,82 +202,15 @@ impl Projector {
         self
     }
 
-    async fn ensure_row(&self) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO projection_checkpoints (name) VALUES ($1) ON CONFLICT (name) DO NOTHING",
-        )
-        .bind(self.name())
-        .execute(&self.db.any)
-        .await?;
-        Ok(())
-    }
-
-    /// Takes or renews the lease; `true` if this runner holds it now. A
-    /// lease held by a process that is provably gone (see [`process`]) is
-    /// taken at once; any other holder keeps it until it expires.
-    ///
-    /// [`process`]: crate::infra::process
+    /// Takes or renews the lease; `true` if this runner holds it now (see
+    /// [`Lease::acquire`]).
     pub async fn acquire_lease(&self) -> Result<bool, StoreError> {
-        self.ensure_row().await?;
-        let now = now_micros();
-        let until = now + self.lease.as_micros() as i64;
-        let done = sqlx::query(
-            "UPDATE projection_checkpoints SET lease_owner = $1, lease_until = $2
-              WHERE name = $3 AND (lease_owner = $1 OR lease_owner IS NULL OR lease_until < $4)",
-        )
-        .bind(&self.owner)
-        .bind(until)
-        .bind(self.name())
-        .bind(now)
-        .execute(&self.db.any)
-        .await?;
-        if done.rows_affected() == 1 {
-            return Ok(true);
-        }
-        let Some(identity) = &self.identity else {
-            return Ok(false);
-        };
-        let holder: Option<(Option<String>,)> =
-            sqlx::query_as("SELECT lease_owner FROM projection_checkpoints WHERE name = $1")
-                .bind(self.name())
-                .fetch_optional(&self.db.any)
-                .await?;
-        let Some(holder) = holder.and_then(|(owner,)| owner) else {
-            return Ok(false);
-        };
-        if !identity.outlived(&holder) {
-            return Ok(false);
-        }
-        // Compare and swap: only the gone holder's lease is taken.
-        let taken = sqlx::query(
-            "UPDATE projection_checkpoints SET lease_owner = $1, lease_until = $2
-              WHERE name = $3 AND lease_owner = $4",
-        )
-        .bind(&self.owner)
-        .bind(until)
-        .bind(self.name())
-        .bind(&holder)
-        .execute(&self.db.any)
-        .await?
-        .rows_affected()
-            == 1;
-        if taken {
-            tracing::info!(projection = self.name(), previous = %holder, "took over the lease of a process that is gone");
-        }
-        Ok(taken)
+        self.lease.acquire(&self.db.any).await
     }
 
     /// Gives the lease up so another process can take over at once.
     pub async fn release_lease(&self) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE projection_checkpoints SET lease_owner = NULL, lease_until = 0
-              WHERE name = $1 AND lease_owner = $2",
-        )
-        .bind(self.name())
-        .bind(&self.owner)
-        .execute(&self.db.any)
-        .await?;
-        Ok(())
+        self.lease.release(&self.db.any).await
     }
 
     /// The durable checkpoint.
@@ -337,9 +281,9 @@ impl Projector {
         )
         .bind(last.position.tx)
         .bind(last.position.seq)
-        .bind(now_micros() + self.lease.as_micros() as i64)
+        .bind(self.lease.until())
         .bind(self.name())
-        .bind(&self.owner)
+        .bind(&self.lease.owner)
         .bind(from.tx)
         .bind(from.seq)
         .execute(&mut *conn)
@@ -382,7 +326,7 @@ impl Projector {
         leader: &mut bool,
         renewed: &mut Option<std::time::Instant>,
     ) -> Result<(), StoreError> {
-        if *leader && renewed.is_some_and(|t| t.elapsed() <= self.lease / 3) {
+        if *leader && renewed.is_some_and(|t| t.elapsed() <= self.lease.term / 3) {
             return Ok(());
         }
         let held = self.acquire_lease().await;
@@ -423,30 +367,6 @@ impl Projector {
         } else {
             Err(StoreError::ProjectionBusy(self.name()))
         }
-    }
-
-    /// Empties the projection's tables and rewinds its checkpoint to zero, in
-    /// one transaction. The caller must hold the lease.
-    pub async fn reset(&self) -> Result<(), StoreError> {
-        let mut tx = self.db.any.begin().await?;
-        let rewound = sqlx::query(
-            "UPDATE projection_checkpoints SET tx = 0, position = 0 WHERE name = $1 AND lease_owner = $2",
-        )
-        .bind(self.name())
-        .bind(&self.owner)
-        .execute(&mut *tx)
-        .await?;
-        if rewound.rows_affected() != 1 {
-            tx.rollback().await?;
-            return Err(StoreError::ProjectionBusy(self.name()));
-        }
-        for table in self.projection.tables() {
-            sqlx::query(&format!("DELETE FROM {table}"))
-                .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await?;
-        Ok(())
     }
 
     /// Follows the log until `shutdown` flips to true: holds or waits for the
