@@ -36,7 +36,8 @@ enum Command {
     /// Print the effective settings (defaults, `herald.toml`, `.env`,
     /// environment, flags), secrets redacted, as a settings file.
     Config(SettingsArgs),
-    /// Rebuild read models from the event log.
+    /// Rebuild read models from the event log, beside the live ones
+    /// (a running system keeps serving), and swap them in.
     Replay {
         #[command(flatten)]
         settings: SettingsArgs,

@@ -153,15 +153,19 @@ impl Shadow {
         // needs no durability, only rollback. The live file is attached:
         // a table the shadow has not (a projection's shared table, such
         // as the mail outbox) is found there, as on PostgreSQL's path.
+        // One connection: SQLite drops a connection's page cache whenever
+        // another one wrote the file, so two taking turns would reread it
+        // at every batch.
         let any = AnyPoolOptions::new()
-            .max_connections(2)
+            .max_connections(1)
             .after_connect(move |conn, _| {
                 let live_file = live_file.clone();
                 Box::pin(async move {
                     for pragma in [
                         "PRAGMA busy_timeout = 30000",
-                        "PRAGMA main.journal_mode = MEMORY",
+                        "PRAGMA main.journal_mode = WAL",
                         "PRAGMA main.synchronous = OFF",
+                        "PRAGMA main.wal_autocheckpoint = 16384",
                         "PRAGMA main.cache_size = -131072",
                     ] {
                         sqlx::query(pragma).execute(&mut *conn).await?;
@@ -247,9 +251,17 @@ impl Shadow {
                 // it back into the pool.
                 let mut conn =
                     sqlx::AnyConnection::connect_with(&live.any.connect_options()).await?;
-                sqlx::query("PRAGMA busy_timeout = 30000")
-                    .execute(&mut conn)
-                    .await?;
+                // As the pool's connections, with room for the index
+                // builds; the copy's WAL is checkpointed after the swap,
+                // by the live connections, not while the models pause.
+                for pragma in [
+                    "PRAGMA busy_timeout = 30000",
+                    "PRAGMA synchronous = NORMAL",
+                    "PRAGMA cache_size = -262144",
+                    "PRAGMA wal_autocheckpoint = 0",
+                ] {
+                    sqlx::query(pragma).execute(&mut conn).await?;
+                }
                 sqlx::query("ATTACH DATABASE $1 AS rebuild")
                     .bind(path.display().to_string())
                     .execute(&mut conn)
