@@ -256,6 +256,9 @@ impl Projector {
             tx.rollback().await?;
             return Ok(false);
         }
+        if self.announces() {
+            announce(&mut tx, &[(self.name(), last.position)]).await?;
+        }
         tx.commit().await?;
         drop(turn);
         self.applied(last.position, events.len()).await;
@@ -292,20 +295,13 @@ impl Projector {
             return Ok(false);
         }
         self.projection.apply(conn, events).await?;
-        if self.board.is_some() && self.db.is_postgres() {
-            // Waiters in other processes learn of the move at commit.
-            sqlx::query("SELECT pg_notify($1, $2)")
-                .bind(CHECKPOINT_CHANNEL)
-                .bind(format!(
-                    "{} {} {}",
-                    self.name(),
-                    last.position.tx,
-                    last.position.seq
-                ))
-                .execute(&mut *conn)
-                .await?;
-        }
         Ok(true)
+    }
+
+    /// Whether waiters in other processes hear of this runner's commits
+    /// (a live runner on PostgreSQL).
+    fn announces(&self) -> bool {
+        self.board.is_some() && self.db.is_postgres()
     }
 
     /// After the commit that moved the checkpoint to `to` past `count` events.
@@ -400,13 +396,55 @@ async fn follow_until_lost(
         };
         if note.channel() == WAKE_CHANNEL {
             appended.send_modify(|v| *v = v.wrapping_add(1));
-        } else if let Some((name, at)) = parse_checkpoint(note.payload(), names) {
-            board.raise(name, at);
+        } else {
+            for (name, at) in parse_checkpoints(note.payload(), names) {
+                board.raise(name, at);
+            }
         }
     }
 }
 
-/// Reads a [`CHECKPOINT_CHANNEL`] payload: one of `names` and its position.
+/// Within the caller's transaction: tells waiters in other processes, at
+/// commit, that the checkpoints of `moves` moved: one notification for
+/// the whole batch, `<name> <tx> <position>` per projection, comma
+/// separated. Nothing when `moves` is empty.
+async fn announce(
+    conn: &mut AnyConnection,
+    moves: &[(&'static str, Position)],
+) -> Result<(), StoreError> {
+    if moves.is_empty() {
+        return Ok(());
+    }
+    sqlx::query("SELECT pg_notify($1, $2)")
+        .bind(CHECKPOINT_CHANNEL)
+        .bind(checkpoint_payload(moves))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// A [`CHECKPOINT_CHANNEL`] payload: `<name> <tx> <position>` per move,
+/// comma separated.
+fn checkpoint_payload(moves: &[(&'static str, Position)]) -> String {
+    moves
+        .iter()
+        .map(|(name, at)| format!("{name} {} {}", at.tx, at.seq))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Every move of a [`CHECKPOINT_CHANNEL`] payload that names one of `names`.
+fn parse_checkpoints(
+    payload: &str,
+    names: &[&'static str],
+) -> impl Iterator<Item = (&'static str, Position)> {
+    payload
+        .split(',')
+        .filter_map(move |one| parse_checkpoint(one, names))
+}
+
+/// Reads one move of a [`CHECKPOINT_CHANNEL`] payload: one of `names` and
+/// its position.
 fn parse_checkpoint(payload: &str, names: &[&'static str]) -> Option<(&'static str, Position)> {
     let mut parts = payload.split(' ');
     let name = parts.next()?;
@@ -581,6 +619,12 @@ async fn step_together(lanes: &mut [Lane], batch_size: i64) -> Result<usize, Sto
         let mut tx = db.any.begin().await?;
         match write_lanes(&mut tx, lanes, &events, now, careful).await? {
             Some(written) => {
+                let moves: Vec<(&'static str, Position)> = written
+                    .iter()
+                    .filter(|(n, _, _)| lanes[*n].runner.announces())
+                    .map(|(n, last, _)| (lanes[*n].runner.name(), *last))
+                    .collect();
+                announce(&mut tx, &moves).await?;
                 tx.commit().await?;
                 drop(turn);
                 break written;
@@ -958,5 +1002,17 @@ mod tests {
         assert_eq!(parse_checkpoint("other 1 2", &names), None);
         assert_eq!(parse_checkpoint("audit 1", &names), None);
         assert_eq!(parse_checkpoint("audit x 2", &names), None);
+    }
+
+    #[test]
+    fn one_notification_names_every_move_of_a_batch() {
+        let moves = [(A, at(3)), (B, Position { tx: 9, seq: 5 })];
+        let payload = checkpoint_payload(&moves);
+        assert_eq!(payload, "dashboard 0 3,audit 9 5");
+        let read: Vec<_> = parse_checkpoints(&payload, &[A, B]).collect();
+        assert_eq!(read, moves);
+        // Unknown or broken parts are skipped, the rest still read.
+        let read: Vec<_> = parse_checkpoints("other 1 2,audit 1 2,audit x", &[A, B]).collect();
+        assert_eq!(read, [(B, Position { tx: 1, seq: 2 })]);
     }
 }
