@@ -174,12 +174,19 @@ fn is_graphql_body(headers: &HeaderMap) -> bool {
         || essence.eq_ignore_ascii_case("multipart/form-data")
 }
 
+/// A body declared at most this far over the limit is read before the 413
+/// (see [`LINGER`]); anything larger is refused unread.
+const LINGER_BYTES: usize = 64 * 1024;
+/// How long reading such a body may take before the 413 goes out anyway.
+const LINGER: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// What every `/graphql` request passes first: a `POST` body of another
 /// type is refused (415), and the body limit: a multipart request (an
 /// upload) may be as large as `POST /api/v1/media` takes, any other body
 /// `HERALD_MAX_BODY_BYTES`. A body that declares a larger length is refused
-/// before any of it is read; one that turns out larger (chunked) is cut off
-/// there and answered 413 too, whatever the reader made of the cut.
+/// before any of it is read (unless barely larger, see [`LINGER_BYTES`]);
+/// one that turns out larger (chunked) is cut off there and answered 413
+/// too, whatever the reader made of the cut.
 pub async fn graphql_guard(
     State(endpoint): State<Endpoint>,
     request: Request,
@@ -202,7 +209,13 @@ pub async fn graphql_guard(
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit as u64) {
+    if let Some(declared) = declared.filter(|n| *n > limit as u64) {
+        if declared <= (limit + LINGER_BYTES) as u64 {
+            // Barely over: read it first (briefly). Closing on a client
+            // that is still writing makes it see a broken pipe instead of
+            // this answer. A body far over the limit is not read at all.
+            let _ = tokio::time::timeout(LINGER, request.into_body().collect()).await;
+        }
         // `observe` gives it a JSON body and closes the connection.
         return StatusCode::PAYLOAD_TOO_LARGE.into_response();
     }

@@ -570,6 +570,58 @@ async fn bad_graphql_uploads_are_refused_and_nothing_is_stored() {
     assert_eq!(list["data"]["mediaAssets"], json!([]), "{list}");
 }
 
+/// A JSON body barely over the limit is read before the 413: answering
+/// first would close the connection on a client still writing, which then
+/// sees a broken pipe instead of the answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_barely_over_the_limit_is_read_before_the_413() {
+    let app = app().await;
+    let (token, _) = app.sign_up("Media Ltd", "editor@media.example.org").await;
+    let before = app.event_count().await;
+    let (early, answer) = tokio::task::spawn_blocking({
+        let (address, token) = (app.address.clone(), token.clone());
+        move || {
+            let address = address.trim_start_matches("http://").to_string();
+            let body = format!("{{\"query\": \"{}\"}}", "x".repeat(1 << 20));
+            let mut stream = std::net::TcpStream::connect(&address).unwrap();
+            let head = format!(
+                "POST /graphql HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {token}\r\n\
+                 Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+                body.len()
+            );
+            stream.write_all(head.as_bytes()).unwrap();
+            stream.write_all(&body.as_bytes()[..1000]).unwrap();
+            // While the body is still coming, no answer.
+            stream
+                .set_read_timeout(Some(Duration::from_millis(500)))
+                .unwrap();
+            let mut buf = [0; 1024];
+            let early = match stream.read(&mut buf) {
+                Ok(n) => Some(String::from_utf8_lossy(&buf[..n]).to_string()),
+                Err(_) => None,
+            };
+            stream.write_all(&body.as_bytes()[1000..]).unwrap();
+            stream
+                .set_read_timeout(Some(Duration::from_secs(10)))
+                .unwrap();
+            let mut answer = Vec::new();
+            while !answer.windows(4).any(|w| w == b"\r\n\r\n") {
+                let n = stream.read(&mut buf).expect("an answer");
+                if n == 0 {
+                    break;
+                }
+                answer.extend_from_slice(&buf[..n]);
+            }
+            (early, String::from_utf8_lossy(&answer).to_string())
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(early, None, "answered before the body was sent");
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert_eq!(app.event_count().await, before);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_campaign_that_requires_alt_text_refuses_images_without_it() {
     let app = app().await;
