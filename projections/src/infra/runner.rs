@@ -115,6 +115,14 @@ pub trait Projection: Send + Sync + 'static {
         events: &[StoredEvent],
     ) -> Result<(), StoreError>;
 
+    /// The same projection for a rebuild beside the live one, which must
+    /// write the same rows but have no effect outside its tables (pushes,
+    /// in-memory state shared with the live runner): the live projection
+    /// has had those effects. `None`: this one has none, share it.
+    fn for_rebuild(&self) -> Option<Arc<dyn Projection>> {
+        None
+    }
+
     /// Called after a batch's transaction committed (live runs only): for
     /// effects that must not be seen before the read model shows the batch,
     /// such as pushes to displays in a single-process deployment.
@@ -175,8 +183,14 @@ impl Projector {
 
     /// A runner of the same projection on `db` (a rebuild's shadow
     /// tables), its lease held as `owner`.
+    /// Its projection is [`Projection::for_rebuild`]'s, and it never calls
+    /// [`Projection::committed`].
     pub(crate) fn on(&self, db: Database, owner: String) -> Projector {
-        Projector::new(db, self.projection.clone(), owner).with_batch_size(self.batch_size)
+        let projection = self
+            .projection
+            .for_rebuild()
+            .unwrap_or_else(|| self.projection.clone());
+        Projector::new(db, projection, owner).with_batch_size(self.batch_size)
     }
 
     /// This runner's lease, held as `owner` instead (a rebuild taking it
@@ -306,10 +320,12 @@ impl Projector {
 
     /// After the commit that moved the checkpoint to `to` past `count` events.
     async fn applied(&self, to: Position, count: usize) {
+        // Only live runners (made by `Projectors`) have a board: effects
+        // after commit are theirs.
         if let Some(board) = &self.board {
             board.raise(self.name(), to);
+            self.projection.committed().await;
         }
-        self.projection.committed().await;
         metrics::counter!("herald_projected_events_total", "projection" => self.name())
             .increment(count as u64);
     }

@@ -15,7 +15,7 @@
 //! does not replay pushes.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -155,6 +155,9 @@ pub struct SignageProjection {
     hub: Hub,
     /// SQLite: pushes waiting for the batch to commit.
     staged: Mutex<Vec<PushMessage>>,
+    /// Whether it pushes to displays (not in a rebuild: the live
+    /// projection has pushed those changes already).
+    pushes: bool,
 }
 
 impl SignageProjection {
@@ -162,6 +165,7 @@ impl SignageProjection {
         Self {
             hub,
             staged: Mutex::new(Vec::new()),
+            pushes: true,
         }
     }
 
@@ -432,12 +436,22 @@ impl Projection for SignageProjection {
                 });
             }
         }
+        if !self.pushes {
+            return Ok(());
+        }
         for message in messages {
             if !Hub::notify(conn, &message).await? {
                 self.staged().push(message);
             }
         }
         Ok(())
+    }
+
+    fn for_rebuild(&self) -> Option<Arc<dyn Projection>> {
+        Some(Arc::new(Self {
+            pushes: false,
+            ..Self::new(self.hub.clone())
+        }))
     }
 
     async fn committed(&self) {
