@@ -115,8 +115,11 @@ impl Projectors {
             }
             Err(error) => Err(error),
         };
-        lock.release(&self.db.any).await?;
-        rebuilt
+        // The rebuild's own error, if any, is the one to report.
+        let released = lock.release(&self.db.any).await;
+        let rebuilt = rebuilt?;
+        released?;
+        Ok(rebuilt)
     }
 
     /// The rebuild of `live`'s projections into `shadow`, under `lock`:
