@@ -202,7 +202,10 @@ impl AppState {
         command: C,
     ) -> ApiResult<Committed>
     where
-        A: Aggregate<Command = Scoped<C>, Services = (), Error = DomainError> + ShownIn,
+        A: Aggregate<Command = Scoped<C>, Services = (), Error = DomainError>
+            + ShownIn
+            + Clone
+            + 'static,
         C: Clone,
     {
         let metadata = self.metadata(principal, correlation);
@@ -224,7 +227,7 @@ impl AppState {
         metadata: &EventMetadata,
     ) -> ApiResult<Committed>
     where
-        A: Aggregate<Services = (), Error = DomainError> + ShownIn,
+        A: Aggregate<Services = (), Error = DomainError> + ShownIn + Clone + 'static,
         A::Command: Clone,
     {
         // Within a request sent with an Idempotency-Key, each command has
@@ -279,14 +282,7 @@ impl AppState {
 
     /// Waits until the read models named `reads` show `committed`.
     async fn settle(&self, committed: &Committed, reads: &[&str]) -> ApiResult<()> {
-        let Some(sequence) = committed.last_sequence else {
-            return Ok(());
-        };
-        let Some(position) = self
-            .log
-            .position_of(committed.aggregate_type, &committed.aggregate_id, sequence)
-            .await?
-        else {
+        let Some(position) = committed.locate(&self.log).await? else {
             return Ok(());
         };
         {
@@ -323,7 +319,7 @@ impl AppState {
     /// Loads an aggregate (for look-ups a command needs before it is built).
     pub async fn load<A>(&self, repo: &Repository<A>, id: Uuid) -> ApiResult<A>
     where
-        A: Aggregate<Services = ()>,
+        A: Aggregate<Services = ()> + Clone + 'static,
         A::Command: Clone,
     {
         repo.load(&id.to_string()).await.map_err(ApiError::from)

@@ -25,6 +25,9 @@ on_both_databases!(
     an_interrupted_replays_indexes_are_built_at_the_next_start,
     a_rebuild_serves_queries_throughout_and_swaps_in_equal,
     a_failed_rebuild_leaves_the_live_models_untouched,
+    a_remembered_state_is_never_trusted_over_the_stored_stream,
+    concurrent_held_commands_are_appended_together_each_exactly_once,
+    a_projection_whose_lease_was_taken_writes_nothing_while_the_others_go_on,
 );
 
 fn metadata() -> String {
@@ -1076,4 +1079,246 @@ async fn a_long_stream_loads_from_its_snapshot_to_the_same_state(backend: Backen
         repo.load(&id).await.unwrap().entries[0].text.as_str(),
         "v250"
     );
+}
+
+/// A repository remembers the states it read and wrote, so a command on a
+/// recent aggregate appends without loading; but another process may have
+/// written since. Its decision counts only if the append proves the state
+/// current; a refusal or a conflict is decided again on the stored stream.
+async fn a_remembered_state_is_never_trusted_over_the_stored_stream(backend: Backend) {
+    use domain::campaign::{Campaign, CampaignCommand, CampaignSettings};
+    let db = database(&backend.fresh().await).await;
+    // Two processes, each with its own memory.
+    let here = Repository::<Campaign>::new(&db, Arc::new(watch::channel(0).0));
+    let there = Repository::<Campaign>::new(&db, Arc::new(watch::channel(0).0));
+    let tenant = Uuid::new_v4();
+    let meta = EventMetadata::new(tenant, Actor::System, Uuid::new_v4(), Utc::now());
+    let day = |d| chrono::NaiveDate::from_ymd_opt(2030, 1, d).unwrap();
+    let settings = |name| CampaignSettings::parse(name, "UTC", day(1), day(2)).unwrap();
+    let command = |command| Scoped {
+        tenant_id: tenant,
+        command,
+    };
+    let id = Uuid::now_v7().to_string();
+    here.create(&id, command(CampaignCommand::Create(settings("a"))), &meta)
+        .await
+        .unwrap();
+    there
+        .execute(&id, command(CampaignCommand::Activate), &meta)
+        .await
+        .unwrap();
+    // `here` remembers a draft, which cannot be paused; the stored campaign
+    // is active and can.
+    here.execute(&id, command(CampaignCommand::Pause), &meta)
+        .await
+        .expect("decided on the stored state, not the remembered draft");
+    // `there` remembers it active: its append conflicts, and the archive is
+    // decided again on the paused campaign.
+    there
+        .execute(&id, command(CampaignCommand::Archive), &meta)
+        .await
+        .unwrap();
+    // `here` remembers it paused, which could be updated; the stored
+    // campaign is archived and cannot.
+    match here
+        .execute(&id, command(CampaignCommand::Update(settings("b"))), &meta)
+        .await
+    {
+        Err(projections::CommandError::Rejected(domain::DomainError::Conflict(m))) => {
+            assert_eq!(m, "cannot update a campaign that is ARCHIVED")
+        }
+        other => panic!("expected the stored state's refusal, got {other:?}"),
+    }
+    let kinds: Vec<(String,)> =
+        sqlx::query_as("SELECT event_type FROM events WHERE aggregate_id = $1 ORDER BY sequence")
+            .bind(&id)
+            .fetch_all(&db.any)
+            .await
+            .unwrap();
+    let kinds: Vec<&str> = kinds.iter().map(|(k,)| k.as_str()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "CampaignCreated",
+            "CampaignActivated",
+            "CampaignPaused",
+            "CampaignArchived"
+        ],
+        "each command decided once on the current state, nothing stale appended"
+    );
+}
+
+/// `execute_loaded` calls in flight together are written in one statement
+/// (group commit); each caller still gets its own outcome: a stream another
+/// writer moved on is decided again alone, and nothing is lost or doubled.
+async fn concurrent_held_commands_are_appended_together_each_exactly_once(backend: Backend) {
+    use domain::campaign::{Campaign, CampaignCommand, CampaignSettings};
+    let db = database(&backend.fresh().await).await;
+    let repo = Arc::new(Repository::<Campaign>::new(
+        &db,
+        Arc::new(watch::channel(0).0),
+    ));
+    let other = Repository::<Campaign>::new(&db, Arc::new(watch::channel(0).0));
+    let tenant = Uuid::new_v4();
+    let meta = EventMetadata::new(tenant, Actor::System, Uuid::new_v4(), Utc::now());
+    let day = |d| chrono::NaiveDate::from_ymd_opt(2030, 1, d).unwrap();
+    let command = move |command| Scoped {
+        tenant_id: tenant,
+        command,
+    };
+    let mut held = Vec::new();
+    for n in 0..64 {
+        let id = Uuid::now_v7().to_string();
+        let settings = CampaignSettings::parse(&format!("c{n}"), "UTC", day(1), day(2)).unwrap();
+        repo.create(&id, command(CampaignCommand::Create(settings)), &meta)
+            .await
+            .unwrap();
+        held.push(repo.load_versioned(&id).await.unwrap());
+    }
+    // Another process archives two of them: those held states are stale.
+    for stale in [&held[5], &held[40]] {
+        other
+            .execute(&stale.id, command(CampaignCommand::Archive), &meta)
+            .await
+            .unwrap();
+    }
+    let tasks: Vec<_> = held
+        .into_iter()
+        .map(|mut loaded| {
+            let repo = repo.clone();
+            let meta = meta.clone();
+            tokio::spawn(async move {
+                let result = repo
+                    .execute_loaded(&mut loaded, command(CampaignCommand::Activate), &meta)
+                    .await;
+                (loaded, result)
+            })
+        })
+        .collect();
+    for (n, task) in tasks.into_iter().enumerate() {
+        let (loaded, result) = task.await.unwrap();
+        if n == 5 || n == 40 {
+            assert!(
+                matches!(
+                    result,
+                    Err(projections::CommandError::Rejected(
+                        domain::DomainError::Conflict(_)
+                    ))
+                ),
+                "decided again on the archived campaign: {result:?}"
+            );
+            assert_eq!(loaded.sequence, 2, "the held state was reloaded");
+        } else {
+            let committed = result.unwrap();
+            assert_eq!(committed.aggregate_id, loaded.id, "its own answer");
+            assert_eq!(committed.last_sequence, Some(2));
+            assert_eq!(loaded.sequence, 2);
+            assert_eq!(
+                loaded.state.status,
+                Some(domain::campaign::CampaignStatus::Active)
+            );
+        }
+    }
+    let counts: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT event_type, COUNT(*) FROM events GROUP BY event_type ORDER BY event_type",
+    )
+    .fetch_all(&db.any)
+    .await
+    .unwrap();
+    assert_eq!(
+        counts,
+        [
+            ("CampaignActivated".to_string(), 62),
+            ("CampaignArchived".to_string(), 2),
+            ("CampaignCreated".to_string(), 64),
+        ]
+    );
+}
+
+/// `(tx, position, lease owner)` of projection `name`'s checkpoint row
+/// (made when a runner first takes the lease).
+async fn checkpoint_row(db: &Database, name: &str) -> (i64, i64, Option<String>) {
+    sqlx::query_as("SELECT tx, position, lease_owner FROM projection_checkpoints WHERE name = $1")
+        .bind(name)
+        .fetch_optional(&db.any)
+        .await
+        .unwrap()
+        .unwrap_or((0, 0, None))
+}
+
+/// Polls `done` until it holds, for at most ten seconds.
+async fn eventually<F, Fut>(what: &str, done: F)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !done().await {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The live runner moves every projection's checkpoint in one statement per
+/// batch, each fenced on its own lease: a projection whose lease another
+/// process took meanwhile writes nothing, and the others go on.
+async fn a_projection_whose_lease_was_taken_writes_nothing_while_the_others_go_on(
+    backend: Backend,
+) {
+    let db = database(&backend.fresh().await).await;
+    Recorder::install(&db).await;
+    let projectors = projections::Projectors::new(db.clone()).with(Arc::new(Recorder));
+    let (stop, shutdown) = watch::channel(false);
+    let tasks = projectors.spawn(shutdown);
+    let log = GlobalLog::new(db.clone());
+    let at = |p: projections::Position| (p.tx, p.seq);
+
+    seed(&db, 5).await;
+    projectors.appended.send_modify(|n| *n += 1);
+    let first = at(log.last().await.unwrap().unwrap());
+    eventually("every projection applied the first events", || async {
+        let (r, d) = (
+            checkpoint_row(&db, "recorder").await,
+            checkpoint_row(&db, "dashboard").await,
+        );
+        (r.0, r.1) == first && (d.0, d.1) == first
+    })
+    .await;
+    assert_eq!(Recorder::seen(&db).await.len(), 5);
+
+    // Another process takes the recorder's lease (as when this one was
+    // presumed gone); this runner has not noticed yet.
+    sqlx::query(
+        "UPDATE projection_checkpoints SET lease_owner = 'elsewhere', lease_until = $1 WHERE name = 'recorder'",
+    )
+    .bind(i64::MAX)
+    .execute(&db.any)
+    .await
+    .unwrap();
+    seed(&db, 5).await;
+    projectors.appended.send_modify(|n| *n += 1);
+    let second = at(log.last().await.unwrap().unwrap());
+    eventually("the other projections went on", || async {
+        let d = checkpoint_row(&db, "dashboard").await;
+        (d.0, d.1) == second
+    })
+    .await;
+    // A few more rounds, for a fence that failed to have written anyway.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        Recorder::seen(&db).await.len(),
+        5,
+        "the fenced projection wrote nothing"
+    );
+    let r = checkpoint_row(&db, "recorder").await;
+    assert_eq!((r.0, r.1), first, "its checkpoint stayed");
+    assert_eq!(r.2.as_deref(), Some("elsewhere"), "its lease stayed taken");
+
+    stop.send_replace(true);
+    for (_, task) in tasks {
+        task.await.unwrap();
+    }
 }

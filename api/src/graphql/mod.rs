@@ -79,7 +79,10 @@ pub async fn execute<A, C>(
     command: C,
 ) -> ApiResult<Committed>
 where
-    A: Aggregate<Command = Scoped<C>, Services = (), Error = DomainError> + ShownIn,
+    A: Aggregate<Command = Scoped<C>, Services = (), Error = DomainError>
+        + ShownIn
+        + Clone
+        + 'static,
     C: Clone,
 {
     let st = state(ctx);

@@ -7,6 +7,7 @@
 
 pub mod crypto;
 pub mod db;
+pub(crate) mod group;
 pub(crate) mod lease;
 pub mod log;
 pub mod process;

@@ -500,8 +500,9 @@ async fn write_lanes(
     now: std::time::Instant,
     careful: bool,
 ) -> Result<Option<Vec<(usize, Position, usize)>>, StoreError> {
-    let mut written = Vec::new();
-    for (n, lane) in lanes.iter_mut().enumerate() {
+    // Each ready lane with events of its own: (lane, from, its events).
+    let mut due = Vec::new();
+    for (n, lane) in lanes.iter().enumerate() {
         if !lane.ready(now) {
             continue;
         }
@@ -509,21 +510,42 @@ async fn write_lanes(
             continue;
         };
         let mine = &events[events.partition_point(|e| e.position <= at)..];
-        let Some(last) = mine.last().map(|e| e.position) else {
-            continue;
-        };
-        if !careful {
-            match lane.runner.write(&mut *tx, at, mine).await {
-                Ok(true) => written.push((n, last, mine.len())),
-                // The fence wrote nothing: read the checkpoint again.
-                Ok(false) => lane.at = None,
-                Err(error) => {
-                    tracing::warn!(projection = lane.runner.name(), error = %error, "projector batch failed; retrying it alone");
-                    return Ok(None);
-                }
-            }
-            continue;
+        if !mine.is_empty() {
+            due.push((n, at, mine));
         }
+    }
+    if !careful {
+        // Every checkpoint moves in one statement, each fenced on its lease
+        // and position; only the lanes it moved apply their events.
+        let moves: Vec<Move> = due
+            .iter()
+            .map(|&(n, from, mine)| Move {
+                lease: &lanes[n].runner.lease,
+                from,
+                to: mine.last().expect("not empty").position,
+            })
+            .collect();
+        let moved = fence(&mut *tx, &moves).await?;
+        let mut written = Vec::new();
+        for (n, _, mine) in due {
+            let lane = &mut lanes[n];
+            if !moved.contains(&lane.runner.name()) {
+                // The fence wrote nothing: read the checkpoint again.
+                lane.at = None;
+                continue;
+            }
+            if let Err(error) = lane.runner.projection.apply(&mut *tx, mine).await {
+                tracing::warn!(projection = lane.runner.name(), error = %error, "projector batch failed; retrying it alone");
+                return Ok(None);
+            }
+            written.push((n, mine.last().expect("not empty").position, mine.len()));
+        }
+        return Ok(Some(written));
+    }
+    let mut written = Vec::new();
+    for (n, at, mine) in due {
+        let lane = &mut lanes[n];
+        let last = mine.last().expect("not empty").position;
         let mut savepoint = sqlx::Acquire::begin(&mut *tx).await?;
         match lane.runner.write(&mut savepoint, at, mine).await {
             Ok(true) => {
@@ -543,6 +565,71 @@ async fn write_lanes(
         }
     }
     Ok(Some(written))
+}
+
+/// A checkpoint to move from `from` to `to` under `lease`.
+struct Move<'a> {
+    lease: &'a Lease,
+    from: Position,
+    to: Position,
+}
+
+/// Moves every checkpoint of `moves` in one statement, each only if its
+/// lease is still held and it is still at `from` (else another process
+/// took over, and that projection must write nothing). Answers the
+/// projections it moved.
+async fn fence(
+    conn: &mut AnyConnection,
+    moves: &[Move<'_>],
+) -> Result<Vec<&'static str>, StoreError> {
+    if moves.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows: Vec<String> = (0..moves.len())
+        .map(|m| {
+            let n = m * 7;
+            format!(
+                "(${}, ${}, ${}, ${}, ${}, ${}, ${})",
+                n + 1,
+                n + 2,
+                n + 3,
+                n + 4,
+                n + 5,
+                n + 6,
+                n + 7
+            )
+        })
+        .collect();
+    // A CTE with named columns reads the same on PostgreSQL and SQLite.
+    let sql = format!(
+        "WITH m (name, owner, until, from_tx, from_seq, to_tx, to_seq) AS (VALUES {})
+         UPDATE projection_checkpoints
+            SET tx = m.to_tx, position = m.to_seq, lease_until = m.until
+           FROM m
+          WHERE projection_checkpoints.name = m.name
+            AND projection_checkpoints.lease_owner = m.owner
+            AND projection_checkpoints.tx = m.from_tx
+            AND projection_checkpoints.position = m.from_seq
+         RETURNING projection_checkpoints.name",
+        rows.join(", ")
+    );
+    let mut query = sqlx::query_as::<_, (String,)>(&sql);
+    for m in moves {
+        query = query
+            .bind(m.lease.name)
+            .bind(m.lease.owner.as_str())
+            .bind(m.lease.until())
+            .bind(m.from.tx)
+            .bind(m.from.seq)
+            .bind(m.to.tx)
+            .bind(m.to.seq);
+    }
+    let moved = query.fetch_all(&mut *conn).await?;
+    Ok(moves
+        .iter()
+        .map(|m| m.lease.name)
+        .filter(|name| moved.iter().any(|(n,)| n == name))
+        .collect())
 }
 
 /// The live runner: follows the log for every projection of `runners` at

@@ -1,132 +1,39 @@
-//! The write side: cqrs-es's persisted event store on PostgreSQL (postgres-es)
-//! or SQLite (sqlite-es), and [`Repository::execute`], which loads an
-//! aggregate, decides, and appends with the command's metadata, retrying a
-//! bounded number of times when another writer got there first.
+//! The write side: [`Repository::execute`] loads an aggregate (from its
+//! latest snapshot, or from what this process remembers of it), decides,
+//! and appends with the command's metadata, retrying a bounded number of
+//! times when another writer got there first. Every append, on both
+//! backends, is one multi-row INSERT ([`append_all`]): atomic, and the
+//! primary key turns a concurrent writer into a conflict. cqrs-es supplies
+//! the `Aggregate` trait and the event sink; its persisted event store
+//! (postgres-es, sqlite-es) only loads a stream whose snapshot is stale.
 //!
-//! Only the plain event store is used: cqrs-es 0.5's aggregate and snapshot
-//! stores apply new events twice. Queries are not dispatched in-process either;
-//! read models follow the global log (see `runner`).
+//! cqrs-es 0.5's aggregate and snapshot stores are not used: they apply new
+//! events twice. Queries are not dispatched in-process either; read models
+//! follow the global log (see `runner`).
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use cqrs_es::event_sink::EventSink;
-use cqrs_es::persist::{
-    EventStoreAggregateContext, PersistedEventRepository, PersistedEventStore, PersistenceError,
-    ReplayStream, SerializedEvent, SerializedSnapshot,
-};
-use cqrs_es::{
-    Aggregate, AggregateContext, AggregateError, DomainEvent, EventEnvelope, EventStore,
-};
+use cqrs_es::persist::{EventStoreAggregateContext, PersistedEventStore, SerializedEvent};
+use cqrs_es::{Aggregate, AggregateContext, AggregateError, DomainEvent, EventStore};
 use domain::metadata::EventMetadata;
 use postgres_es::PostgresEventRepository;
 use sqlite_es::SqliteEventRepository;
 use tokio::sync::watch;
 
 use crate::db::{Backend, Database};
+use crate::infra::group::GroupCommit;
 use crate::{GlobalLog, Position, StoreError};
 
 /// How often a command is retried after an optimistic-concurrency conflict.
 pub const MAX_CONFLICT_RETRIES: usize = 5;
 
-/// postgres-es's repository, except that an append is one multi-row INSERT
-/// statement instead of an explicit transaction around one INSERT per event:
-/// a single statement is atomic already, and the primary key still turns a
-/// concurrent writer into an optimistic-lock conflict. That halves the round
-/// trips of a command (load, append) on the hot path.
-pub struct PgEventRepository {
-    inner: PostgresEventRepository,
-    pool: sqlx::PgPool,
-}
-
-impl PersistedEventRepository for PgEventRepository {
-    async fn get_events<A: Aggregate>(
-        &self,
-        id: &str,
-    ) -> Result<Vec<SerializedEvent>, PersistenceError> {
-        self.inner.get_events::<A>(id).await
-    }
-
-    async fn get_last_events<A: Aggregate>(
-        &self,
-        id: &str,
-        last_sequence: usize,
-    ) -> Result<Vec<SerializedEvent>, PersistenceError> {
-        self.inner.get_last_events::<A>(id, last_sequence).await
-    }
-
-    async fn get_snapshot<A: Aggregate>(
-        &self,
-        id: &str,
-    ) -> Result<Option<SerializedSnapshot>, PersistenceError> {
-        self.inner.get_snapshot::<A>(id).await
-    }
-
-    async fn persist<A: Aggregate>(
-        &self,
-        events: &[SerializedEvent],
-        snapshot_update: Option<(String, serde_json::Value, usize)>,
-    ) -> Result<(), PersistenceError> {
-        if snapshot_update.is_some() || events.is_empty() {
-            return self.inner.persist::<A>(events, snapshot_update).await;
-        }
-        let rows: Vec<String> = (0..events.len())
-            .map(|r| {
-                let n = r * 7;
-                format!(
-                    "(${}, ${}, ${}, ${}, ${}, ${}, ${})",
-                    n + 1,
-                    n + 2,
-                    n + 3,
-                    n + 4,
-                    n + 5,
-                    n + 6,
-                    n + 7
-                )
-            })
-            .collect();
-        let sql = format!(
-            "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata) VALUES {}",
-            rows.join(", ")
-        );
-        let mut query = sqlx::query(&sql);
-        for event in events {
-            query = query
-                .bind(A::TYPE)
-                .bind(event.aggregate_id.as_str())
-                .bind(event.sequence as i64)
-                .bind(event.event_type.as_str())
-                .bind(event.event_version.as_str())
-                .bind(&event.payload)
-                .bind(&event.metadata);
-        }
-        match query.execute(&self.pool).await {
-            Ok(_) => Ok(()),
-            Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("23505") => {
-                Err(PersistenceError::OptimisticLockError)
-            }
-            Err(e @ (sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed)) => {
-                Err(PersistenceError::ConnectionError(Box::new(e)))
-            }
-            Err(e) => Err(PersistenceError::UnknownError(Box::new(e))),
-        }
-    }
-
-    async fn stream_events<A: Aggregate>(
-        &self,
-        id: &str,
-    ) -> Result<ReplayStream, PersistenceError> {
-        self.inner.stream_events::<A>(id).await
-    }
-
-    async fn stream_all_events<A: Aggregate>(&self) -> Result<ReplayStream, PersistenceError> {
-        self.inner.stream_all_events::<A>().await
-    }
-}
-
-/// The cqrs-es event store of either backend.
+/// cqrs-es's event store of either backend, kept for one job: loading a
+/// stream whose snapshot no longer deserializes, event by event through
+/// the upcasters. Appends never go through it (see [`append_all`]).
 pub enum AnyEventStore<A: Aggregate> {
-    Postgres(PersistedEventStore<PgEventRepository, A>),
+    Postgres(PersistedEventStore<PostgresEventRepository, A>),
     Sqlite(PersistedEventStore<SqliteEventRepository, A>),
 }
 
@@ -134,11 +41,8 @@ impl<A: Aggregate> AnyEventStore<A> {
     fn new(db: &Database) -> Self {
         match &db.backend {
             Backend::Postgres(pool) => Self::Postgres(
-                PersistedEventStore::new_event_store(PgEventRepository {
-                    inner: PostgresEventRepository::new(pool.clone()),
-                    pool: pool.clone(),
-                })
-                .with_upcasters(domain::upcast::upcasters()),
+                PersistedEventStore::new_event_store(PostgresEventRepository::new(pool.clone()))
+                    .with_upcasters(domain::upcast::upcasters()),
             ),
             Backend::Sqlite(pool) => Self::Sqlite(
                 PersistedEventStore::new_event_store(SqliteEventRepository::new(pool.clone()))
@@ -146,37 +50,14 @@ impl<A: Aggregate> AnyEventStore<A> {
             ),
         }
     }
-}
 
-impl<A: Aggregate> EventStore<A> for AnyEventStore<A> {
-    type AC = EventStoreAggregateContext<A>;
-
-    async fn load_events(
+    async fn load_aggregate(
         &self,
         id: &str,
-    ) -> Result<Vec<EventEnvelope<A>>, AggregateError<A::Error>> {
-        match self {
-            Self::Postgres(s) => s.load_events(id).await,
-            Self::Sqlite(s) => s.load_events(id).await,
-        }
-    }
-
-    async fn load_aggregate(&self, id: &str) -> Result<Self::AC, AggregateError<A::Error>> {
+    ) -> Result<EventStoreAggregateContext<A>, AggregateError<A::Error>> {
         match self {
             Self::Postgres(s) => s.load_aggregate(id).await,
             Self::Sqlite(s) => s.load_aggregate(id).await,
-        }
-    }
-
-    async fn commit(
-        &self,
-        events: Vec<A::Event>,
-        context: Self::AC,
-        metadata: HashMap<String, String>,
-    ) -> Result<Vec<EventEnvelope<A>>, AggregateError<A::Error>> {
-        match self {
-            Self::Postgres(s) => s.commit(events, context, metadata).await,
-            Self::Sqlite(s) => s.commit(events, context, metadata).await,
         }
     }
 }
@@ -209,6 +90,24 @@ pub struct Committed {
     pub aggregate_id: String,
     /// Sequence of the last appended event; `None` if the command was a no-op.
     pub last_sequence: Option<i64>,
+    /// Where that event sits in the global log, when the append learnt it
+    /// (PostgreSQL returns it; see [`Repository::position`]).
+    pub position: Option<Position>,
+}
+
+impl Committed {
+    /// Where the last event sits in `log` (`None` for a no-op): as the
+    /// append answered (PostgreSQL), else looked up.
+    pub async fn locate(&self, log: &GlobalLog) -> Result<Option<Position>, StoreError> {
+        match (self.position, self.last_sequence) {
+            (Some(position), _) => Ok(Some(position)),
+            (None, Some(sequence)) => {
+                log.position_of(self.aggregate_type, &self.aggregate_id, sequence)
+                    .await
+            }
+            (None, None) => Ok(None),
+        }
+    }
 }
 
 /// Loads and changes aggregates of type `A`.
@@ -217,7 +116,19 @@ pub struct Repository<A: Aggregate> {
     log: GlobalLog,
     db: Database,
     appended: Arc<watch::Sender<u64>>,
+    /// The last state this process read or wrote of recently used
+    /// aggregates, with its sequence: a command on one is decided on it and
+    /// appended in one round trip, without a load. Never trusted blindly
+    /// (another process may have written since): an append that succeeds
+    /// proves the state was current; a conflict, a refusal or a no-op
+    /// decided on it is decided again on a fresh load.
+    recent: moka::future::Cache<String, (A, usize)>,
+    /// Writes the appends of concurrent [`Repository::execute_loaded`] calls.
+    group: GroupCommit,
 }
+
+/// How many aggregates of one type a repository remembers.
+const RECENT_AGGREGATES: u64 = 8_192;
 
 /// A stream gets a snapshot of its state every this many events.
 pub const SNAPSHOT_EVERY: i64 = 100;
@@ -240,7 +151,7 @@ ORDER BY 2";
 
 impl<A> Repository<A>
 where
-    A: Aggregate<Services = ()>,
+    A: Aggregate<Services = ()> + Clone + 'static,
     A::Command: Clone,
 {
     /// A repository over `db`; `appended` is bumped after every commit so
@@ -251,6 +162,8 @@ where
             log: GlobalLog::new(db.clone()),
             db: db.clone(),
             appended,
+            recent: moka::future::Cache::new(RECENT_AGGREGATES),
+            group: GroupCommit::default(),
         }
     }
 
@@ -264,6 +177,13 @@ where
     /// snapshot that no longer deserializes (the state's shape changed) is
     /// ignored and the whole stream is replayed through cqrs-es instead.
     async fn load_context(&self, id: &str) -> Result<EventStoreAggregateContext<A>, StoreError> {
+        let context = self.read_context(id).await?;
+        self.remember(id, &context.aggregate, context.current_sequence)
+            .await;
+        Ok(context)
+    }
+
+    async fn read_context(&self, id: &str) -> Result<EventStoreAggregateContext<A>, StoreError> {
         type Row = (Option<String>, i64, String, String, String);
         let rows: Vec<Row> = sqlx::query_as(LOAD_SQL)
             .bind(A::TYPE)
@@ -313,35 +233,22 @@ where
         Ok(context)
     }
 
-    /// Stores the state after `sequence` when the stream crossed a multiple
-    /// of [`SNAPSHOT_EVERY`]. Best effort: a missing snapshot only costs a
-    /// longer load.
-    async fn snapshot(&self, id: &str, from: i64, to: i64, state: &str) {
-        if from / SNAPSHOT_EVERY == to / SNAPSHOT_EVERY {
-            return;
-        }
-        // PostgreSQL's column is json; SQLite's is text (and there a CAST to
-        // an unknown type name would apply numeric affinity).
-        let payload = if self.db.is_postgres() {
-            "CAST($5 AS json)"
-        } else {
-            "$5"
-        };
-        let sql = format!(
-            "INSERT INTO snapshots (aggregate_type, aggregate_id, last_sequence, current_snapshot, payload)
-             VALUES ($1, $2, $3, $4, {payload}) ON CONFLICT DO NOTHING"
-        );
-        let result = sqlx::query(&sql)
-            .bind(A::TYPE)
-            .bind(id)
-            .bind(to)
-            .bind(to / SNAPSHOT_EVERY)
-            .bind(state)
-            .execute(&self.db.any)
+    /// Keeps `state` at `sequence` in [`Repository::recent`].
+    async fn remember(&self, id: &str, state: &A, sequence: usize) {
+        self.recent
+            .insert(id.to_string(), (state.clone(), sequence))
             .await;
-        if let Err(error) = result {
-            tracing::warn!(aggregate = A::TYPE, %error, "snapshot not stored");
-        }
+    }
+
+    /// The remembered state of `id` as a context to decide on, if any.
+    async fn recall(&self, id: &str) -> Option<EventStoreAggregateContext<A>> {
+        let (aggregate, current_sequence) = self.recent.get(id).await?;
+        Some(EventStoreAggregateContext {
+            aggregate_id: id.to_string(),
+            aggregate,
+            current_sequence,
+            current_snapshot: None,
+        })
     }
 
     /// Handles `command` against aggregate `id` and appends the resulting
@@ -441,78 +348,70 @@ where
         fresh: bool,
         once: bool,
     ) -> Result<Committed, CommandError<A::Error>> {
-        let map = metadata.to_map();
-        for attempt in 0..=MAX_CONFLICT_RETRIES {
-            let mut context = if fresh && attempt == 0 {
-                EventStoreAggregateContext {
+        let metadata_json = metadata_json(metadata);
+        let mut conflicts = 0;
+        // The first decision may start from the remembered state; after a
+        // conflict or a doubt the stream is read.
+        let mut recall = true;
+        loop {
+            let (mut context, recalled) = if fresh && conflicts == 0 {
+                let empty = EventStoreAggregateContext {
                     aggregate_id: id.to_string(),
                     aggregate: A::default(),
                     current_sequence: 0,
                     current_snapshot: None,
-                }
+                };
+                (empty, false)
             } else {
                 if once && let Some(sequence) = self.applied(id, metadata.causation_id).await? {
                     return Ok(Committed {
                         aggregate_type: A::TYPE,
                         aggregate_id: id.to_string(),
                         last_sequence: Some(sequence),
+                        position: None,
                     });
                 }
-                self.load_context(id).await?
+                let recalled = if recall { self.recall(id).await } else { None };
+                match recalled {
+                    Some(context) => (context, true),
+                    None => (self.load_context(id).await?, false),
+                }
             };
             let sink = EventSink::default();
-            context
+            let decided = context
                 .aggregate()
                 .handle(command.clone(), &(), &sink)
-                .await
-                .map_err(CommandError::Rejected)?;
+                .await;
             let events = sink.collect().await;
-            if let Some(committed) = self.append(id, events, context, &map).await? {
-                return Ok(committed);
+            if recalled && (decided.is_err() || events.is_empty()) {
+                // Only an append proves a remembered state current: a
+                // refusal or a no-op is decided again on the stored stream.
+                recall = false;
+                continue;
             }
-        }
-        Err(CommandError::Conflict(A::TYPE))
-    }
-
-    /// Appends the events a command produced against `context`; `None` when
-    /// another writer got there first (the caller reloads and retries).
-    async fn append(
-        &self,
-        id: &str,
-        events: Vec<A::Event>,
-        context: EventStoreAggregateContext<A>,
-        map: &HashMap<String, String>,
-    ) -> Result<Option<Committed>, CommandError<A::Error>> {
-        if events.is_empty() {
-            return Ok(Some(Committed {
-                aggregate_type: A::TYPE,
-                aggregate_id: id.to_string(),
-                last_sequence: None,
-            }));
-        }
-        let count = events.len() as u64;
-        let from = context.current_sequence as i64;
-        let to = from + count as i64;
-        let state = (from / SNAPSHOT_EVERY != to / SNAPSHOT_EVERY)
-            .then(|| serde_json::to_string(&context.aggregate).expect("state serializes"));
-        let turn = self.db.write_turn().await;
-        let appended = self.store.commit(events, context, map.clone()).await;
-        drop(turn);
-        match appended {
-            Ok(envelopes) => {
-                metrics::counter!("herald_events_appended_total").increment(count);
-                self.appended.send_modify(|n| *n = n.wrapping_add(1));
-                if let Some(state) = state {
-                    self.snapshot(id, from, to, &state).await;
-                }
-                Ok(Some(Committed {
-                    aggregate_type: A::TYPE,
-                    aggregate_id: id.to_string(),
-                    last_sequence: envelopes.last().map(|e| e.sequence as i64),
-                }))
+            decided.map_err(CommandError::Rejected)?;
+            let staged = self.staged(
+                id,
+                context.current_sequence,
+                events,
+                &context.aggregate,
+                &metadata_json,
+            );
+            if let Some(mut committed) = insert(&self.db, std::slice::from_ref(&staged)).await? {
+                self.remember(
+                    id,
+                    &context.aggregate,
+                    context.current_sequence + staged.rows.len(),
+                )
+                .await;
+                return Ok(committed.pop().expect("one per staged"));
             }
-            Err(AggregateError::AggregateConflict) => Ok(None),
-            Err(other) => Err(store_error(other).into()),
+            self.recent.invalidate(id).await;
+            conflicts += 1;
+            recall = false;
+            if conflicts > MAX_CONFLICT_RETRIES {
+                return Err(CommandError::Conflict(A::TYPE));
+            }
         }
     }
 
@@ -531,42 +430,27 @@ where
     /// holds: no load round trip while nobody else writes the stream, and
     /// `loaded` is the new state afterwards. A concurrent writer makes the
     /// append conflict; then the stream is reloaded and the command decided
-    /// again on the fresh state, as `execute` does.
+    /// again on the fresh state, as `execute` does. Concurrent calls are
+    /// appended together (see [`crate::infra::group`]): for the many small
+    /// steps of a process manager such as the publisher.
     pub async fn execute_loaded(
         &self,
         loaded: &mut Loaded<A>,
         command: A::Command,
         metadata: &EventMetadata,
-    ) -> Result<Committed, CommandError<A::Error>>
-    where
-        A: Clone,
-    {
-        let map = metadata.to_map();
+    ) -> Result<Committed, CommandError<A::Error>> {
         for attempt in 0..=MAX_CONFLICT_RETRIES {
             if attempt > 0 {
                 *loaded = self.load_versioned(&loaded.id).await?;
             }
-            let mut next = loaded.state.clone();
-            let sink = EventSink::default();
-            next.handle(command.clone(), &(), &sink)
-                .await
-                .map_err(CommandError::Rejected)?;
-            let events = sink.collect().await;
-            let count = events.len();
-            // As in `execute_inner`, the context holds the state after the
-            // events (a snapshot taken on this append must include them).
-            let context = EventStoreAggregateContext {
-                aggregate_id: loaded.id.clone(),
-                aggregate: next.clone(),
-                current_sequence: loaded.sequence,
-                current_snapshot: None,
-            };
-            if let Some(committed) = self.append(&loaded.id, events, context, &map).await? {
-                // The sink applied the events to `next` as they were written.
-                loaded.state = next;
-                loaded.sequence += count;
+            let mut next = loaded.clone();
+            let staged = self.stage(&mut next, command.clone(), metadata).await?;
+            if let Some(committed) = self.group.append(&self.db, staged).await? {
+                self.remember(&next.id, &next.state, next.sequence).await;
+                *loaded = next;
                 return Ok(committed);
             }
+            self.recent.invalidate(&loaded.id).await;
         }
         Err(CommandError::Conflict(A::TYPE))
     }
@@ -580,46 +464,60 @@ where
         loaded: &mut Loaded<A>,
         command: A::Command,
         metadata: &EventMetadata,
-    ) -> Result<Staged, CommandError<A::Error>>
-    where
-        A: Clone,
-    {
+    ) -> Result<Staged, CommandError<A::Error>> {
         let mut next = loaded.state.clone();
         let sink = EventSink::default();
         next.handle(command, &(), &sink)
             .await
             .map_err(CommandError::Rejected)?;
-        let metadata = serde_json::to_string(&metadata.to_map()).expect("metadata serializes");
-        let mut rows = Vec::new();
-        for event in sink.collect().await {
-            loaded.sequence += 1;
-            rows.push(StagedEvent {
-                sequence: loaded.sequence as i64,
+        let events = sink.collect().await;
+        let staged = self.staged(
+            &loaded.id,
+            loaded.sequence,
+            events,
+            &next,
+            &metadata_json(metadata),
+        );
+        loaded.sequence += staged.rows.len();
+        loaded.state = next;
+        Ok(staged)
+    }
+
+    /// `events` decided on the stream `id` at sequence `from`, leading to
+    /// `after`, as rows to insert.
+    fn staged(
+        &self,
+        id: &str,
+        from: usize,
+        events: Vec<A::Event>,
+        after: &A,
+        metadata: &str,
+    ) -> Staged {
+        let rows: Vec<StagedEvent> = events
+            .into_iter()
+            .zip(from as i64 + 1..)
+            .map(|(event, sequence)| StagedEvent {
+                sequence,
                 event_type: event.event_type(),
                 event_version: event.event_version(),
                 payload: serde_json::to_string(&event).expect("events serialize"),
-                metadata: metadata.clone(),
-            });
-        }
-        loaded.state = next;
-        Ok(Staged {
+                metadata: metadata.to_string(),
+            })
+            .collect();
+        let to = from as i64 + rows.len() as i64;
+        Staged {
             aggregate_type: A::TYPE,
-            aggregate_id: loaded.id.clone(),
+            aggregate_id: id.to_string(),
+            snapshot: crosses(from as i64, to)
+                .then(|| serde_json::to_string(after).expect("state serializes")),
             rows,
             appended: self.appended.clone(),
-        })
+        }
     }
 
     /// Where the committed events sit in the global log.
     pub async fn position(&self, committed: &Committed) -> Result<Option<Position>, StoreError> {
-        match committed.last_sequence {
-            Some(seq) => {
-                self.log
-                    .position_of(committed.aggregate_type, &committed.aggregate_id, seq)
-                    .await
-            }
-            None => Ok(None),
-        }
+        committed.locate(&self.log).await
     }
 }
 
@@ -630,6 +528,41 @@ pub struct Staged {
     aggregate_id: String,
     rows: Vec<StagedEvent>,
     appended: Arc<watch::Sender<u64>>,
+    /// The state after the rows, when they cross a snapshot boundary.
+    snapshot: Option<String>,
+}
+
+/// Whether a stream going from sequence `from` to `to` crosses a multiple
+/// of [`SNAPSHOT_EVERY`].
+fn crosses(from: i64, to: i64) -> bool {
+    from / SNAPSHOT_EVERY != to / SNAPSHOT_EVERY
+}
+
+/// Stores `state` as the snapshot of a stream at sequence `to`. Best
+/// effort: a missing snapshot only costs a longer load.
+async fn store_snapshot(db: &Database, aggregate_type: &str, id: &str, to: i64, state: &str) {
+    // PostgreSQL's column is json; SQLite's is text (and there a CAST to
+    // an unknown type name would apply numeric affinity).
+    let payload = if db.is_postgres() {
+        "CAST($5 AS json)"
+    } else {
+        "$5"
+    };
+    let sql = format!(
+        "INSERT INTO snapshots (aggregate_type, aggregate_id, last_sequence, current_snapshot, payload)
+         VALUES ($1, $2, $3, $4, {payload}) ON CONFLICT DO NOTHING"
+    );
+    let result = sqlx::query(&sql)
+        .bind(aggregate_type)
+        .bind(id)
+        .bind(to)
+        .bind(to / SNAPSHOT_EVERY)
+        .bind(state)
+        .execute(&db.any)
+        .await;
+    if let Err(error) = result {
+        tracing::warn!(aggregate = aggregate_type, %error, "snapshot not stored");
+    }
 }
 
 struct StagedEvent {
@@ -640,36 +573,47 @@ struct StagedEvent {
     metadata: String,
 }
 
+/// The command's metadata as stored with each of its events.
+fn metadata_json(metadata: &EventMetadata) -> String {
+    serde_json::to_string(&metadata.to_map()).expect("metadata serializes")
+}
+
 /// Appends the staged changes of several aggregates all or nothing: one
 /// multi-row INSERT, which is atomic on both backends. `Ok(None)` when a
 /// stream moved on since it was loaded (the primary key refuses the
 /// sequence): nothing was written and the caller decides again on fresh
-/// state. What was written is returned per aggregate, in order.
+/// state. What was written is returned per aggregate, in order. Counted as
+/// one command per aggregate.
 pub async fn append_all(
     db: &Database,
     staged: &[Staged],
 ) -> Result<Option<Vec<Committed>>, StoreError> {
-    let committed = || {
-        staged
-            .iter()
-            .map(|s| Committed {
-                aggregate_type: s.aggregate_type,
-                aggregate_id: s.aggregate_id.clone(),
-                last_sequence: s.rows.last().map(|r| r.sequence),
-            })
-            .collect()
+    let result = insert(db, staged).await;
+    let outcome = match &result {
+        Ok(Some(_)) => "ok",
+        Ok(None) => "conflict",
+        Err(_) => "error",
     };
-    let count: usize = staged.iter().map(|s| s.rows.len()).sum();
-    if count == 0 {
-        return Ok(Some(committed()));
+    for aggregate in staged {
+        metrics::counter!("herald_commands_total", "aggregate" => aggregate.aggregate_type, "outcome" => outcome)
+            .increment(1);
     }
-    // PostgreSQL's payload columns are json; SQLite's are text.
-    let json = |n: usize| {
-        if db.is_postgres() {
-            format!("CAST(${n} AS json)")
-        } else {
-            format!("${n}")
-        }
+    result
+}
+
+/// [`append_all`] without counting commands: every append goes through here.
+async fn insert(db: &Database, staged: &[Staged]) -> Result<Option<Vec<Committed>>, StoreError> {
+    let count: usize = staged.iter().map(|s| s.rows.len()).sum();
+    // PostgreSQL's payload columns are json; SQLite's are text. PostgreSQL
+    // answers where each event landed in the log; SQLite assigns the
+    // position in a trigger after the row, too late for RETURNING.
+    let (json, returning): (fn(usize) -> String, _) = if db.is_postgres() {
+        (
+            |n| format!("CAST(${n} AS json)"),
+            " RETURNING aggregate_type, aggregate_id, sequence, transaction_id::text::bigint, global_position",
+        )
+    } else {
+        (|n| format!("${n}"), "")
     };
     let values: Vec<String> = (0..count)
         .map(|r| {
@@ -686,47 +630,61 @@ pub async fn append_all(
             )
         })
         .collect();
-    let sql = format!(
-        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata) VALUES {}",
-        values.join(", ")
-    );
-    let mut query = sqlx::query(&sql);
-    for aggregate in staged {
-        for row in &aggregate.rows {
-            query = query
-                .bind(aggregate.aggregate_type)
-                .bind(aggregate.aggregate_id.as_str())
-                .bind(row.sequence)
-                .bind(row.event_type.as_str())
-                .bind(row.event_version.as_str())
-                .bind(row.payload.as_str())
-                .bind(row.metadata.as_str());
-        }
-    }
-    let turn = db.write_turn().await;
-    let executed = query.execute(&db.any).await;
-    drop(turn);
-    let result = match executed {
-        Ok(_) => {
-            metrics::counter!("herald_events_appended_total").increment(count as u64);
-            if let Some(first) = staged.first() {
-                first.appended.send_modify(|n| *n = n.wrapping_add(1));
+    let positions: HashMap<(String, String, i64), Position> = if count == 0 {
+        HashMap::new()
+    } else {
+        let sql = format!(
+            "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata) VALUES {}{returning}",
+            values.join(", ")
+        );
+        let mut query = sqlx::query_as::<_, (String, String, i64, i64, i64)>(&sql);
+        for aggregate in staged {
+            for row in &aggregate.rows {
+                query = query
+                    .bind(aggregate.aggregate_type)
+                    .bind(aggregate.aggregate_id.as_str())
+                    .bind(row.sequence)
+                    .bind(row.event_type.as_str())
+                    .bind(row.event_version.as_str())
+                    .bind(row.payload.as_str())
+                    .bind(row.metadata.as_str());
             }
-            Ok(Some(committed()))
         }
-        Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Ok(None),
-        Err(e) => Err(StoreError::from(e)),
+        let turn = db.write_turn().await;
+        let executed = query.fetch_all(&db.any).await;
+        drop(turn);
+        match executed {
+            Ok(rows) => rows
+                .into_iter()
+                .map(|(kind, id, sequence, tx, seq)| ((kind, id, sequence), Position { tx, seq }))
+                .collect(),
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => return Ok(None),
+            Err(e) => return Err(StoreError::from(e)),
+        }
     };
-    let outcome = match &result {
-        Ok(Some(_)) => "ok",
-        Ok(None) => "conflict",
-        Err(_) => "error",
-    };
-    for aggregate in staged {
-        metrics::counter!("herald_commands_total", "aggregate" => aggregate.aggregate_type, "outcome" => outcome)
-            .increment(1);
+    if count > 0 {
+        metrics::counter!("herald_events_appended_total").increment(count as u64);
+        if let Some(first) = staged.first() {
+            first.appended.send_modify(|n| *n = n.wrapping_add(1));
+        }
     }
-    result
+    let mut committed = Vec::with_capacity(staged.len());
+    for s in staged {
+        let last_sequence = s.rows.last().map(|r| r.sequence);
+        if let (Some(state), Some(to)) = (&s.snapshot, last_sequence) {
+            store_snapshot(db, s.aggregate_type, &s.aggregate_id, to, state).await;
+        }
+        committed.push(Committed {
+            aggregate_type: s.aggregate_type,
+            aggregate_id: s.aggregate_id.clone(),
+            last_sequence,
+            position: last_sequence.and_then(|to| {
+                let key = (s.aggregate_type.to_string(), s.aggregate_id.clone(), to);
+                positions.get(&key).copied()
+            }),
+        });
+    }
+    Ok(Some(committed))
 }
 
 /// Keeps the database or decoding error cqrs-es wraps as the source.
