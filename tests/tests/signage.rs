@@ -802,3 +802,42 @@ async fn a_change_is_pushed_to_exactly_the_displays_whose_manifest_it_changes() 
             .is_none()
     );
 }
+
+/// A rebuild of the read models replays every signage event, but pushes
+/// nothing: a display hears only of changes made now, not of old ones
+/// rebuilt.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rebuild_pushes_nothing_to_connected_displays() {
+    for backend in [Backend::Sqlite, Backend::Postgres] {
+        let app = spawn_app(&backend.fresh().await).await;
+        let (token, _) = app.sign_up("Signs", "owner@signs.example.org").await;
+        let device = register(&app).await;
+        pair(&app, &token, &device.code, "Lobby").await;
+        let mut events = Events::open(&app, &device).await;
+        lobby_content(&app, &token, &device.id).await;
+        let (name, _) = events.next(Duration::from_secs(5)).await.expect("push");
+        assert_eq!(name, "manifest-changed");
+
+        let replayed = app
+            .state
+            .projectors
+            .replay(None, Duration::from_secs(5), |_, _, _| {})
+            .await
+            .unwrap();
+        assert!(replayed.events > 0, "the rebuild applied the log");
+        let heard = events.next(Duration::from_secs(1)).await;
+        assert!(heard.is_none(), "the rebuild pushed {heard:?}");
+
+        // The stream is alive: a change made now is pushed.
+        ok(
+            &app,
+            &token,
+            "mutation { startEmergency(input: {message: \"Drill\", severity: HIGH}) { id } }",
+            json!({}),
+        )
+        .await;
+        let (name, data) = events.next(Duration::from_secs(5)).await.expect("push");
+        assert_eq!(name, "manifest-changed");
+        assert_eq!(data["emergency"]["message"], "Drill");
+    }
+}
