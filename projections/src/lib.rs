@@ -1,15 +1,16 @@
 //! Persistence and the read side of Herald, in two module trees.
 //!
 //! - [`infra`]: the write side and what the read side runs on: the database
-//!   handle (`db`), the cqrs-es event store on PostgreSQL or SQLite with
-//!   bounded conflict retries (`store`), the global commit-ordered event log
-//!   (`log`), envelope encryption (`crypto`), the projector runner with
-//!   durable checkpoints and leases (`runner`) and the live `push` hub that
-//!   signals connected displays. It never imports a read model.
+//!   handle (`db`), commands on aggregates with bounded conflict retries
+//!   (`store`) and the one-statement appends under them, the global
+//!   commit-ordered event log (`log`), the SQL placeholder helpers both
+//!   sides share (`sql`), envelope encryption (`crypto`), the projector
+//!   runner with durable checkpoints and leases (`runner`) and the live
+//!   `push` hub that signals connected displays. It never imports a read
+//!   model.
 //! - [`read`]: the read models fed by the runner (`dashboard`, the
 //!   hash-chained `audit` trail, `identity`, `publishing`, `media`,
-//!   `analytics`, `signage`) and the SQL helpers they share (`read::sql`).
-//!   Read models never load aggregates: they are plain tables that `herald
+//!   `analytics`, `signage`). Read models never load aggregates: they are plain tables that `herald
 //!   replay` can rebuild from the log.
 //!
 //! Every module is also re-exported at the crate root (`projections::store`,

@@ -18,7 +18,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::StoreError;
 use crate::db::Database;
-use crate::store::{Committed, Staged, append_all};
+use crate::infra::append::{Committed, Staged, append_all};
 
 /// Most requests written in one statement (each is one or a few rows; the
 /// statement stays well inside both backends' parameter limits).

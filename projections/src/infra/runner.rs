@@ -16,6 +16,7 @@ use tokio::sync::watch;
 use crate::db::Backend;
 use crate::infra::lease::Lease;
 use crate::infra::process::ProcessIdentity;
+use crate::infra::sql::placeholders;
 use crate::{Database, GlobalLog, Position, StoreError, StoredEvent};
 
 /// How long a lease lasts without renewal.
@@ -585,24 +586,10 @@ async fn fence(
     if moves.is_empty() {
         return Ok(Vec::new());
     }
-    let rows: Vec<String> = (0..moves.len())
-        .map(|m| {
-            let n = m * 7;
-            format!(
-                "(${}, ${}, ${}, ${}, ${}, ${}, ${})",
-                n + 1,
-                n + 2,
-                n + 3,
-                n + 4,
-                n + 5,
-                n + 6,
-                n + 7
-            )
-        })
-        .collect();
+    let rows = placeholders(conn, moves.len(), 7);
     // A CTE with named columns reads the same on PostgreSQL and SQLite.
     let sql = format!(
-        "WITH m (name, owner, until, from_tx, from_seq, to_tx, to_seq) AS (VALUES {})
+        "WITH m (name, owner, until, from_tx, from_seq, to_tx, to_seq) AS (VALUES {rows})
          UPDATE projection_checkpoints
             SET tx = m.to_tx, position = m.to_seq, lease_until = m.until
            FROM m
@@ -610,8 +597,7 @@ async fn fence(
             AND projection_checkpoints.lease_owner = m.owner
             AND projection_checkpoints.tx = m.from_tx
             AND projection_checkpoints.position = m.from_seq
-         RETURNING projection_checkpoints.name",
-        rows.join(", ")
+         RETURNING projection_checkpoints.name"
     );
     let mut query = sqlx::query_as::<_, (String,)>(&sql);
     for m in moves {

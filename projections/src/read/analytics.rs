@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 /// The collector's view of `rm_posts`, kept at this path for its callers.
 pub use super::dashboard::{PublishedPost, published_posts};
-use super::sql::{CHUNK, in_list, placeholders};
+use crate::infra::sql::{CHUNK, in_list, placeholders};
 use crate::{Projection, StoreError, StoredEvent, micros};
 
 /// The `analytics` projection.

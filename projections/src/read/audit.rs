@@ -15,7 +15,7 @@ use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, AnyPool, FromRow, Row as _};
 use uuid::Uuid;
 
-use super::sql::{CHUNK, in_list, placeholders};
+use crate::infra::sql::{CHUNK, in_list, placeholders};
 use crate::{Projection, StoreError, StoredEvent, micros};
 
 /// The audit projection.

@@ -10,7 +10,7 @@ use domain::publish::FailureKind;
 use sqlx::{AnyConnection, AnyPool, FromRow};
 use uuid::Uuid;
 
-use super::sql::{CHUNK, in_list, placeholders};
+use crate::infra::sql::{CHUNK, in_list, placeholders};
 use crate::{Projection, StoreError, StoredEvent, micros};
 
 /// `sort_key` of posts without a next run: after every real instant.

@@ -9,7 +9,7 @@ use domain::post::{Post, PostEntry, PostEvent};
 use sqlx::{AnyConnection, AnyPool, FromRow};
 use uuid::Uuid;
 
-use super::sql::{CHUNK, in_list, placeholders};
+use crate::infra::sql::{CHUNK, in_list, placeholders};
 use crate::{Projection, StoreError, StoredEvent, micros};
 
 /// The `media` projection.

@@ -1,7 +1,7 @@
 //! The read side: read models built by projections from the global log, each
 //! owning its tables, and the queries over them. A read model imports the
-//! infrastructure (`crate::infra`) and the shared [`sql`] helpers, never
-//! another read model's internals.
+//! infrastructure (`crate::infra`, with the shared SQL helpers in
+//! `infra::sql`), never another read model's internals.
 
 use std::sync::Arc;
 
@@ -15,7 +15,6 @@ pub mod identity;
 pub mod media;
 pub mod publishing;
 pub mod signage;
-pub mod sql;
 
 impl Projectors {
     /// Herald's projections over `db`, pushing to no local display.

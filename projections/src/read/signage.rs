@@ -735,11 +735,11 @@ impl SignageQueries {
     pub async fn heartbeat(&self, displays: &[(Uuid, Uuid)]) -> Result<(), StoreError> {
         let now = micros(Utc::now());
         let mut conn = self.pool.acquire().await?;
-        for chunk in displays.chunks(super::sql::CHUNK) {
+        for chunk in displays.chunks(crate::infra::sql::CHUNK) {
             let sql = format!(
                 "INSERT INTO display_presence (tenant_id, display_id, last_seen) VALUES {}
                  ON CONFLICT (display_id) DO UPDATE SET last_seen = excluded.last_seen",
-                super::sql::placeholders(&conn, chunk.len(), 3)
+                crate::infra::sql::placeholders(&conn, chunk.len(), 3)
             );
             let mut query = sqlx::query(&sql);
             for (tenant, display) in chunk {

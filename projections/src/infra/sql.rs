@@ -1,5 +1,6 @@
-//! SQL helpers the read models share: placeholder lists written once for
-//! both backends, and how many rows go into one multi-row statement.
+//! SQL helpers the runner and the read models share: placeholder lists
+//! written once for both backends, and how many rows go into one multi-row
+//! statement.
 
 use sqlx::AnyConnection;
 
