@@ -10,8 +10,8 @@
 //!   model.
 //! - [`read`]: the read models fed by the runner (`dashboard`, the
 //!   hash-chained `audit` trail, `identity`, `publishing`, `media`,
-//!   `analytics`, `signage`). Read models never load aggregates: they are plain tables that `herald
-//!   replay` can rebuild from the log.
+//!   `analytics`, `signage`). Read models never load aggregates: they are
+//!   plain tables that `herald replay` can rebuild from the log.
 //!
 //! Every module is also re-exported at the crate root (`projections::store`,
 //! `projections::dashboard`, …), the paths the other crates use.
