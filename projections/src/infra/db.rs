@@ -264,14 +264,20 @@ pub async fn scoped(
     pool: &AnyPool,
     tenant: uuid::Uuid,
 ) -> Result<sqlx::Transaction<'static, sqlx::Any>, StoreError> {
-    let mut tx = pool.begin().await?;
-    if tx.backend_name() == "PostgreSQL" {
-        sqlx::query(
-            "SELECT set_config('herald.tenant', $1, true), set_config('role', 'herald_reader', true)",
-        )
-        .bind(tenant.to_string())
-        .execute(&mut *tx)
-        .await?;
+    if !pool
+        .connect_options()
+        .database_url
+        .scheme()
+        .starts_with("postgres")
+    {
+        return Ok(pool.begin().await?);
     }
-    Ok(tx)
+    // The transaction and its confinement in one round trip: a simple query
+    // may hold several statements, but takes no parameters. The tenant is
+    // a `Uuid`, whose text is hex digits and dashes only.
+    Ok(pool
+        .begin_with(format!(
+            "BEGIN; SELECT set_config('herald.tenant', '{tenant}', true), set_config('role', 'herald_reader', true)"
+        ))
+        .await?)
 }
