@@ -15,7 +15,8 @@ use crate::{GlobalLog, Position, Projectors, StoreError, StoredEvent};
 
 /// Events per batch during a replay.
 const REPLAY_BATCH: i64 = 5000;
-/// How long the rebuild lease lasts without renewal (renewed every batch).
+/// How long the rebuild lease lasts without renewal (renewed every third
+/// of it while the rebuild runs, see [`holding`]).
 const REBUILD_LEASE: Duration = Duration::from_secs(60);
 
 /// What a replay did.
@@ -101,7 +102,8 @@ impl Projectors {
             .collect();
         let rebuilt = match Shadow::create(&self.db, tables, live.len() as u32 + 2).await {
             Ok(shadow) => {
-                let rebuilt = self.rebuild(&shadow, &live, &lock, progress).await;
+                let rebuild = self.rebuild(&shadow, &live, &lock, progress);
+                let rebuilt = holding(&lock, &self.db.any, rebuild).await;
                 // The live leases go back whatever happened (a lease not
                 // held is left alone), and the shadow's remains are dropped.
                 for runner in &live {
@@ -177,9 +179,6 @@ impl Projectors {
             let mut from = Position::default();
             let mut seen = 0u64;
             loop {
-                if !lock.acquire(&self.db.any).await? {
-                    return Err(StoreError::RebuildBusy);
-                }
                 let events = log.read_after(from, REPLAY_BATCH).await?;
                 let Some(last) = events.last().map(|e| e.position) else {
                     // Every counted event was committed before replay began,
@@ -240,6 +239,33 @@ impl Projectors {
     }
 }
 
+/// Runs `work` while renewing `lock` every third of its term, however long
+/// a single step of it takes (an index build, SQLite's copy): a lease that
+/// expired mid-rebuild would let a second rebuild start and drop this one's
+/// shadow. If the lease is lost all the same, `work` is abandoned (its open
+/// transaction rolls back) with [`StoreError::RebuildBusy`].
+async fn holding<T>(
+    lock: &Lease,
+    pool: &sqlx::AnyPool,
+    work: impl std::future::Future<Output = Result<T, StoreError>>,
+) -> Result<T, StoreError> {
+    let mut work = std::pin::pin!(work);
+    let mut renew = tokio::time::interval(lock.term / 3);
+    renew.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // The first tick is immediate; the lease was just taken.
+    renew.tick().await;
+    loop {
+        tokio::select! {
+            done = &mut work => return done,
+            _ = renew.tick() => {
+                if !lock.acquire(pool).await? {
+                    return Err(StoreError::RebuildBusy);
+                }
+            }
+        }
+    }
+}
+
 /// Applies to each of `runners` what the log holds past its checkpoint;
 /// answers how many log events that was (the most any runner applied).
 async fn catch_up(runners: &[Projector]) -> Result<u64, StoreError> {
@@ -280,4 +306,56 @@ async fn apply_all(
         tokio::task::spawn_blocking(move || drop(batch));
     }
     Ok(group.iter().map(|r| r.name()).zip(took).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Database;
+
+    async fn database() -> Database {
+        let db = Database::connect(&test_support::db::fresh_sqlite(), 4)
+            .await
+            .unwrap();
+        db.migrate().await.unwrap();
+        db
+    }
+
+    fn lease(owner: &str) -> Lease {
+        Lease {
+            name: REBUILD,
+            owner: owner.into(),
+            identity: None,
+            term: Duration::from_millis(300),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_rebuild_keeps_its_lease_through_a_step_longer_than_the_term() {
+        let db = database().await;
+        let (mine, other) = (lease("mine"), lease("other"));
+        assert!(mine.acquire(&db.any).await.unwrap());
+        let taken_meanwhile = holding(&mine, &db.any, async {
+            // One step of three terms.
+            tokio::time::sleep(Duration::from_millis(900)).await;
+            other.acquire(&db.any).await
+        })
+        .await
+        .unwrap();
+        assert!(!taken_meanwhile, "a second rebuild got the lease");
+    }
+
+    #[tokio::test]
+    async fn a_rebuild_whose_lease_was_taken_stops() {
+        let db = database().await;
+        let (mine, other) = (lease("mine"), lease("other"));
+        assert!(mine.acquire(&db.any).await.unwrap());
+        let result = holding(&mine, &db.any, async {
+            other.take(&db.any).await?;
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            Ok(())
+        })
+        .await;
+        assert!(matches!(result, Err(StoreError::RebuildBusy)), "{result:?}");
+    }
 }
