@@ -3,11 +3,11 @@
 //! Each caller hands its [`Staged`] events to one writer task per
 //! repository and waits for its own answer. While the writer's statement is
 //! in flight the next requests queue; the writer takes all of them (up to
-//! [`GROUP_MAX`]) in one [`append_all`]: one statement and one commit where
+//! [`GROUP_MAX`]) in one insert: one statement and one commit where
 //! each command would have cost its own. An idle writer writes a lone
 //! request at once, so nobody waits for company.
 //!
-//! `append_all` is all or nothing: when one stream of a group moved on
+//! The insert is all or nothing: when one stream of a group moved on
 //! (another writer got there first) or the statement failed, the group is
 //! written again one request at a time, so every caller learns its own
 //! outcome and a conflict costs only the command that caused it.
@@ -18,7 +18,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::StoreError;
 use crate::db::Database;
-use crate::infra::append::{Committed, Staged, append_all};
+use crate::infra::append::{Committed, Staged, insert};
 
 /// Most requests written in one statement (each is one or a few rows; the
 /// statement stays well inside both backends' parameter limits).
@@ -39,8 +39,9 @@ pub(crate) struct GroupCommit {
 }
 
 impl GroupCommit {
-    /// Appends `staged` (see [`append_all`]): `Ok(None)` when its stream
-    /// moved on and nothing of it was written.
+    /// Appends `staged` (as [`crate::store::append_all`] does, without
+    /// counting a command: the caller's retries are one command):
+    /// `Ok(None)` when its stream moved on and nothing of it was written.
     pub(crate) async fn append(&self, db: &Database, staged: Staged) -> Answer {
         let queue = self.queue.get_or_init(|| {
             let (queue, requests) = mpsc::unbounded_channel();
@@ -65,7 +66,7 @@ async fn write(db: Database, mut requests: mpsc::UnboundedReceiver<Request>) {
     while requests.recv_many(&mut group, GROUP_MAX).await > 0 {
         let (staged, replies): (Vec<Staged>, Vec<_>) =
             group.drain(..).map(|r| (r.staged, r.reply)).unzip();
-        match append_all(&db, &staged).await {
+        match insert(&db, &staged).await {
             Ok(Some(committed)) => {
                 for (reply, committed) in replies.into_iter().zip(committed) {
                     let _ = reply.send(Ok(Some(committed)));
@@ -87,7 +88,7 @@ async fn write(db: Database, mut requests: mpsc::UnboundedReceiver<Request>) {
 }
 
 async fn single(db: &Database, staged: Staged) -> Answer {
-    Ok(append_all(db, std::slice::from_ref(&staged))
+    Ok(insert(db, std::slice::from_ref(&staged))
         .await?
         .and_then(|mut committed| committed.pop()))
 }
