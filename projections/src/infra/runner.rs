@@ -293,20 +293,16 @@ impl Projector {
             return Ok(true);
         };
         // Fence first: if the lease moved to another process, nothing is written.
-        let fenced = sqlx::query(
-            "UPDATE projection_checkpoints SET tx = $1, position = $2, lease_until = $3
-              WHERE name = $4 AND lease_owner = $5 AND tx = $6 AND position = $7",
+        let moved = fence(
+            conn,
+            &[Move {
+                lease: &self.lease,
+                from,
+                to: last.position,
+            }],
         )
-        .bind(last.position.tx)
-        .bind(last.position.seq)
-        .bind(self.lease.until())
-        .bind(self.name())
-        .bind(&self.lease.owner)
-        .bind(from.tx)
-        .bind(from.seq)
-        .execute(&mut *conn)
         .await?;
-        if fenced.rows_affected() != 1 {
+        if moved.is_empty() {
             return Ok(false);
         }
         self.projection.apply(conn, events).await?;
