@@ -41,6 +41,24 @@ pub use fixtures::{gif, jpeg, png, png_claiming};
 
 /// A port nothing listens on right now (the OS's pick for port 0), for
 /// processes that must be told their port before they start.
+/// Polls `check` until it answers something, for at most ten seconds
+/// (read models settle asynchronously for changes not made through a
+/// mutation).
+pub async fn eventually<T, F, Fut>(check: F) -> T
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        if let Some(found) = check().await {
+            return found;
+        }
+        assert!(std::time::Instant::now() < deadline, "timed out");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())

@@ -12,7 +12,9 @@ use domain::post::{CampaignFacts, EntryInput, PostCommand, parse_entries};
 use projections::db::Backend as Db;
 use projections::{Database, GlobalLog, Projector, Repository};
 use serde_json::json;
-use test_support::{Backend, Recorder, database, fresh_postgres, on_both_databases, spawn_app};
+use test_support::{
+    Backend, Recorder, database, eventually, fresh_postgres, on_both_databases, spawn_app,
+};
 use tokio::sync::watch;
 use uuid::Uuid;
 
@@ -1246,22 +1248,6 @@ async fn checkpoint_row(db: &Database, name: &str) -> (i64, i64, Option<String>)
         .unwrap_or((0, 0, None))
 }
 
-/// Polls `done` until it holds, for at most ten seconds.
-async fn eventually<F, Fut>(what: &str, done: F)
-where
-    F: Fn() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while !done().await {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "timed out waiting: {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 /// The live runner moves every projection's checkpoint in one statement per
 /// batch, each fenced on its own lease: a projection whose lease another
 /// process took meanwhile writes nothing, and the others go on.
@@ -1279,12 +1265,13 @@ async fn a_projection_whose_lease_was_taken_writes_nothing_while_the_others_go_o
     seed(&db, 5).await;
     projectors.appended.send_modify(|n| *n += 1);
     let first = at(log.last().await.unwrap().unwrap());
-    eventually("every projection applied the first events", || async {
+    // Every projection applied the first events.
+    eventually(|| async {
         let (r, d) = (
             checkpoint_row(&db, "recorder").await,
             checkpoint_row(&db, "dashboard").await,
         );
-        (r.0, r.1) == first && (d.0, d.1) == first
+        ((r.0, r.1) == first && (d.0, d.1) == first).then_some(())
     })
     .await;
     assert_eq!(Recorder::seen(&db).await.len(), 5);
@@ -1301,9 +1288,10 @@ async fn a_projection_whose_lease_was_taken_writes_nothing_while_the_others_go_o
     seed(&db, 5).await;
     projectors.appended.send_modify(|n| *n += 1);
     let second = at(log.last().await.unwrap().unwrap());
-    eventually("the other projections went on", || async {
+    // The other projections went on.
+    eventually(|| async {
         let d = checkpoint_row(&db, "dashboard").await;
-        (d.0, d.1) == second
+        ((d.0, d.1) == second).then_some(())
     })
     .await;
     // A few more rounds, for a fence that failed to have written anyway.

@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use test_support::{Backend, TestApp, error_code, spawn_app};
+use test_support::{Backend, TestApp, error_code, eventually, spawn_app};
 
 /// A registered display: its secret and pairing code.
 struct Device {
@@ -108,23 +108,6 @@ async fn lobby_content(app: &TestApp, token: &str, display: &str) -> (String, St
     )
     .await;
     (notice, playlist, group)
-}
-
-/// Polls `check` until it answers something (read models settle
-/// asynchronously for changes not made through a mutation).
-async fn eventually<T, F, Fut>(check: F) -> T
-where
-    F: Fn() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Some(found) = check().await {
-            return found;
-        }
-        assert!(Instant::now() < deadline, "timed out");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 /// An open event stream.
